@@ -1,0 +1,32 @@
+# One virtual environment (.venv) serves the demo and the tests; it is built on first use.
+PYTHON ?= python3
+# torch 2.14.1 + torchvision 0.29.1 install from this machine's local wheels; override elsewhere,
+# e.g. make test TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dse-installed
+PLUGINS := $(wildcard plugins/dse-plugin-*)
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]" $(addprefix -e ./,$(PLUGINS))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/dse invert --gan stylegan2 examples/ -o out/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/generator_speed.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,102 @@
+"""Reading other projects' checkpoint files safely.
+
+``torch.load`` always runs with ``weights_only=True``: only tensors, containers and
+the globals a format is known to need (an explicit allow-list per format) are
+unpickled. Anything else is refused with an error naming the global, instead of
+running code from the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from .errors import CheckpointError
+
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
+
+
+def torch_load(path: str | Path, allowed_globals: Iterable[Any] = ()) -> Any:
+    """Load a ``torch.save`` file on the CPU without executing code from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "the file is empty (0 bytes)")
+    return _torch_load_cached(path.resolve(), path.stat().st_mtime_ns, tuple(allowed_globals))
+
+
+@functools.lru_cache(maxsize=2)  # sniffing and loading the same file read it once
+def _torch_load_cached(path: Path, _mtime_ns: int, allowed: tuple) -> Any:
+    is_zip = zipfile.is_zipfile(path)
+    try:
+        with torch.serialization.safe_globals(list(allowed)), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols it then reads fine
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as exc:
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if not is_zip and _is_plain_pickle(path):
+            raise CheckpointError(path, "a plain Python pickle, not a torch.save checkpoint; no installed format reads it "
+                                        "without running code from it") from None
+        if found:
+            raise CheckpointError(
+                path,
+                f"loading it would need to unpickle `{found.group(1)}`, which is not on this format's "
+                "allow-list; dse refuses to run code from checkpoint files",
+                hint="if this file is from a project dse supports, run `dse plugins` to see the formats it reads",
+            ) from None
+        raise CheckpointError(path, f"not a PyTorch checkpoint ({_first_line(exc)})") from None
+    except Exception as exc:  # the unpickler raises KeyError, IndexError, ... on garbage
+        what = "it is corrupt or truncated" if _looks_like_checkpoint(path) else "it is not a PyTorch checkpoint"
+        raise CheckpointError(path, f"cannot read the file; {what} ({_first_line(exc)})") from None
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4)
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    head = _head(path)
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    """A zip (torch.save) or pickle signature: damage, rather than the wrong kind of file."""
+    return _head(path).startswith(b"PK\x03\x04") or _is_plain_pickle(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].split(". ")[0] if text else type(exc).__name__
+
+
+def state_dict_in(obj: Any, keys: Iterable[str]) -> Mapping[str, torch.Tensor] | None:
+    """The first ``obj[key]`` that is a tensor dict, for checkpoints that nest the state dict."""
+    if not isinstance(obj, Mapping):
+        return None
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+            return value
+    return None
+
+
+def describe(obj: Any, limit: int = 6) -> str:
+    """A one-line summary of what a checkpoint holds, for 'found X, expected Y' errors."""
+    if isinstance(obj, Mapping):
+        keys = [str(k) for k in obj]
+        tensors = sum(isinstance(v, torch.Tensor) for v in obj.values())
+        shown = ", ".join(keys[:limit]) + (f", ... ({len(keys)} keys)" if len(keys) > limit else "")
+        if tensors == len(keys) and keys:
+            return f"a state dict with keys {shown}"
+        nested = [f"{k!s}: {describe(v, limit=3)}" for k, v in list(obj.items())[:2] if isinstance(v, Mapping)]
+        return f"a dict with keys {shown}" + (f" ({'; '.join(nested)})" if nested else "")
+    return f"a {type(obj).__name__}"

@@ -1,0 +1,27 @@
+"""dse plugin: the StyleGAN2 family (our generator, rosinality and genforce checkpoint readers)."""
+
+from dse_core import CheckpointFormat, GanFamily, hookimpl
+
+from . import convert
+from .model import Generator, StyleGAN2Config
+
+__all__ = ["Generator", "StyleGAN2Config", "FAMILY"]
+__version__ = "0.1.0"
+
+FAMILY = GanFamily(
+    name="stylegan2",
+    description="StyleGAN2 (config F, skip generator); inversion predicts w+",
+    generator_class=Generator,
+    formats=[
+        CheckpointFormat("rosinality", "rosinality/stylegan2-pytorch .pt ({'g_ema', 'latent_avg'} or a training checkpoint)",
+                         convert.sniff_rosinality, convert.load_rosinality),
+        CheckpointFormat("genforce", "genforce .pth ({'generator_smooth' | 'generator': state_dict})",
+                         convert.sniff_genforce, convert.load_genforce),
+    ],
+    latent="w+ (num_ws x w_dim)",
+)
+
+
+@hookimpl
+def register_gan_families(register):
+    register(FAMILY)

@@ -1,0 +1,71 @@
+"""Reading foreign checkpoints: never run code from the file, and say what is wrong with a bad one."""
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from dse_core.checkpoints import describe, torch_load
+from dse_core.errors import CheckpointError
+
+
+class Payload:
+    """Unpickling this would create a marker file: the attack weights_only must stop."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"g_ema": {"w": torch.zeros(1)}, "extra": Payload(marker)}, path)
+    with pytest.raises(CheckpointError) as err:
+        torch_load(path)
+    assert "os.makedirs" in str(err.value) and "allow-list" in str(err.value)
+    assert not marker.exists()
+
+
+def test_allowed_globals_are_honoured_and_others_still_refused(tmp_path):
+    path = tmp_path / "train.pt"
+    torch.save({"g_ema": {"w": torch.ones(2)}, "args": argparse.Namespace(size=256)}, path)
+    with pytest.raises(CheckpointError, match="argparse.Namespace"):
+        torch_load(path)
+    ckpt = torch_load(path, allowed_globals=[argparse.Namespace])
+    assert ckpt["args"].size == 256 and torch.equal(ckpt["g_ema"]["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty (0 bytes)"),
+    (b"this is not a checkpoint", "not a PyTorch checkpoint"),
+])
+def test_unreadable_files_are_named(tmp_path, content, message):
+    path = tmp_path / "x.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        torch_load(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_truncated_checkpoint_is_reported_as_damaged(tmp_path, fixtures):
+    data = (fixtures / "stylegan2-rosinality" / "checkpoint.pt").read_bytes()
+    path = tmp_path / "cut.pt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        torch_load(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        torch_load(tmp_path / "nope.pt")
+
+
+def test_describe_summarises_nested_dicts():
+    text = describe({"generator_smooth": {"layer0.weight": torch.zeros(1), "layer0.bias": torch.zeros(1)}})
+    assert text == "a dict with keys generator_smooth (generator_smooth: a state dict with keys layer0.weight, layer0.bias)"
+    assert describe([1, 2]) == "a list"

@@ -1,0 +1,53 @@
+"""The dse command: plugins, convert, sample, and one-line errors for user mistakes."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from dse_core.cli import main
+
+
+def test_plugins_lists_families_and_formats(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "dse-plugin-stylegan2" in out and "format rosinality" in out and "format genforce" in out
+    assert main(["plugins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    [sg2] = [r for r in rows if r["plugin"] == "stylegan2"]
+    assert sg2["families"] == [{"name": "stylegan2", "formats": ["rosinality", "genforce"]}]
+
+
+def test_convert_then_sample_a_grid(tmp_path, fixtures, capsys):
+    out = tmp_path / "models" / "g"
+    assert main(["convert", str(fixtures / "stylegan2-rosinality" / "checkpoint.pt"), "-o", str(out)]) == 0
+    assert "stylegan2 generator, 32px" in capsys.readouterr().out
+    header = json.loads((out / "config.json").read_text())
+    assert header["source"]["format"] == "stylegan2/rosinality" and len(header["source"]["sha256"]) == 64
+    grid = tmp_path / "samples.png"
+    assert main(["sample", "--gan", "stylegan2", "--generator", str(out), "-n", "6", "-o", str(grid),
+                 "--seed", "0", "--truncation", "0.7", "--batch-size", "4", "--device", "cpu"]) == 0
+    image = Image.open(grid)
+    assert image.size == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns, 2 rows of 32 px with 2 px padding
+    folder = tmp_path / "each"
+    assert main(["sample", "--generator", str(out), "-n", "2", "-o", str(folder), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["grid.png", "seed0_00000.png", "seed0_00001.png"]
+    # same seed, same pictures
+    again = tmp_path / "again.png"
+    main(["sample", "--generator", str(out), "-n", "6", "-o", str(again), "--truncation", "0.7", "--batch-size", "4", "--device", "cpu"])
+    assert again.read_bytes() == grid.read_bytes()
+
+
+def test_user_errors_are_one_line_messages(tmp_path, fixtures, capsys):
+    pggan = fixtures / "pggan-genforce" / "checkpoint.pth"
+    assert main(["convert", str(pggan), "--gan", "stylegan2", "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dse: error: ") and str(pggan) in err and "layer0.weight" in err and "Traceback" not in err
+    assert main(["sample", "--gan", "biggan", "--generator", str(pggan)]) == 2
+    assert "pip install dse-plugin-biggan" in capsys.readouterr().err
+    out = tmp_path / "m"
+    main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out)])
+    assert main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out), "--force"]) == 0

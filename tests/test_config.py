@@ -1,0 +1,52 @@
+"""Configs: round trip through JSON and errors that name the file, the field and the expectation."""
+
+import json
+
+import attrs
+import pytest
+
+from dse_core.config import from_dict, read_json, to_dict, write_json_atomic
+from dse_core.errors import ConfigError
+
+
+@attrs.frozen(hash=False)
+class Toy:
+    resolution: int = attrs.field(validator=attrs.validators.gt(0))
+    channels: dict[int, int]
+    name: str = "toy"
+    ratio: float | None = None
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = Toy(resolution=32, channels={4: 8, 8: 16}, ratio=0.5)
+    write_json_atomic(tmp_path / "c.json", to_dict(cfg))
+    assert json.loads((tmp_path / "c.json").read_text())["channels"] == {"4": 8, "8": 16}
+    assert from_dict(Toy, read_json(tmp_path / "c.json")) == cfg
+
+
+def test_wrong_type_names_file_field_and_expected_type(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"resolution": "big", "channels": {"4": 8}}))
+    with pytest.raises(ConfigError) as err:
+        from_dict(Toy, read_json(path), source=path)
+    text = str(err.value)
+    assert str(path) in text and "$.resolution" in text and "int" in text
+
+
+def test_unknown_and_missing_fields_are_reported(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        from_dict(Toy, {"resolution": 4, "channels": {}, "resolutoin": 3}, source="x.json")
+    assert "resolutoin" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Toy, {"resolution": 4}, source="x.json")
+    assert "$.channels" in str(err.value) and "required" in str(err.value)
+
+
+def test_validator_failures_and_bad_json_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        from_dict(Toy, {"resolution": -1, "channels": {}}, source="x.json")
+    assert "resolution" in str(err.value) and "> 0" in str(err.value)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_json(bad)
