@@ -16,7 +16,7 @@ def test_plugins_lists_families_and_formats(capsys):
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     [sg2] = [r for r in rows if r["plugin"] == "stylegan2"]
-    assert sg2["families"] == [{"name": "stylegan2", "formats": ["rosinality", "genforce"]}]
+    assert sg2["families"] == [{"name": "stylegan2", "formats": ["rosinality", "genforce", "nvlabs"]}]
 
 
 def test_convert_then_sample_a_grid(tmp_path, fixtures, capsys):

@@ -2,7 +2,7 @@
 
 from dse_core import CheckpointFormat, GanFamily, hookimpl
 
-from . import convert
+from . import convert, nvlabs
 from .model import Generator, StyleGAN2Config
 
 __all__ = ["Generator", "StyleGAN2Config", "FAMILY"]
@@ -17,6 +17,8 @@ FAMILY = GanFamily(
                          convert.sniff_rosinality, convert.load_rosinality),
         CheckpointFormat("genforce", "genforce .pth ({'generator_smooth' | 'generator': state_dict})",
                          convert.sniff_genforce, convert.load_genforce),
+        CheckpointFormat("nvlabs", "NVlabs stylegan2-ada-pytorch network pickle (.pkl), read without running its code",
+                         nvlabs.sniff_nvlabs, nvlabs.load_nvlabs),
     ],
     latent="w+ (num_ws x w_dim)",
 )
