@@ -3,18 +3,19 @@
 The public API; plugins import only from here and ``dse_core.nn``.
 """
 
+from .encoder import Encoder, EncoderConfig, EncoderOutput
 from .errors import CheckpointError, ConfigError, DseError, PluginError, UnknownNameError
 from .families import CheckpointFormat, GanFamily
 from .hookspecs import hookimpl
 from .hub import PretrainedMixin
 from .interfaces import Generator, StyleGenerator
-from .loading import load_generator, resolve_device
+from .loading import load_encoder, load_generator, resolve_device
 from .plugins import PluginHost, get_host, use_host
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "CheckpointFormat", "ConfigError", "DseError", "GanFamily", "Generator", "PluginError",
-    "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError", "get_host", "hookimpl",
-    "load_generator", "resolve_device", "use_host",
+    "CheckpointError", "CheckpointFormat", "ConfigError", "DseError", "Encoder", "EncoderConfig", "EncoderOutput",
+    "GanFamily", "Generator", "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
+    "get_host", "hookimpl", "load_encoder", "load_generator", "resolve_device", "use_host",
 ]

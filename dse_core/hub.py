@@ -89,7 +89,7 @@ class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built from one attrs config."""
 
     kind: ClassVar[str]  # "generator" or "encoder"
-    family: ClassVar[str]
+    family: str  # a class attribute on generators; encoders set it per instance from their config
     config_class: ClassVar[type]
     config: Any
 
@@ -115,7 +115,7 @@ class PretrainedMixin:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None, device: str | torch.device = "cpu"):
         directory = resolve(path_or_repo_id, revision)
-        header = read_header(directory, expect_kind=cls.kind, expect_family=cls.family)
+        header = read_header(directory, expect_kind=cls.kind, expect_family=getattr(cls, "family", None))
         config = from_dict(cls.config_class, header["config"], source=f"{directory / CONFIG_FILE} ($.config)")
         model = cls(config)
         load_state(model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)

@@ -28,6 +28,7 @@ class Generator(nn.Module, ABC):
     """
 
     family: ClassVar[str]  # GAN family name, e.g. "stylegan2"
+    latent_names: ClassVar[tuple[str, ...]]  # what an encoder must predict for decode(): ("w",), ("z",), ("z", "c")
     resolution: int
     z_dim: int
     c_dim: int
@@ -43,6 +44,15 @@ class Generator(nn.Module, ABC):
         noise_mode: NoiseMode = "const",
     ) -> torch.Tensor: ...
 
+    @abstractmethod
+    def sample_latents(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                       truncation_cutoff: int | None = None) -> dict[str, torch.Tensor]:
+        """The latents ``decode`` takes, for given z (and c): the targets of the encoder's latent loss."""
+
+    @abstractmethod
+    def decode(self, latents: dict[str, torch.Tensor], noise_mode: NoiseMode = "const") -> torch.Tensor:
+        """Images from latents named as in ``latent_names`` (an encoder's output, or ``sample_latents``)."""
+
 
 class StyleGenerator(Generator):
     """Style-based generators (StyleGAN, StyleGAN2): z -> mapping -> ws -> synthesis.
@@ -56,10 +66,17 @@ class StyleGenerator(Generator):
     ``truncation_cutoff=k`` truncates ws[:, :k] only (None: all of them).
     """
 
+    latent_names: ClassVar[tuple[str, ...]] = ("w",)
     w_dim: int
     num_ws: int
     mapping: nn.Module
     synthesis: nn.Module
+
+    def sample_latents(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None):
+        return {"w": self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)}
+
+    def decode(self, latents, noise_mode="const"):
+        return self.synthesis(latents["w"], noise_mode=noise_mode)
 
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const"):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
@@ -96,11 +113,12 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | No
 
 
 class EncoderBlock(nn.Module, ABC):
-    """One resolution step of an encoder: halves the spatial size and may emit style vectors.
+    """One resolution step of an encoder: halves the spatial size (all but the last, 4x4 block) and may emit style vectors.
 
-    ``forward(x, cond)`` returns the downsampled features and the list of vectors the
-    block predicts (one per conv for style-based generators, none otherwise); ``cond``
-    is the condition vector for conditional norms and ``None`` otherwise.
+    ``forward(x, cond)`` returns the output features and the list of vectors the
+    block predicts, in forward order (one per conv for style-based generators, none
+    otherwise; ``num_styles`` says how many); ``cond`` is the condition vector for
+    conditional norms and ``None`` otherwise.
     """
 
     in_channels: int

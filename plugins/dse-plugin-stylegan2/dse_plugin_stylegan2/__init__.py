@@ -3,6 +3,7 @@
 from dse_core import CheckpointFormat, GanFamily, hookimpl
 
 from . import convert, nvlabs
+from .encoder import encoder_plan
 from .model import Generator, StyleGAN2Config
 
 __all__ = ["Generator", "StyleGAN2Config", "FAMILY"]
@@ -21,6 +22,7 @@ FAMILY = GanFamily(
                          nvlabs.sniff_nvlabs, nvlabs.load_nvlabs),
     ],
     latent="w+ (num_ws x w_dim)",
+    encoder=encoder_plan,
 )
 
 

@@ -1,0 +1,63 @@
+"""The DSE block (paper Fig. 5): two normalized 3x3 convs with a residual bypass and style heads."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dse_core.interfaces import EncoderBlock
+from dse_core.nn import EqualConv2d
+
+from .layers import EncoderConv, StyleHead
+from .norm import make_norm
+
+
+class DSEBlock(EncoderBlock):
+    """``norm0 -> conv0 -> norm1 -> conv1`` plus a bypass, mixed as ``(1 - r) * x + r * residual``.
+
+    Before each conv a style head reads the features (the inverse of the generator's
+    AdaIN) and predicts one w vector, so a block with heads emits two, in forward
+    order. ``conv1`` widens to ``out_channels`` and halves the size; the last (4x4)
+    block has no ``conv1`` (its second w is read from the first conv's output) and
+    keeps size and width. A 1x1 ``skip`` conv adapts the bypass when widths differ.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, down: bool = True, w_dim: int = 512,
+                 style_heads: bool = True, noise: bool = True, norm: str = "instance", cond_dim: int = 0,
+                 downsample: str = "avgpool", residual_weight: float = 0.889):
+        super().__init__()
+        if not down and in_channels != out_channels:
+            raise ValueError(f"a block that keeps its size must keep its width, got {in_channels} -> {out_channels}")
+        self.in_channels, self.out_channels, self.down = in_channels, out_channels, down
+        self.num_styles = 2 if style_heads else 0
+        self.residual_weight = residual_weight
+        self.downsample = downsample
+        if style_heads:
+            self.style0 = StyleHead(in_channels, w_dim)
+            self.style1 = StyleHead(in_channels, w_dim)
+        self.norm0 = make_norm(norm, in_channels, cond_dim)
+        self.conv0 = EncoderConv(in_channels, in_channels, noise=noise)
+        self.norm1 = make_norm(norm, in_channels, cond_dim)
+        if down:
+            self.conv1 = EncoderConv(in_channels, out_channels, down=downsample, noise=noise)
+        if in_channels != out_channels:
+            self.skip = EqualConv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        styles = []
+        residual = x
+        if self.num_styles:
+            styles.append(self.style0(x))
+        x = self.conv0(self.norm0(x, cond))
+        if self.num_styles:
+            styles.append(self.style1(x))
+        x = self.norm1(x, cond)
+        if self.down:
+            x = self.conv1(x)
+            residual = F.avg_pool2d(residual, 2)
+        if self.in_channels != self.out_channels:
+            residual = self.skip(residual)
+        return torch.lerp(x, residual, self.residual_weight), styles
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, down={self.down}, num_styles={self.num_styles}"
