@@ -1,0 +1,76 @@
+"""The DSE loss configuration (Eq. 5-8): term weights, area weights and crops, code-compatibility switches.
+
+Weights live here rather than in code so a run records exactly what it optimised.
+Named presets (``paper-s2``, ``code-s1``, ...) are in :mod:`dse_core.loss.presets`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+
+def _non_negative(_, attribute, value) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v < 0 for v in values):
+        raise ValueError(f"'{attribute.name}' must be >= 0, got {value}")
+
+
+def _crop(_, attribute, value) -> None:
+    if len(value) != 2 or not all(0 <= v < 0.5 for v in value):
+        raise ValueError(f"'{attribute.name}' must be (height, width) fractions in [0, 0.5), got {value}")
+
+
+def _three(_, attribute, value) -> None:
+    if len(value) != 3:
+        raise ValueError(f"'{attribute.name}' must have 3 entries (whole image, AT1, AT2), got {value}")
+    _non_negative(_, attribute, value)
+
+
+@attrs.frozen
+class ImageWeights:
+    """Weights of Eq. 7 for one image area; a weight of 0 skips (and does not log) that term."""
+
+    kl: float = attrs.field(default=1.0, validator=_non_negative)  # KL(S(x') || S(x)), Eq. 4
+    mse: float = attrs.field(default=5.0, validator=_non_negative)  # alpha
+    cos: float = attrs.field(default=3.0, validator=_non_negative)  # beta, on 1 - cosine similarity
+    lpips: float = attrs.field(default=2.0, validator=_non_negative)  # gamma, LPIPS(VGG)
+    ssim: float = attrs.field(default=1.0, validator=_non_negative)  # delta, on 1 - SSIM
+
+
+@attrs.frozen
+class LatentWeights:
+    """Weights of Eq. 5 for the latent pair (w, w')."""
+
+    kl: float = attrs.field(default=1.0, validator=_non_negative)
+    mse: float = attrs.field(default=5.0, validator=_non_negative)  # alpha
+    cos: float = attrs.field(default=3.0, validator=_non_negative)  # beta
+
+
+@attrs.frozen
+class LossConfig:
+    """Everything the DSE loss computes; the defaults are the paper's strategy 2 (preset ``paper-s2``)."""
+
+    image: ImageWeights = ImageWeights()  # Eq. 7, the same for all three areas
+    latent: LatentWeights = LatentWeights()  # Eq. 5
+    latent_weight: float = attrs.field(default=0.01, validator=_non_negative)  # epsilon of Eq. 8
+    # mu of Eq. 6: weight of the whole image, AT1 and AT2 (strategy 1: 1/1/1, strategy 2: 1/5/9)
+    area_weights: tuple[float, float, float] = attrs.field(default=(1.0, 5.0, 9.0), validator=_three)
+    # fraction of (height, width) cut from each side for AT1 and AT2 (centre-aligned areas; the code's
+    # crops: AT1 = W/8 off left and right, AT2 = 1/8 + 1/32 off every side)
+    at1_crop: tuple[float, float] = attrs.field(default=(0.0, 0.125), validator=_crop)
+    at2_crop: tuple[float, float] = attrs.field(default=(0.15625, 0.15625), validator=_crop)
+    resize_areas: bool = True  # resize AT1/AT2 back to the full image size (paper); False: score at crop size (code)
+    detach_images: bool = False  # strategy 1: image terms are monitored only, the latent loss alone trains E
+    # "sample": 1 - cosine per sample (split-invariant); "batch": over the whole flattened batch (the code)
+    cosine: Literal["sample", "batch"] = "sample"
+    # average-pool by 2 while the height exceeds this before SSIM and LPIPS (the code: 256); None = never
+    metric_max_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+
+    @classmethod
+    def preset(cls, name: str) -> "LossConfig":
+        """The loss of a named preset (see ``dse_core.loss.presets.PRESETS``)."""
+        from .presets import get_preset
+
+        return get_preset(name).loss

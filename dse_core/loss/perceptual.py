@@ -1,0 +1,183 @@
+"""LPIPS(VGG) without downloads: the backbone's ImageNet weights come from a file the user has.
+
+The ``lpips`` package would fetch torchvision's VGG16 on first use; dse builds it
+with a random backbone instead (``pnet_rand=True``) and then loads ImageNet VGG16
+weights from, in order: an explicit local file, a Hugging Face Hub repo, or
+torchvision's own cache. The linear heads ship inside the ``lpips`` package and
+always load offline. With no backbone found this is an error, unless the caller
+accepts an untrained backbone (``allow_untrained=True``); the returned module's
+``trained`` flag says which, so runs can record it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..checkpoints import torch_load
+from ..errors import CheckpointError, DseError
+from ..interfaces import LossTerm
+
+TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 weights, as cached by torch.hub
+HUB_EXAMPLE = "timm/vgg16.tv_in1k"  # a Hub copy of those weights (model.safetensors)
+
+
+class UntrainedLPIPSWarning(UserWarning):
+    """LPIPS runs on a randomly initialised VGG16: its values are not the published metric."""
+
+
+class FrozenLPIPS(nn.Module, LossTerm):
+    """LPIPS as a loss term: (N,) distances, always in eval mode, no parameter ever trains.
+
+    Gradients still flow to the images. ``trained`` is False when the backbone is
+    random; ``source`` names where the backbone weights came from.
+    """
+
+    name = "lpips"
+
+    def __init__(self, net: nn.Module, trained: bool, source: str):
+        super().__init__()
+        self.net = net.requires_grad_(False)
+        self.trained = trained
+        self.source = source
+        self.train(False)
+
+    def train(self, mode: bool = True) -> "FrozenLPIPS":
+        return super().train(False)  # the linear heads have dropout: never switch it on
+
+    def forward(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        return self.net(target, recon).reshape(target.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"trained={self.trained}, source={self.source!r}"
+
+
+def load_lpips(
+    weights: str | Path | None = None,
+    hub_repo: str | None = None,
+    hub_filename: str = "model.safetensors",
+    *,
+    allow_untrained: bool = False,
+) -> FrozenLPIPS:
+    """LPIPS(VGG) with ImageNet backbone weights from ``weights``, else ``hub_repo``, else torchvision's cache.
+
+    ``weights``: a torchvision ``vgg16`` state dict (whole model or its ``features``),
+    ``.pth`` or ``.safetensors``; a missing file is an error. ``hub_repo``
+    (``owner/name[@revision]``): ``hub_filename`` is fetched with ``hf_hub_download``,
+    from the cache only when ``HF_HUB_OFFLINE`` is set. Finally
+    ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``. Nothing found: :class:`DseError`,
+    or with ``allow_untrained`` one :class:`UntrainedLPIPSWarning` and ``trained=False``.
+    """
+    found, tried = _find_backbone(weights, hub_repo, hub_filename)
+    if found is None:
+        if not allow_untrained:
+            raise DseError(
+                "LPIPS needs ImageNet VGG16 weights for its backbone and none were found "
+                f"(dse never lets torchvision download them); tried: {'; '.join(tried)}",
+                hint=f"pass a local torchvision vgg16 state dict (.pth or .safetensors), or a Hub repo such as "
+                f"{HUB_EXAMPLE!r} (cached, or reachable without HF_HUB_OFFLINE), or copy {TORCHVISION_VGG16_FILE} to "
+                f"{torchvision_cache_file().parent}; allow_untrained=True runs on a random backbone instead",
+            )
+        warnings.warn(
+            f"LPIPS is running on an UNTRAINED VGG16 backbone (no weights found; tried: {'; '.join(tried)}); "
+            "its values are not the published LPIPS metric",
+            UntrainedLPIPSWarning,
+            stacklevel=2,
+        )
+        return FrozenLPIPS(_untrained_lpips(), trained=False, source="untrained")
+    path, source = found
+    state = _read_state_dict(path)
+    model = _untrained_lpips()
+    _load_backbone(model.net, state, path)
+    return FrozenLPIPS(model, trained=True, source=source)
+
+
+def torchvision_cache_file() -> Path:
+    """Where torchvision caches its VGG16 download (follows ``TORCH_HOME``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG16_FILE
+
+
+def _untrained_lpips() -> nn.Module:
+    import lpips
+
+    heads = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+    if not heads.is_file():
+        raise DseError(f"the lpips package has no linear-layer weights at {heads}", hint="reinstall lpips (pip install lpips)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision: "'pretrained' is deprecated"
+        return lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=True, model_path=str(heads), verbose=False)
+
+
+def _find_backbone(weights, hub_repo, hub_filename) -> tuple[tuple[Path, str] | None, list[str]]:
+    """The first available backbone file and a description of its source, else what was tried."""
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise DseError(f"{path}: no such VGG16 weights file")
+        return (path, str(path)), []
+    tried = []
+    if hub_repo is not None:
+        try:
+            return (_hub_file(hub_repo, hub_filename), f"hf://{hub_repo}/{hub_filename}"), []
+        except DseError as exc:
+            tried.append(str(exc))
+    cache = torchvision_cache_file()
+    if cache.is_file():
+        return (cache, str(cache)), tried
+    tried.append(f"{cache}: not found")
+    return None, tried
+
+
+def _hub_file(hub_repo: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    repo_id, _, revision = hub_repo.partition("@")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision or None, local_files_only=offline))
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise DseError(f"{hub_repo}: {filename} is not in the Hugging Face cache and {why}") from None
+    except (EntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as exc:
+        raise DseError(f"{hub_repo}: cannot get {filename} ({type(exc).__name__}: {exc})") from None
+
+
+def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(path, f"cannot read safetensors ({exc})") from None
+    state = torch_load(path)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "expected a state dict (names -> tensors) of a torchvision vgg16")
+    return state
+
+
+def _load_backbone(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Copy torchvision ``features.{i}`` (or bare ``{i}``) tensors into lpips' ``slice{k}.{i}``, checking shapes."""
+    features = {key.removeprefix("module.").removeprefix("features."): value for key, value in state.items()}
+    wanted = backbone.state_dict()
+    loaded, problems = {}, []
+    for key, param in wanted.items():
+        name = key.split(".", 1)[1]  # "slice2.5.weight" -> "5.weight"
+        value = features.get(name)
+        if value is None:
+            problems.append(f"missing features.{name}")
+        elif value.shape != param.shape:
+            problems.append(f"features.{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
+        else:
+            loaded[key] = value
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; ... ({len(problems)} problems)" if len(problems) > 4 else "")
+        raise CheckpointError(path, f"not a torchvision vgg16 state dict: {shown}")
+    backbone.load_state_dict(loaded)

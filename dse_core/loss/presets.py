@@ -1,0 +1,81 @@
+"""Named training presets: the paper's two strategies and the public code's two scripts.
+
+One place lists them (``PRESETS``) so the trainer and the CLI agree on names. Each
+preset carries the loss plus the encoder/training choices that go with the
+strategy; the trainer reads those fields into its own config.
+
+=========  ============  ==========  =====  ======  ==========  ======  =====  ======
+preset     area weights  image grad  KL     cosine  crops       pool    fused  mixing
+=========  ============  ==========  =====  ======  ==========  ======  =====  ======
+paper-s2   1 / 5 / 9     yes         yes    sample  resized     no      yes    0
+paper-s1   1 / 1 / 1     detached    yes    sample  resized     no      no     0
+code-s2    1 / 5 / 9     yes         no     batch   crop size   256     no     0.9
+code-s1    1 / 1 / 1     detached    no     batch   crop size   256     no     0.9
+=========  ============  ==========  =====  ======  ==========  ======  =====  ======
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+import attrs
+
+from ..errors import UnknownNameError
+from .config import ImageWeights, LatentWeights, LossConfig
+
+DEFAULT_PRESET = "paper-s2"
+
+
+@attrs.frozen
+class Preset:
+    """A loss plus the encoder and sampling choices of one training strategy."""
+
+    loss: LossConfig
+    fused_downsample: bool  # encoder: strided "fused" conv instead of conv + 2x2 average pooling (paper's strategy 2)
+    style_mixing_prob: float  # training: share of style-mixed w+ samples (0.9 = genforce's default the code left on)
+    summary: str  # one line for `--help` and logs
+
+
+_CODE_LOSS = LossConfig(
+    image=ImageWeights(kl=0.0),  # the code computes KL but never adds it
+    latent=LatentWeights(kl=0.0),
+    resize_areas=False,
+    cosine="batch",
+    metric_max_size=256,
+)
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "paper-s2": Preset(
+        loss=LossConfig(),
+        fused_downsample=True,
+        style_mixing_prob=0.0,
+        summary="paper strategy 2: Eq. 1-8, areas weighted 1/5/9, every term trains E",
+    ),
+    "paper-s1": Preset(
+        loss=LossConfig(area_weights=(1.0, 1.0, 1.0), detach_images=True),
+        fused_downsample=False,
+        style_mixing_prob=0.0,
+        summary="paper strategy 1: areas weighted 1/1/1, image terms detached (only the latent loss trains E)",
+    ),
+    # E_align_s2.py builds the encoder of model/E/E.py, which never fuses (only E_Blur.py does)
+    "code-s2": Preset(
+        loss=_CODE_LOSS,
+        fused_downsample=False,
+        style_mixing_prob=0.9,
+        summary="public code E_align_s2.py: no KL, batch cosine, crops at crop size, pooled to 256 for SSIM/LPIPS",
+    ),
+    "code-s1": Preset(
+        loss=attrs.evolve(_CODE_LOSS, area_weights=(1.0, 1.0, 1.0), detach_images=True),
+        fused_downsample=False,
+        style_mixing_prob=0.9,
+        summary="public code E_align_cropping_s1.py: as code-s2 with areas 1/1/1 and image terms detached",
+    ),
+})
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownNameError("loss preset", name, PRESETS) from None

@@ -1,0 +1,79 @@
+"""The similarity terms of Eq. 3, 4 and 7, each one value per sample.
+
+Per-sample values make the loss independent of how a batch is split across
+processes; the one exception, :class:`BatchCosine`, reproduces the public code.
+Images are NCHW in [-1, 1]; latents any (N, ...) shape. Every value is a loss:
+0 for identical inputs, larger when they differ.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+from ..interfaces import LossTerm
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+class MSE(LossTerm):
+    """Mean squared error over each sample's elements (the batch mean equals ``nn.MSELoss``)."""
+
+    name = "mse"
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        return (_flat(recon) - _flat(target)).square().mean(dim=1)
+
+
+class Cosine(LossTerm):
+    """1 - cosine similarity of each sample's flattened vector (Eq. 3)."""
+
+    name = "cos"
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        return 1 - F.cosine_similarity(_flat(recon), _flat(target), dim=1, eps=1e-8)
+
+
+class BatchCosine(LossTerm):
+    """1 - cosine similarity of the whole flattened batch, as the public code computes it.
+
+    Returned once per sample (the same value N times) so it combines like the
+    other terms; unlike them it changes when the batch is split.
+    """
+
+    name = "cos"
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        value = 1 - F.cosine_similarity(recon.reshape(-1), target.reshape(-1), dim=0, eps=1e-8)
+        return value.expand(target.shape[0])
+
+
+class KL(LossTerm):
+    """Eq. 4: KL(S(v') || S(v)) with S the softmax over each sample's flattened vector.
+
+    v is the target and v' the reconstruction; summed over elements, computed in
+    float32 from log-softmax so tiny probabilities do not underflow.
+    """
+
+    name = "kl"
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(_flat(recon).float(), dim=1)
+        log_q = F.log_softmax(_flat(target).float(), dim=1)
+        return (log_p.exp() * (log_p - log_q)).sum(dim=1)
+
+
+class SSIM(LossTerm):
+    """1 - SSIM (pytorch-msssim: 11 px Gaussian window, sigma 1.5) on images mapped to [0, 1], data range 1."""
+
+    name = "ssim"
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        return 1 - ssim(_to_unit(target), _to_unit(recon), data_range=1.0, size_average=False)
+
+
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() + 1) / 2
