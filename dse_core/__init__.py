@@ -9,6 +9,7 @@ from .families import CheckpointFormat, GanFamily
 from .hookspecs import hookimpl
 from .hub import PretrainedMixin
 from .interfaces import Generator, StyleGenerator
+from .invert import Inversion, Inverter
 from .loading import load_encoder, load_generator, resolve_device
 from .plugins import PluginHost, get_host, use_host
 
@@ -16,6 +17,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "CheckpointFormat", "ConfigError", "DseError", "Encoder", "EncoderConfig", "EncoderOutput",
-    "GanFamily", "Generator", "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
+    "GanFamily", "Generator", "Inversion", "Inverter", "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
     "get_host", "hookimpl", "load_encoder", "load_generator", "resolve_device", "use_host",
 ]

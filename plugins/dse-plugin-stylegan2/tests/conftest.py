@@ -3,6 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# The tests use tiny tensors: one thread avoids OpenMP start-up and spin costs (severe on a busy 2-core box).
+torch.set_num_threads(1)
+
 FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "parity"
 
 

@@ -1,0 +1,91 @@
+"""Reading users' image files into generator-sized tensors.
+
+Any PNG, JPEG or WebP (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
+[-1, 1] at the generator's resolution: the centre square is cropped and resized
+(antialiased bicubic). What had to change (aspect, alpha, bit depth) is reported per
+image, and an unreadable file is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@attrs.frozen
+class LoadedImage:
+    path: Path
+    tensor: torch.Tensor  # (img_channels, resolution, resolution) in [-1, 1]
+    notes: tuple[str, ...] = ()  # what was converted: "cropped 640x480 to a centre square", ...
+
+
+@attrs.frozen
+class BadImage:
+    path: Path
+    reason: str
+
+
+def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage]]:
+    """Expand files and folders (recursively, sorted) into image paths; missing paths are reported."""
+    found, missing = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            missing.append(BadImage(path, "no such file or folder"))
+    return found, missing
+
+
+def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray:
+    """HWC float32 in [0, 1] with ``channels`` channels."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        scale = 65535.0 if image.mode.startswith("I;16") or np.asarray(image).max() > 255 else 255.0
+        array = np.asarray(image, dtype=np.float32) / scale
+        notes.append("16-bit converted to 8-bit range")
+        array = np.clip(array, 0, 1)[:, :, None].repeat(3, axis=2)
+    else:
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, rgba)
+            notes.append("transparency composited on white")
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if channels == 1:
+        return (array @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+    return array
+
+
+def load_image(path: str | Path, resolution: int, channels: int = 3) -> LoadedImage:
+    """One image file as a tensor; raises ValueError (with the reason) when it cannot be read."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: truncated files fail here, not later
+            notes: list[str] = []
+            array = _to_array(image, channels, notes)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"not a readable image ({exc})") from None
+    height, width = array.shape[:2]
+    side = min(width, height)
+    if width != height:
+        notes.append(f"cropped {width}x{height} to its centre square")
+    top, left = (height - side) // 2, (width - side) // 2
+    tensor = torch.from_numpy(np.ascontiguousarray(array[top : top + side, left : left + side])).permute(2, 0, 1)
+    if side != resolution:
+        notes.append(f"resized {side}px to {resolution}px")
+        # antialiased bicubic: no aliasing when shrinking large photos to small generators
+        tensor = F.interpolate(tensor[None], size=(resolution, resolution), mode="bicubic", antialias=True)[0]
+    return LoadedImage(path, (tensor * 2 - 1).clamp(-1, 1), tuple(notes))

@@ -1,0 +1,6 @@
+"""Training a DSE encoder (Algorithm 1): config, the loop, resumable state, torchrun support."""
+
+from .config import TrainConfig, default_batch_size
+from .trainer import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "default_batch_size", "train"]

@@ -1,0 +1,35 @@
+"""``TrainConfig``: everything about a DSE training run that is not the loss or the architecture."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+def default_batch_size(resolution: int) -> int:
+    """The paper's per-GPU batch: 8 up to 256 px, 4 at 512, 2 at 1024."""
+    return 8 if resolution <= 256 else 4 if resolution <= 512 else 2
+
+
+@attrs.frozen
+class TrainConfig:
+    """Algorithm 1's settings; ``samples`` is the budget (paper: 30,000 a epoch x 7 epochs)."""
+
+    preset: str = "paper-s2"  # named loss/encoder/training recipe (see dse_core.train.presets)
+    samples: int = 210_000  # training budget in generated samples, summed over ranks
+    batch_size: int | None = None  # per rank; None = default_batch_size(resolution)
+    lr: float = 0.0015  # Adam learning rate (paper)
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam betas (paper)
+    truncation_psi: float = 1.0  # truncation of the training samples' latents (1 = none)
+    truncation_cutoff: int | None = None  # truncate only the first k ws (None = all)
+    style_mixing_prob: float = 0.0  # chance a sample mixes two ws at a random layer (the authors' runs: 0.9)
+    noise_mode: str = "const"  # generator noise when making (x, x') pairs: const keeps x' comparable to x
+    seed: int = 0  # z of step s on rank r comes from seed, r, s: runs are reproducible and resumable
+    log_every: int = 10  # steps between loss-log lines
+    grid_every: int = 500  # steps between reconstruction grids
+    checkpoint_every: int = 500  # steps between resumable checkpoints
+    precision: Precision = "fp32"  # bf16/fp16 autocast on GPUs
+    grid_size: int = 8  # samples shown in each grid

@@ -1,0 +1,98 @@
+"""What a training run writes besides checkpoints: run.json, the loss log, grids, the final encoder."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import attrs
+import torch
+
+from ..config import to_dict, write_json_atomic
+from ..errors import DseError
+from ..images import make_grid, save_image
+
+
+class _NoBar:
+    def update(self, n): ...
+    def set_postfix(self, **kwargs): ...
+    def close(self): ...
+
+
+class RunFiles:
+    """The run folder: ``run.json``, ``log.jsonl`` (+ TensorBoard if installed), ``grids/``, ``encoder/``.
+
+    Only rank 0 writes (``enabled``); other ranks get no-ops.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.run_dir, self.enabled = run_dir, enabled
+        self._tensorboard = None
+
+    def start(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict) -> None:
+        if not self.enabled:
+            return
+        if (self.run_dir / "checkpoints").exists() or (self.run_dir / "encoder").exists():
+            raise DseError(f"{self.run_dir} already holds a training run",
+                           hint="pass --resume to continue it, or choose a new -o folder")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        import dse_core
+
+        write_json_atomic(self.run_dir / "run.json", {
+            "train": attrs.asdict(config), "loss": to_dict(loss_config), "encoder": to_dict(encoder_config),
+            "generator": generator_info, "lpips": loss_metadata,
+            "versions": {"dse": dse_core.__version__, "torch": torch.__version__, "python": platform.python_version()},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+
+    def progress(self, total: int, initial: int, enabled: bool):
+        if not enabled:
+            return _NoBar()
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, unit="sample", desc="training", dynamic_ncols=True)
+
+    def log_terms(self, step: int, samples: int, rate: float, terms: dict) -> None:
+        if not self.enabled or not terms:
+            return
+        record = {"step": step, "samples": samples, "samples_per_s": round(rate, 4),
+                  **{k: float(v) for k, v in terms.items()}}
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        writer = self._writer()
+        if writer is not None:
+            for name, value in terms.items():
+                writer.add_scalar(f"loss/{name}", float(value), step)
+            writer.add_scalar("speed/samples_per_s", rate, step)
+
+    def _writer(self):
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # TensorBoard is optional
+                self._tensorboard = False
+            else:
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self._tensorboard or None
+
+    @torch.no_grad()
+    def grid(self, step: int, G, encoder, config, device) -> None:
+        """x (top row) over x' = G(E(x)) (bottom row) for fixed samples, E in eval mode (noise off)."""
+        if not self.enabled:
+            return
+        from .trainer import make_training_pairs
+
+        rng = torch.Generator().manual_seed(config.seed + 0x5EED)
+        plain = attrs.evolve(config, style_mixing_prob=0.0)
+        latents, x = make_training_pairs(G, config.grid_size, rng, plain, device)
+        was_training = encoder.training
+        encoder.eval()
+        out = encoder(x)
+        x_rec = G.decode({name: getattr(out, name) for name in G.latent_names}, noise_mode=config.noise_mode)
+        encoder.train(was_training)
+        save_image(make_grid(torch.cat([x, x_rec]).cpu(), nrow=config.grid_size), self.run_dir / "grids" / f"step-{step:08d}.png")
+
+    def save_encoder(self, encoder, source: dict) -> Path:
+        return encoder.save_pretrained(self.run_dir / "encoder", source=source)

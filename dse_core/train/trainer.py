@@ -1,0 +1,230 @@
+"""The DSE trainer (Algorithm 1): a thin loop over ``training_step``; files are written by helpers.
+
+Each step draws fresh z from a seed derived from (seed, rank, step), makes
+x = G(w) with G frozen, reconstructs x' = G(E(x)) and updates E on the DSE loss.
+Because z depends only on the step, and the global RNG (encoder noise) is saved
+with every checkpoint, N steps in one go and N/2 + ``--resume`` + N/2 give the
+same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import attrs
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..encoder import Encoder, EncoderConfig
+from ..errors import DseError
+from ..hub import WEIGHTS_FILE, load_state, read_weights
+from ..loss import DSELoss, LossConfig
+from . import distributed
+from .config import TrainConfig, default_batch_size
+from .outputs import RunFiles
+from .state import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+
+_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """The RNG of one step on one rank: independent of how the run was split or resumed."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank) * 1_000_000_007 + step)
+
+
+@torch.no_grad()
+def make_training_pairs(G, n: int, rng: torch.Generator, cfg: TrainConfig, device: torch.device):
+    """Latents (the latent loss's targets) and x = G(latents) for n fresh samples."""
+    z = torch.randn(n, G.z_dim, generator=rng).to(device)
+    c = None
+    if G.c_dim:
+        classes = torch.randint(G.c_dim, (n,), generator=rng)
+        c = torch.nn.functional.one_hot(classes, G.c_dim).float().to(device)
+    latents = G.sample_latents(z, c, truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)
+    if cfg.style_mixing_prob > 0 and "w" in latents:
+        latents["w"] = _style_mix(G, latents["w"], c, rng, cfg)
+    return latents, G.decode(latents, noise_mode=cfg.noise_mode)
+
+
+def _style_mix(G, ws: torch.Tensor, c, rng: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
+    """With probability p per sample, layers from a random cutoff on come from a second z (genforce's mixing)."""
+    n, num_ws = ws.shape[:2]
+    other = G.sample_latents(torch.randn(n, G.z_dim, generator=rng).to(ws.device), c,
+                             truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)["w"]
+    mix = torch.rand(n, generator=rng) < cfg.style_mixing_prob
+    cutoff = torch.randint(1, num_ws, (n,), generator=rng)
+    layer_from_other = (torch.arange(num_ws)[None] >= cutoff[:, None]) & mix[:, None]
+    return torch.where(layer_from_other[:, :, None].to(ws.device), other, ws)
+
+
+def training_step(G, model, loss_fn: DSELoss, optimizer, latents, x, cfg: TrainConfig, scaler=None):
+    """One update of E; returns the logged loss terms (detached)."""
+    device_type = x.device.type
+    with torch.autocast(device_type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
+        out = model(x)
+        rec = {name: getattr(out, name) for name in G.latent_names}
+        x_rec = G.decode(rec, noise_mode=cfg.noise_mode)
+        total, terms = loss_fn(x.float(), x_rec.float(), w=_float(latents.get("w")), w_rec=_float(rec.get("w")))
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        total.backward()
+        optimizer.step()
+    return terms
+
+
+def _float(t):
+    return None if t is None else t.float()
+
+
+@attrs.frozen
+class TrainResult:
+    run_dir: Path
+    steps: int
+    samples: int
+    final_terms: dict
+
+
+def train(
+    generator,
+    run_dir: str | Path,
+    config: TrainConfig,
+    loss_config: LossConfig,
+    encoder_config: EncoderConfig,
+    lpips=None,
+    resume: bool = False,
+    device: torch.device = torch.device("cpu"),
+    generator_info: dict | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train an encoder for ``generator`` into ``run_dir`` (see ``dse train --help``)."""
+    dist, device = distributed.init(device)
+    if config.precision != "fp32" and device.type != "cuda":
+        raise DseError(f"--precision {config.precision} needs a CUDA GPU; this run is on {device}")
+    G = generator.to(device).eval().requires_grad_(False)
+    torch.manual_seed(config.seed)  # the same initial encoder on every rank and in every rerun
+    encoder = Encoder(encoder_config).to(device).train()
+    torch.manual_seed(config.seed * 1_000_003 + dist.rank + 1)  # the encoder's training noise differs per rank
+    loss_fn = DSELoss(loss_config, lpips=lpips).to(device)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
+    files = RunFiles(Path(run_dir), enabled=dist.is_main)
+    step, samples, batch = 0, 0, config.batch_size or default_batch_size(G.resolution)
+    if resume:
+        step, samples, batch = _resume(Path(run_dir), encoder, optimizer, config, log)
+    else:
+        files.start(config, loss_config, encoder_config, generator_info or {}, loss_fn.metadata())
+    model = DistributedDataParallel(encoder) if dist.enabled else encoder
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    checkpoint = latest_checkpoint(Path(run_dir)) if resume else None
+    terms: dict = {}
+    bar = files.progress(total=config.samples, initial=samples, enabled=progress and dist.is_main)
+    started, done_at_start = time.perf_counter(), samples
+    try:
+        while samples < config.samples:
+            n = min(batch, math.ceil((config.samples - samples) / dist.world_size))
+            rng = step_generator(config.seed, dist.rank, step)
+            try:
+                latents, x = make_training_pairs(G, n, rng, config, device)
+                terms = training_step(G, model, loss_fn, optimizer, latents, x, config, scaler)
+            except torch.cuda.OutOfMemoryError:
+                batch = _halve_batch(batch, dist, device, log)
+                continue
+            step += 1
+            samples += n * dist.world_size
+            if distributed.broadcast_flag(not all(math.isfinite(float(v)) for v in terms.values()), dist):
+                raise _nan_error(step, terms, checkpoint)
+            rate = (samples - done_at_start) / max(time.perf_counter() - started, 1e-9)
+            bar.update(n * dist.world_size)
+            bar.set_postfix(loss=f"{float(terms['total']):.4f}", samples_s=f"{rate:.2f}")
+            if step % config.log_every == 0:
+                files.log_terms(step, samples, rate, terms)
+            if step % config.grid_every == 0:
+                files.grid(step, G, encoder, config, device)
+            if step % config.checkpoint_every == 0 and dist.is_main:
+                checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+    except KeyboardInterrupt:
+        if dist.is_main and step:
+            checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+            log(f"interrupted at step {step}: saved {checkpoint}; continue with --resume")
+        raise
+    finally:
+        bar.close()
+    if dist.is_main:
+        if step % config.log_every:
+            files.log_terms(step, samples, (samples - done_at_start) / max(time.perf_counter() - started, 1e-9), terms)
+        if step % config.grid_every:
+            files.grid(step, G, encoder, config, device)
+        if step % config.checkpoint_every:
+            _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+        files.save_encoder(encoder, _encoder_source(config, generator_info, step, samples, loss_fn))
+    if dist.enabled:
+        _check_ranks_in_sync(encoder, dist, log)
+        del model  # DDP's reducer must go before its process group, or gloo can abort at exit
+        distributed.barrier(dist)
+        distributed.shutdown()
+    return TrainResult(Path(run_dir), step, samples, {k: float(v) for k, v in terms.items()})
+
+
+def _check_ranks_in_sync(encoder, dist, log) -> None:
+    """DDP keeps replicas identical; verify it rather than trust it (a diverged rank means a wrong run)."""
+    checksum = float(sum(p.detach().double().sum() for p in encoder.parameters()))
+    sums = distributed.gather(checksum, dist)
+    if any(s != sums[0] for s in sums):
+        raise DseError(f"encoder replicas diverged across ranks: parameter sums {sums}")
+    if dist.is_main:
+        log(f"{dist.world_size} ranks in sync (parameter sum {sums[0]:.6f})")
+
+
+def _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info) -> Path:
+    return save_checkpoint(files.run_dir, step, encoder, optimizer,
+                           {"samples": samples, "batch_size": batch, "config": attrs.asdict(config)},
+                           source={"generator": generator_info or {}, "step": step, "samples": samples})
+
+
+def _encoder_source(config: TrainConfig, generator_info, step: int, samples: int, loss_fn: DSELoss) -> dict:
+    return {"format": "dse-trained", "preset": config.preset, "generator": generator_info or {}, "steps": step,
+            "samples": samples, **loss_fn.metadata()}
+
+
+def _resume(run_dir: Path, encoder, optimizer, config: TrainConfig, log) -> tuple[int, int, int]:
+    path = latest_checkpoint(run_dir)
+    if path is None:
+        raise DseError(f"{run_dir}: nothing to resume (no checkpoints/latest)", hint="drop --resume to start a new run")
+    trainer, optimizer_state, rng = load_checkpoint(path)
+    saved = {k: v for k, v in trainer["config"].items() if k != "samples"}
+    now = {k: v for k, v in attrs.asdict(config).items() if k != "samples"}
+    changed = sorted(k for k in now if _jsonish(saved.get(k)) != _jsonish(now[k]))
+    if changed:
+        raise DseError(f"{run_dir} was started with other settings ({', '.join(changed)})",
+                       hint="resume with the same options (only --samples may grow), or start a new run")
+    load_state(encoder, read_weights(path / "encoder" / WEIGHTS_FILE), path / "encoder" / WEIGHTS_FILE)
+    optimizer.load_state_dict(optimizer_state)
+    set_rng_state(rng)
+    log(f"resuming {run_dir} from {path.name} ({trainer['samples']} samples done)")
+    return trainer["step"], trainer["samples"], trainer["batch_size"]
+
+
+def _jsonish(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _halve_batch(batch: int, dist, device, log) -> int:
+    if dist.enabled or batch == 1:
+        raise DseError(f"CUDA out of memory at batch size {batch}" + (" per rank" if dist.enabled else ""),
+                       hint="lower --batch-size, use --precision bf16, or a smaller generator")
+    torch.cuda.empty_cache()
+    log(f"CUDA out of memory at batch size {batch}: continuing with {batch // 2}")
+    return batch // 2
+
+
+def _nan_error(step: int, terms: dict, checkpoint: Path | None) -> DseError:
+    bad = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if not math.isfinite(float(v)))
+    return DseError(f"the loss is not finite at step {step} ({bad}); last good checkpoint: {checkpoint or 'none yet'}",
+                    hint="lower --lr or check the generator; --resume continues from the last good checkpoint")

@@ -1,0 +1,69 @@
+"""Reading users' images: every common mode becomes an RGB tensor in [-1, 1] at the generator's size."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dse_core.data import find_images, load_image
+
+
+def test_rgb_png_round_trips_exactly(tmp_path):
+    pixels = (np.arange(16 * 16 * 3) % 256).astype(np.uint8).reshape(16, 16, 3)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    item = load_image(tmp_path / "a.png", 16)
+    assert item.notes == ()
+    expected = torch.from_numpy(pixels).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.allclose(item.tensor, expected, atol=1e-6)
+
+
+def test_modes_are_converted_and_said(tmp_path):
+    Image.fromarray(np.full((8, 8), 200, np.uint8), "L").save(tmp_path / "grey.png")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, ..., 3] = 255  # top half opaque red, bottom half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(tmp_path / "deep.png")
+
+    grey = load_image(tmp_path / "grey.png", 8)
+    assert torch.allclose(grey.tensor, torch.full((3, 8, 8), 200 / 127.5 - 1))
+    red = load_image(tmp_path / "rgba.png", 8)
+    assert red.notes == ("transparency composited on white",)
+    assert torch.allclose(red.tensor[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.allclose(red.tensor[:, 7, 0], torch.tensor([1.0, 1.0, 1.0]))  # transparent -> white
+    deep = load_image(tmp_path / "deep.png", 8)
+    assert "16-bit converted to 8-bit range" in deep.notes and torch.allclose(deep.tensor, torch.ones(3, 8, 8))
+    assert load_image(tmp_path / "grey.png", 8, channels=1).tensor.shape == (1, 8, 8)
+
+
+def test_aspect_change_is_a_centre_crop_and_reported(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, 10:30] = 255  # the centre square is white, the sides black
+    Image.fromarray(pixels).save(tmp_path / "wide.jpg", quality=100)
+    item = load_image(tmp_path / "wide.jpg", 10)
+    assert item.notes == ("cropped 40x20 to its centre square", "resized 20px to 10px")
+    assert item.tensor.shape == (3, 10, 10) and item.tensor.min() > 0.9
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty file"), (b"\x89PNG\r\n\x1a\n broken", "not a readable image")])
+def test_bad_files_raise_with_the_reason(tmp_path, content, reason):
+    (tmp_path / "bad.png").write_bytes(content)
+    with pytest.raises(ValueError, match=reason):
+        load_image(tmp_path / "bad.png", 8)
+
+
+def test_truncated_png_is_caught(tmp_path):
+    Image.fromarray(np.random.randint(0, 255, (64, 64, 3), np.uint8)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable image"):
+        load_image(tmp_path / "cut.png", 8)
+
+
+def test_find_images_walks_folders_sorted_and_reports_missing(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    found, missing = find_images([tmp_path, tmp_path / "nope.png"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.JPG", "b.png", "sub/c.webp"]
+    assert [m.path.name for m in missing] == ["nope.png"]

@@ -1,0 +1,130 @@
+"""Training (Algorithm 1): reproducible, resumable, interruptible, multi-process, and loud about NaN."""
+
+import json
+import os
+import subprocess
+import sys
+
+import attrs
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dse_core.encoder import Encoder
+from dse_core.errors import DseError
+from dse_core.loss import LossConfig, get_preset
+from dse_core.train import TrainConfig, train
+from dse_core.train import trainer as trainer_module
+from dse_plugin_stylegan2.encoder import encoder_plan
+
+NO_LPIPS = attrs.evolve(LossConfig(), image=attrs.evolve(LossConfig().image, lpips=0.0))
+
+
+def run(G, run_dir, samples, resume=False, **overrides):
+    config = TrainConfig(samples=samples, batch_size=2, log_every=1, grid_every=3, checkpoint_every=2, **overrides)
+    return train(G, run_dir, config, NO_LPIPS, encoder_plan(G), resume=resume, progress=False, log=lambda m: None)
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "encoder" / "model.safetensors"))
+
+
+def test_a_short_run_writes_every_output_and_learns(tiny_generator, tmp_path):
+    result = run(tiny_generator, tmp_path / "r", samples=24)
+    assert (result.steps, result.samples) == (12, 24)
+    files = {p.relative_to(tmp_path / "r").as_posix() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    assert {"run.json", "log.jsonl", "encoder/model.safetensors", "encoder/config.json", "checkpoints/latest",
+            "grids/step-00000003.png", "grids/step-00000012.png"} <= files
+    assert (tmp_path / "r" / "checkpoints" / "latest").read_text().strip() == "step-00000012"
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 13))
+    assert {"img0/mse", "img1/ssim", "img2/kl", "latent/cos", "total"} <= set(log[0])
+    assert log[-1]["latent/mse"] < log[0]["latent/mse"]  # the encoder learns
+    header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
+    assert header["kind"] == "encoder" and header["source"]["preset"] == "paper-s2" and header["source"]["samples"] == 24
+
+
+def test_n_steps_equal_half_then_resume_then_half(tiny_generator, tmp_path):
+    run(tiny_generator, tmp_path / "whole", samples=16)
+    run(tiny_generator, tmp_path / "split", samples=8)
+    run(tiny_generator, tmp_path / "split", samples=16, resume=True)
+    whole, split = weights(tmp_path / "whole"), weights(tmp_path / "split")
+    assert whole.keys() == split.keys()
+    for name in whole:
+        assert torch.equal(whole[name], split[name]), name
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_same_weights(tiny_generator, tmp_path, monkeypatch):
+    run(tiny_generator, tmp_path / "whole", samples=12)
+    real_step, calls = trainer_module.training_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "training_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_generator, tmp_path / "cut", samples=12)
+    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step-00000003"
+    monkeypatch.setattr(trainer_module, "training_step", real_step)
+    run(tiny_generator, tmp_path / "cut", samples=12, resume=True)
+    for name, value in weights(tmp_path / "whole").items():
+        assert torch.equal(value, weights(tmp_path / "cut")[name]), name
+
+
+def test_resume_refuses_other_settings_and_new_runs_refuse_old_folders(tiny_generator, tmp_path):
+    run(tiny_generator, tmp_path / "r", samples=4)
+    with pytest.raises(DseError, match="already holds a training run"):
+        run(tiny_generator, tmp_path / "r", samples=4)
+    with pytest.raises(DseError, match=r"other settings \(lr\)"):
+        run(tiny_generator, tmp_path / "r", samples=8, resume=True, lr=0.1)
+    with pytest.raises(DseError, match="nothing to resume"):
+        run(tiny_generator, tmp_path / "empty", samples=4, resume=True)
+
+
+def test_nan_stops_the_run_naming_step_terms_and_checkpoint(tiny_generator, tmp_path, monkeypatch):
+    real_step = trainer_module.training_step
+
+    def poisoned(G, model, loss_fn, optimizer, latents, x, cfg, scaler=None):
+        terms = real_step(G, model, loss_fn, optimizer, latents, x, cfg, scaler)
+        if optimizer.state_dict()["state"][0]["step"] >= 3:
+            terms["img0/mse"] = torch.tensor(float("nan"))
+        return terms
+
+    monkeypatch.setattr(trainer_module, "training_step", poisoned)
+    with pytest.raises(DseError) as err:
+        run(tiny_generator, tmp_path / "r", samples=20)
+    text = str(err.value)
+    assert "not finite at step 3" in text and "img0/mse=nan" in text and "step-00000002" in text
+
+
+def test_style_mixing_mixes_only_the_chosen_samples(tiny_generator):
+    config = TrainConfig(style_mixing_prob=0.5)
+    rng = torch.Generator().manual_seed(0)
+    latents, x = trainer_module.make_training_pairs(tiny_generator, 64, rng, config, torch.device("cpu"))
+    ws = latents["w"]
+    mixed = (ws != ws[:, :1]).any(dim=2).any(dim=1)
+    assert 16 < int(mixed.sum()) < 48  # about half the samples
+    assert x.shape == (64, 3, 16, 16)
+
+
+def test_presets_set_the_encoder_downsampling(tiny_generator):
+    assert get_preset("paper-s2").fused_downsample and not get_preset("paper-s1").fused_downsample
+    fused = Encoder(attrs.evolve(encoder_plan(tiny_generator), downsample="fused"))
+    assert fused(torch.randn(2, 3, 16, 16)).w.shape == (2, tiny_generator.num_ws, 8)
+
+
+def test_two_processes_under_torchrun_stay_in_sync(tiny_generator, tmp_path):
+    tiny_generator.save_pretrained(tmp_path / "g")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "dse_core.cli", "train", "--generator", str(tmp_path / "g"), "-o", str(tmp_path / "ddp"),
+           "--samples", "16", "--batch-size", "2", "--lpips-weight", "0", "--device", "cpu", "--quiet",
+           "--log-every", "1", "--checkpoint-every", "100", "--grid-every", "100"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 ranks in sync" in done.stderr
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert [r["samples"] for r in log] == [4, 8, 12, 16]  # 2 ranks x batch 2 per step
