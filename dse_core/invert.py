@@ -115,6 +115,8 @@ def invert_files(
     roots = [Path(p) for p in inputs]
     mine = paths[dist.rank :: dist.world_size]
     failed = list(missing) if dist.is_main else []  # every rank finds the same missing inputs
+    for bad in failed:
+        log(f"skipped {bad.path}: {bad.reason}")
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     rows, pairs = [], []
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
