@@ -1,4 +1,7 @@
-"""dse plugin: the StyleGAN2 family (our generator, rosinality and genforce checkpoint readers)."""
+"""dse plugin: the StyleGAN2 family: our generator, readers for rosinality, genforce and NVlabs files,
+the DSE encoder plan (paper Table I) and an embedded 32 px demo generator + encoder."""
+
+from pathlib import Path
 
 from dse_core import CheckpointFormat, GanFamily, hookimpl
 
@@ -23,6 +26,7 @@ FAMILY = GanFamily(
     ],
     latent="w+ (num_ws x w_dim)",
     encoder=encoder_plan,
+    demo=Path(__file__).parent / "demo",  # generator/ and encoder/: 32 px digits, see tools/README.md
 )
 
 
