@@ -7,16 +7,19 @@ from .encoder import Encoder, EncoderConfig, EncoderOutput
 from .errors import CheckpointError, ConfigError, DseError, PluginError, UnknownNameError
 from .families import CheckpointFormat, GanFamily
 from .hookspecs import hookimpl
-from .hub import PretrainedMixin
+from .hub import ChecksumError, DseWarning, PretrainedMixin, generator_fingerprint, push_folder
 from .interfaces import Generator, StyleGenerator
 from .invert import Inversion, Inverter
-from .loading import load_encoder, load_generator, resolve_device
+from .loading import check_encoder_matches, load_encoder, load_generator, resolve_device
 from .plugins import PluginHost, get_host, use_host
+from .registry import CheckpointEntry, HubLocation
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "CheckpointFormat", "ConfigError", "DseError", "Encoder", "EncoderConfig", "EncoderOutput",
-    "GanFamily", "Generator", "Inversion", "Inverter", "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
-    "get_host", "hookimpl", "load_encoder", "load_generator", "resolve_device", "use_host",
+    "CheckpointEntry", "CheckpointError", "CheckpointFormat", "ChecksumError", "ConfigError", "DseError", "DseWarning",
+    "Encoder", "EncoderConfig", "EncoderOutput", "GanFamily", "Generator", "HubLocation", "Inversion", "Inverter",
+    "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
+    "check_encoder_matches", "generator_fingerprint", "get_host", "hookimpl", "load_encoder", "load_generator",
+    "push_folder", "resolve_device", "use_host",
 ]

@@ -7,12 +7,16 @@ User errors (:class:`DseError`) print one message and exit with status 2; set
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
-from .errors import DseError
+from .errors import DseError, UnknownNameError
 
 
 def _device_arg(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +67,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     else:
         model = load_generator(args.checkpoint, gan=args.gan, device="cpu")
     source = dict(getattr(model, "source", {}))
-    if source_path.is_file():
-        source["sha256"] = sha256_of(source_path)
+    origin = {k: v for k, v in (getattr(model, "origin", None) or {}).items() if k != "spec"}
+    if origin:
+        source["origin"] = origin  # the registry entry / Hub repo it came from: the card states its license
+    checkpoint_file = source_path if source_path.is_file() else _registry_file(origin)
+    if checkpoint_file is not None:
+        source["sha256"] = sha256_of(checkpoint_file)
     model.save_pretrained(out, source=source)
     params = sum(p.numel() for p in model.parameters())
     print(f"converted {args.checkpoint} ({source.get('format', model.family)}) -> {out}")
@@ -144,7 +152,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     if encoder_spec is None:
         raise DseError("say which encoder to use", hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
     generator = load_generator(generator_spec, gan=args.gan, device=device)
-    encoder = load_encoder(encoder_spec, gan=generator.family, device=device)
+    encoder = load_encoder(encoder_spec, gan=generator.family, device=device, generator=generator, force=args.force)
     try:
         lpips = _lpips_for(args, needed=not args.no_lpips)
     except DseError as exc:
@@ -171,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import attrs
 
     from .loading import load_generator, resolve_device
-    from .loss import ImageWeights, get_preset
+    from .loss import get_preset
     from .train import TrainConfig, train
 
     preset = get_preset(args.preset)
@@ -194,8 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, precision=args.precision,
     )
     lpips = _lpips_for(args, needed=loss_config.image.lpips > 0)
-    info = {"id": generator_spec, "family": generator.family, "resolution": generator.resolution,
-            "source": getattr(generator, "source", {})}
+    from .hub import generator_record
+
+    info = generator_record(generator, generator_spec)  # id, fingerprint, repo/revision: what dse invert checks
     try:
         result = train(generator, args.output, config, loss_config, encoder_config, lpips=lpips, resume=args.resume,
                        device=device, generator_info=info, progress=not args.quiet,
@@ -232,6 +241,159 @@ def cmd_generate(args: argparse.Namespace) -> int:
         save_image(image.cpu(), Path(args.output) / f"{path.stem}.png")
     print(f"generated {len(paths)} image(s) -> {args.output}")
     return 0
+
+
+def _registry_file(origin: dict) -> Path | None:
+    """The cached checkpoint file a registry id was read from (its sha256 goes into the converted config)."""
+    from . import registry
+
+    entry = registry.find(origin.get("registry_id") or "")
+    return None if entry is None or entry.is_dse_repo else registry.cached_path(entry)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import registry
+    from .plugins import get_host
+
+    host = get_host()
+    entries = sorted(host.checkpoints.values(), key=lambda e: (e.kind, e.family, e.id))
+    families = host.families
+    rows = []
+    for e in entries:
+        status, detail = registry.check_cached(e) if args.check else (registry.cache_status(e), "")
+        note = "" if e.family in families else f"needs {e.plugin}"
+        rows.append({"id": e.id, "kind": e.kind, "family": e.family, "resolution": e.resolution, "license": e.license,
+                     "cached": status, "verified": not e.hub.unverified, "note": note, "detail": detail,
+                     "repo": f"{e.hub.repo_id}@{e.hub.revision}", "file": e.hub.file})
+    broken = [f"plugin {r.name}: {r.error}" for r in host.plugins() if r.error] + list(host.registry_errors)
+    bad = [r for r in rows if r["cached"] == "MISMATCH"]
+    if args.json:
+        print(json.dumps({"models": rows, "errors": broken}, indent=2))
+        return 1 if broken or bad else 0
+    header = ("ID", "KIND", "FAMILY", "RES", "LICENSE", "CHECK" if args.check else "CACHED", "")
+    table = [header] + [(r["id"] + ("" if r["verified"] else " *"), r["kind"], r["family"], str(r["resolution"]),
+                         r["license"], r["cached"], r["note"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if not rows:
+        print("(no registry entries)")
+    if any(not r["verified"] for r in rows):
+        print("* unverified: no sha256 pinned yet (the entry says why); `dse pull` prints the sha256 of what it fetched")
+    for r in rows:
+        if args.check and r["detail"] and r["cached"] != "ok":
+            print(f"{r['id']}: {r['cached']}: {r['detail']}")
+    for line in broken:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if broken or bad else 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from . import hub, registry
+
+    name, rev = hub.split_revision(args.spec)
+    rev = args.revision or rev
+    entry = registry.find(name)
+    if entry is not None:
+        path = registry.fetch(entry, rev)
+        print(f"{entry.id}: {entry.hub.repo_id}@{rev or entry.hub.revision} {entry.hub.file} -> {path}")
+        print(f"  license: {entry.license}" + (f" ({entry.license_url})" if entry.license_url else "")
+              + ("" if entry.redistribution == "allowed" else f"; redistribution: {entry.redistribution}"))
+        if not entry.pinned or rev not in (None, entry.hub.revision):
+            target = path / hub.WEIGHTS_FILE if path.is_dir() else path
+            why = entry.hub.unverified_reason if entry.hub.unverified else "another revision than the pinned one"
+            print(f"  not pinned ({why}): sha256 of this download {hub.sha256_of(target)}")
+        return 0
+    if not hub.is_repo_id(name):
+        raise UnknownNameError("registry id or Hub repo id", name, registry.entries(),
+                                        hint="`dse models` lists the registry; Hub repos are owner/name[@revision]")
+    folder = hub.download(name, rev)
+    print(f"{name}@{hub.commit_of(folder) or rev or 'main'} -> {folder}")
+    print(f"  license: {_card_license(folder)}")
+    return 0
+
+
+def _card_license(folder: Path) -> str:
+    from huggingface_hub import ModelCard
+
+    from . import hub, registry
+
+    card = folder / hub.CARD_FILE
+    if card.is_file():
+        data = ModelCard.load(card).data
+        if data.license:
+            return data.license_name or data.license if data.license == "other" else data.license
+    if hub.is_pretrained_dir(folder):
+        header = hub.read_header(folder)
+        entry = registry.entry_for_source(header.get("source") or {}, header.get("kind"))
+        if entry is not None:
+            return f"{entry.license} (from the registry entry {entry.id})"
+    return "unknown (the repo states none: check it before use)"
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from . import hub
+
+    src = Path(args.path)
+    if hub.is_pretrained_dir(src):
+        folder, run = src, None
+    elif hub.is_pretrained_dir(src / "encoder"):
+        folder, run = src / "encoder", src
+    else:
+        raise DseError(f"{src}: neither a saved model (config.json + model.safetensors) nor a training run (encoder/)",
+                       hint="push a run folder of `dse train`, its encoder/, or a folder written by `dse convert`")
+    header = hub.read_header(folder)
+    with tempfile.TemporaryDirectory(prefix="dse-push-") as tmp:
+        stage = Path(tmp)
+        for name in hub.REPO_FILES:
+            if (folder / name).is_file() and name != hub.CARD_FILE:
+                shutil.copy2(folder / name, stage / name)
+        _stage_run_extras(stage, run, Path(args.metrics) if args.metrics else None)
+        _warn_redistribution(header)
+        info = hub.push_folder(stage, args.repo_id, private=args.private, revision=args.revision, license=args.license)
+    print(f"pushed {header.get('family')} {header.get('kind')} -> {args.repo_id}@{args.revision or 'main'} "
+          f"(commit {info.oid[:12]}){' [private]' if args.private else ''}")
+    return 0
+
+
+def _stage_run_extras(stage: Path, run: Path | None, metrics: Path | None) -> None:
+    """A run's last reconstruction grid and final loss, and an invert run's metrics summary, for the card."""
+    from . import hub
+    from .config import read_json, write_json_atomic
+
+    extra = read_json(stage / hub.METRICS_FILE) if (stage / hub.METRICS_FILE).is_file() else {}
+    if run is not None:
+        grids = sorted((run / "grids").glob("*.png"))
+        if grids and not (stage / hub.GRID_FILE).exists():
+            shutil.copy2(grids[-1], stage / hub.GRID_FILE)
+        log = run / "log.jsonl"
+        if log.is_file():
+            lines = [line for line in log.read_text().splitlines() if line.strip()]
+            if lines:
+                last = json.loads(lines[-1])
+                extra["training_loss"] = {k: v for k, v in last.items()
+                                          if k not in ("step", "samples", "samples_per_s") and isinstance(v, (int, float))}
+    if metrics is not None:
+        data = read_json(metrics)
+        if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+            raise DseError(f"{metrics}: no metrics summary", hint="pass the metrics.json written by `dse invert`")
+        extra["summary"] = data["summary"]
+    if extra:
+        write_json_atomic(stage / hub.METRICS_FILE, extra)
+
+
+def _warn_redistribution(header: dict) -> None:
+    from . import hub, registry
+
+    source = header.get("source") or {}
+    if header.get("kind") != "generator" or source.get("format") in (None, "dse-trained"):
+        return
+    entry = registry.entry_for_source(source, "generator")
+    note = registry.redistribution_note(entry) if entry is not None else (
+        f"these weights were converted from a third-party checkpoint ({source.get('format')}) that is not in the "
+        "registry: check its license allows redistribution before publishing them")
+    if note:
+        warnings.warn(note, hub.DseWarning, stacklevel=2)
 
 
 def _family(name: str):
@@ -291,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
     _lpips_args(p)
     _device_arg(p)
     p.set_defaults(func=cmd_invert)
@@ -326,6 +489,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     _device_arg(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("models", help="the checkpoint registry: id, kind, family, resolution, license, cached?")
+    p.add_argument("--check", action="store_true", help="verify the sha256 of every cached file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("pull", help="download a registry checkpoint or a Hub repo into the Hugging Face cache")
+    p.add_argument("spec", metavar="ID_OR_REPO", help="a registry id (`dse models`) or a Hub repo id, optionally @revision")
+    p.add_argument("--revision", help="branch, tag or commit (overrides @revision)")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("push", help="upload an encoder (a run, or its encoder/) or a converted model to the Hub")
+    p.add_argument("path", metavar="RUN_OR_MODEL_DIR", help="a `dse train` run folder, its encoder/, or a saved model folder")
+    p.add_argument("--repo-id", required=True, help="owner/name on the Hub (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to push to (created from main if missing; default main)")
+    p.add_argument("--metrics", help="a metrics.json written by `dse invert`, shown in the model card")
+    p.add_argument("--license", help="license id for the card (default: the registry's, else unknown)")
+    p.set_defaults(func=cmd_push)
     return parser
 
 
@@ -333,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("DSE_DEBUG") == "1"
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            _show_user_warnings()
+            return args.func(args)
     except DseError as exc:
         if debug:
             traceback.print_exc()
@@ -345,6 +529,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dse plugins | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _show_user_warnings() -> None:
+    """Print dse's own warnings as ``dse: warning: ...`` (others keep Python's format)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__name__ == "DseWarning":
+            print(f"dse: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _exit(code: int) -> None:

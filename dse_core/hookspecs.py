@@ -18,3 +18,16 @@ hookimpl = pluggy.HookimplMarker("dse")
 @hookspec
 def register_gan_families(register):
     """Call ``register(GanFamily(...))`` once for each GAN family the plugin provides."""
+
+
+@hookspec
+def register_checkpoints(register):
+    """Call ``register(...)`` for each checkpoint the plugin ships registry entries for.
+
+    ``register`` takes a :class:`dse_core.registry.CheckpointEntry`, a dict with the fields of
+    ``registry/README.md``, a ``.toml`` entry file, or a folder of them::
+
+        @hookimpl
+        def register_checkpoints(register):
+            register(Path(__file__).parent / "registry")
+    """

@@ -7,15 +7,28 @@ safetensors and a ``config.json`` describing them::
      "family": "stylegan2", "resolution": 256, "config": {...}, "source": {...}}
 
 ``config`` is the model's attrs config; ``source`` records where the weights came
-from (original format, file name, sha256). Models mix in :class:`PretrainedMixin`
-and get ``save_pretrained`` / ``from_pretrained``.
+from (original format, file name, sha256) and, for encoders, the generator they were
+trained for (its fingerprint, see :func:`generator_fingerprint`). Models mix in
+:class:`PretrainedMixin` and get ``save_pretrained`` / ``from_pretrained`` /
+``push_to_hub``; a folder also holds a model card (``README.md``), and may hold the
+reconstruction grid and a metrics table that the card shows.
+
+Everything that touches the Hub goes through ``huggingface_hub`` and its cache
+(``HF_HOME``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``, ``HF_ENDPOINT``). Downloads are checked
+against the registry's sha256 or the Hub's own file hash; a mismatch is evicted from
+the cache, fetched once more, and refused if it still does not match.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -29,6 +42,10 @@ from .errors import CheckpointError, DseError
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+GRID_FILE = "reconstruction.png"  # x over G(E(x)), shown by the card
+METRICS_FILE = "metrics.json"  # {"summary": {name: {mean, std, n}}, "training_loss": {term: value}}, shown by the card
+REPO_FILES = [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, GRID_FILE, METRICS_FILE]
 LIBRARY_NAME = "dse"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
@@ -59,30 +76,266 @@ def resolve(path_or_repo_id: str | Path, revision: str | None = None) -> Path:
         return path
     text = str(path_or_repo_id)
     if not _REPO_ID.match(text):
-        raise DseError(f"{text}: no such file or folder")
-    repo_id, _, rev = text.partition("@")
-    return download(repo_id, revision or rev or None)
+        raise DseError(f"{text}: no such file or folder",
+                       hint="registry ids (`dse models`) are accepted by load_generator / load_encoder and --generator / --encoder")
+    repo_id, rev = split_revision(text)
+    return download(repo_id, revision or rev)
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch (or find in the cache) a model repo; offline misses name the command to run."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """``owner/name@rev`` -> (``owner/name``, ``rev``); no ``@``: revision None."""
+    name, _, rev = spec.partition("@")
+    return name, rev or None
 
-    where = f"{repo_id}@{revision or 'main'}"
+
+def is_repo_id(text: str) -> bool:
+    return bool(_REPO_ID.match(text))
+
+
+# -- Hub I/O through huggingface_hub -------------------------------------------------------------
+
+class DseWarning(UserWarning):
+    """A warning meant for the user (the CLI prints it as ``dse: warning: ...``)."""
+
+
+def offline() -> bool:
+    """``HF_HUB_OFFLINE``, read now (huggingface_hub reads it once, at import)."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def pull_command(spec: str, revision: str | None = None) -> str:
+    return f"dse pull {spec}" + (f" --revision {revision}" if revision else "")
+
+
+@contextlib.contextmanager
+def _hub_errors(repo_id: str, revision: str | None, filename: str | None = None, pull_hint: str | None = None):
+    """Translate huggingface_hub's exceptions into one :class:`DseError` naming repo, revision and file."""
+    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = f"{repo_id}@{revision or 'main'}" + (f" ({filename})" if filename else "")
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, "README.md"]))
+        yield
     except LocalEntryNotFoundError:
         raise DseError(
-            f"{where} is not in the local Hugging Face cache and the Hub cannot be reached",
-            hint=f"on a connected machine run `dse pull {repo_id}"
-            + (f" --revision {revision}`" if revision else "`")
-            + " and copy the cache (HF_HOME) here",
+            f"{where} is not in the local Hugging Face cache and the Hub cannot be reached"
+            + (" (HF_HUB_OFFLINE is set)" if offline() else ""),
+            hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}` and copy the cache "
+                 f"({_cache_dir()}) here, or point HF_HOME at a copy of it",
         ) from None
+    except RevisionNotFoundError:
+        raise DseError(f"{where}: no such revision (branch, tag or commit) in {repo_id}") from None
+    except RemoteEntryNotFoundError:
+        raise DseError(f"{where}: no such file in the repository at that revision") from None
     except RepositoryNotFoundError:
         raise DseError(f"{where}: no such repository on the Hub (or it is private: set HF_TOKEN)") from None
     except HfHubHTTPError as exc:
+        raise DseError(f"{where}: Hub request failed: {exc}") from None
+    except OSError as exc:  # huggingface_hub's size consistency check, disk full, ...
         raise DseError(f"{where}: download failed: {exc}") from None
+
+
+def _cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def download(repo_id: str, revision: str | None = None, pull_hint: str | None = None) -> Path:
+    """Fetch (or find in the cache) a dse model repo; every file is checked against the Hub's own hash.
+
+    Offline misses name the repo, the revision and the command to run on a connected machine.
+    """
+    from huggingface_hub import snapshot_download
+
+    def fetch() -> Path:
+        with _hub_errors(repo_id, revision, pull_hint=pull_hint):
+            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=REPO_FILES,
+                                          local_files_only=offline()))
+
+    folder = fetch()
+    bad = [p for p in sorted(folder.iterdir()) if p.is_file() and _mismatch(p) is not None]
+    if not bad:
+        return folder
+    for path in bad:
+        _evict(path)
+    if offline():
+        raise ChecksumError(f"{repo_id}@{revision or 'main'}: the cached {', '.join(p.name for p in bad)} "
+                            "did not match the Hub's hash and was removed from the cache",
+                            hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}`")
+    folder = fetch()  # re-fetch what was evicted
+    for path in bad:
+        _refuse_if_corrupt(folder / path.name, None, f"{repo_id}@{revision or 'main'} ({path.name})")
+    return folder
+
+
+def fetch_file(repo_id: str, filename: str, revision: str | None = None, sha256: str | None = None,
+               pull_hint: str | None = None) -> Path:
+    """One file of a Hub repo, through the cache, checked against ``sha256`` (else the Hub's own hash).
+
+    A file that does not match is removed from the cache and fetched once more; a second mismatch is refused.
+    """
+    from huggingface_hub import hf_hub_download
+
+    def fetch() -> Path:
+        with _hub_errors(repo_id, revision, filename, pull_hint=pull_hint):
+            return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline()))
+
+    path = fetch()
+    if _mismatch(path, sha256) is None:
+        return path
+    _evict(path)
+    where = f"{repo_id}@{revision or 'main'} ({filename})"
+    if offline():
+        raise ChecksumError(f"{where}: the cached copy does not match its sha256 and was removed from the cache",
+                            hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}`")
+    warnings.warn(f"{where}: does not hash to {_mismatch_text(sha256)}; removed from the cache, fetching it again",
+                  DseWarning, stacklevel=2)
+    path = fetch()
+    _refuse_if_corrupt(path, sha256, where)
+    return path
+
+
+class ChecksumError(DseError):
+    """A downloaded (or cached) file whose bytes do not hash to what the registry or the Hub says."""
+
+
+def expected_hash(path: Path) -> str | None:
+    """The Hub's hash of a cached file: its blob's name (sha256 for LFS files, git sha1 for the rest)."""
+    if not path.is_symlink():
+        return None
+    name = Path(os.path.realpath(path)).name
+    return name if re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{40}", name) else None
+
+
+def git_blob_sha1(path: Path) -> str:
+    data = Path(path).read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+_verified: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime) -> sha256, for this process
+
+
+def cached_sha256(path: str | Path) -> str:
+    """``sha256_of`` with a per-process memo (a model is often loaded more than once)."""
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    key = (real, stat.st_size, stat.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256_of(real)
+    return _verified[key]
+
+
+def _mismatch(path: Path, sha256: str | None = None) -> tuple[str, str] | None:
+    """(expected, actual) when ``path`` does not hash to ``sha256`` (or, without one, to its Hub hash)."""
+    expected = sha256 or expected_hash(path)
+    if expected is None:
+        return None
+    actual = git_blob_sha1(path) if len(expected) == 40 else cached_sha256(path)
+    return None if actual == expected else (expected, actual)
+
+
+def _mismatch_text(sha256: str | None) -> str:
+    return f"the pinned sha256 {sha256[:12]}..." if sha256 else "the Hub's hash of it"
+
+
+def _refuse_if_corrupt(path: Path, sha256: str | None, where: str) -> None:
+    bad = _mismatch(path, sha256)
+    if bad is not None:
+        _evict(path)
+        raise ChecksumError(
+            f"{where}: the download hashes to {bad[1]}, expected {bad[0]}"
+            f" ({'pinned in the registry' if sha256 else 'the Hub file metadata'}); refused and removed from the cache",
+            hint="the file on the Hub differs from the one pinned; if the Hub copy changed on purpose, "
+                 "update the registry entry's sha256" if sha256 else "try again later; the transfer was corrupted",
+        )
+
+
+def _evict(path: Path) -> None:
+    """Remove a cached file: the snapshot link and the blob it points to."""
+    real = Path(os.path.realpath(path))
+    Path(path).unlink(missing_ok=True)
+    if real != Path(path):
+        real.unlink(missing_ok=True)
+    _verified.clear()
+
+
+def commit_of(folder: Path) -> str | None:
+    """The commit a cached snapshot folder (``.../snapshots/<commit>/``) holds."""
+    name = Path(folder).name
+    return name if re.fullmatch(r"[0-9a-f]{40}", name) and Path(folder).parent.name == "snapshots" else None
+
+
+def push_folder(folder: str | Path, repo_id: str, private: bool = False, revision: str | None = None,
+                token: str | None = None, commit_message: str | None = None, license: str | None = None):
+    """Upload a saved model (``config.json`` + ``model.safetensors`` + card, grid, metrics) to the Hub.
+
+    The card is (re)written for ``repo_id`` in a staging copy; the folder itself is not modified.
+    Returns huggingface_hub's ``CommitInfo`` (``.oid`` is the new commit).
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not is_pretrained_dir(folder):
+        raise DseError(f"{folder}: not a saved dse model (config.json + model.safetensors)")
+    if offline():
+        raise DseError(f"cannot push to {repo_id}: HF_HUB_OFFLINE is set", hint="unset HF_HUB_OFFLINE on a connected machine")
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="dse-push-") as tmp:
+        stage = Path(tmp)
+        for name in REPO_FILES:
+            if (folder / name).is_file() and name != CARD_FILE:
+                shutil.copy2(folder / name, stage / name)
+        from .card import write_model_card
+
+        write_model_card(stage, repo_id=repo_id, license=license)
+        with _hub_errors(repo_id, revision):
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision and revision != "main":
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            kind = read_header(stage).get("kind", "model")
+            return api.upload_folder(repo_id=repo_id, folder_path=stage, revision=revision,
+                                     commit_message=commit_message or f"Upload dse {kind}")
+
+
+# -- generator fingerprint ----------------------------------------------------------------------
+
+def generator_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over the state dict in sorted key order (name, shape, float32 bytes): independent of the file format.
+
+    The same weights read from a rosinality ``.pt``, an NVlabs pickle or our safetensors give the same
+    fingerprint; any changed tensor gives another.
+    """
+    digest = hashlib.sha256()
+    state = model.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(name.encode() + b"\0" + repr(tuple(tensor.shape)).encode() + b"\0")
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def generator_record(generator, spec: str | Path) -> dict:
+    """What an encoder records about the generator it is trained for (``config.json`` ``source.generator``)."""
+    origin = getattr(generator, "origin", None) or {}
+    record = {"id": str(spec), "family": generator.family, "resolution": generator.resolution,
+              "fingerprint": generator_fingerprint(generator)}
+    record.update({k: origin[k] for k in ("registry_id", "repo_id", "revision", "file") if origin.get(k)})
+    record["source"] = dict(getattr(generator, "source", None) or {})
+    return record
+
+
+def describe_generator(record: Mapping[str, Any]) -> str:
+    """``'id' (repo@rev, fingerprint 1a2b3c4d5e6f)`` for error messages."""
+    parts = []
+    if record.get("repo_id"):
+        parts.append(f"{record['repo_id']}@{str(record.get('revision') or 'main')[:12]}")
+    if record.get("fingerprint"):
+        parts.append(f"fingerprint {record['fingerprint'][:12]}")
+    name = record.get("registry_id") or record.get("id") or "an unnamed generator"
+    return f"{name!r}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 class PretrainedMixin:
@@ -93,8 +346,8 @@ class PretrainedMixin:
     config_class: ClassVar[type]
     config: Any
 
-    def save_pretrained(self, directory: str | Path, source: Mapping[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` then ``config.json``, each atomically."""
+    def save_pretrained(self, directory: str | Path, source: Mapping[str, Any] | None = None, card: bool = True) -> Path:
+        """Write ``model.safetensors`` then ``config.json``, each atomically, then the model card."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
@@ -110,17 +363,42 @@ class PretrainedMixin:
         metadata = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in header.items() if k != "config"}
         write_bytes_atomic(directory / WEIGHTS_FILE, save(state, metadata=metadata))
         write_json_atomic(directory / CONFIG_FILE, header)
+        if card:
+            from .card import write_model_card
+
+            write_model_card(directory)
         return directory
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None, device: str | torch.device = "cpu"):
+        """Load from a folder or a Hub repo id (``owner/name``, ``owner/name@rev`` or ``revision=``)."""
         directory = resolve(path_or_repo_id, revision)
         header = read_header(directory, expect_kind=cls.kind, expect_family=getattr(cls, "family", None))
         config = from_dict(cls.config_class, header["config"], source=f"{directory / CONFIG_FILE} ($.config)")
         model = cls(config)
         load_state(model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
         model.source = header.get("source", {})
+        model.origin = _origin_of(path_or_repo_id, directory)
         return model.to(device).eval()
+
+    def push_to_hub(self, repo_id: str, private: bool = False, revision: str | None = None, token: str | None = None,
+                    commit_message: str | None = None, license: str | None = None):
+        """Save to a temporary folder and upload it (``create_repo(exist_ok=True)`` + ``upload_folder``).
+
+        ``revision`` is a branch (created from main when missing). Returns the ``CommitInfo``.
+        """
+        with tempfile.TemporaryDirectory(prefix="dse-save-") as tmp:
+            self.save_pretrained(tmp, source=getattr(self, "source", None), card=False)
+            return push_folder(tmp, repo_id, private=private, revision=revision, token=token,
+                               commit_message=commit_message, license=license)
+
+
+def _origin_of(spec: str | Path, directory: Path) -> dict:
+    """Where a model was loaded from: the Hub repo and the commit of its cached snapshot, if any."""
+    commit = commit_of(directory)
+    if commit is None or Path(spec).exists():
+        return {"spec": str(spec)}
+    return {"spec": str(spec), "repo_id": split_revision(str(spec))[0], "revision": commit}
 
 
 def read_header(directory: Path, expect_kind: str | None = None, expect_family: str | None = None) -> dict:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
-from . import hub
+from . import hub, registry
 from .checkpoints import describe, torch_load
 from .encoder import Encoder
 from .encoder.convert import BE_FAMILIES, load_authors_encoder, sniff_authors_encoder
@@ -38,13 +40,15 @@ def load_generator(
     """Load any supported generator, ready to call: ``G(z, c, truncation_psi, ...)``.
 
     ``path_or_repo_id`` is a checkpoint file in a format some plugin reads, a folder
-    written by ``save_pretrained`` (or ``dse convert``), a Hub repo id
-    (``owner/name[@revision]``), or ``demo:<family>`` for a plugin's embedded demo.
-    ``gan`` restricts the search to one family; without it the family is sniffed.
-    Returns the generator in eval mode on ``device``.
+    written by ``save_pretrained`` (or ``dse convert``), a registry id (``dse models``;
+    downloaded, checked against its sha256 and read by its family's reader), a Hub
+    repo id (``owner/name[@revision]``), or ``demo:<family>`` for a plugin's embedded
+    demo. ``gan`` restricts the search to one family; without it the family is sniffed.
+    Returns the generator in eval mode on ``device``; ``generator.origin`` says where it came from.
     """
     host = get_host()
-    path = _local_path(path_or_repo_id, "generator", revision)
+    spec = _resolve(path_or_repo_id, "generator", revision)
+    path, entry = spec.path, spec.entry
     device = resolve_device(device)
 
     if hub.is_pretrained_dir(path):
@@ -52,15 +56,24 @@ def load_generator(
         family = host.family(header["family"])
         if gan is not None and gan != family.name:
             raise CheckpointError(path, f"holds a {family.name} generator, not {gan}", hint=f"use --gan {family.name}")
-        return family.generator_class.from_pretrained(path, device=device)
+        generator = family.generator_class.from_pretrained(path, device=device)
+        generator.origin = spec.origin
+        return generator
 
-    candidates = [host.family(gan)] if gan else list(host.families.values())
-    match = _sniff(candidates, path)
-    if match is None:
-        raise _no_format_error(path, gan, candidates, host.families.values())
+    if entry is not None and entry.format not in ("auto", registry.DSE_FORMAT):
+        family = host.family(entry.family)
+        if gan is not None and gan != family.name:
+            raise DseError(f"{entry.id} is a {family.name} generator, not {gan}", hint=f"use --gan {family.name}")
+        match = (family, family.format(entry.format))
+    else:
+        candidates = [host.family(gan or entry.family)] if (gan or entry) else list(host.families.values())
+        match = _sniff(candidates, path)
+        if match is None:
+            raise _no_format_error(path, gan, candidates, host.families.values())
     family, fmt = match
     generator = fmt.load(path)
     generator.source = {"format": f"{family.name}/{fmt.name}", "file": path.name}
+    generator.origin = spec.origin
     return generator.to(device).eval()
 
 
@@ -69,30 +82,85 @@ def load_encoder(
     gan: str | None = None,
     device: str | torch.device = "cpu",
     revision: str | None = None,
+    generator=None,
+    force: bool = False,
 ):
     """Load a DSE encoder in eval mode (noise off): ``E(x).w``, ``.zc``, ``.z``.
 
-    ``path_or_repo_id`` is a folder written by ``Encoder.save_pretrained``, a Hub repo
-    id (``owner/name[@revision]``), or one of the DSE authors' encoder checkpoints
-    (``E_model_*.pth``, ``torch.save(E.state_dict())`` of their ``BE``). Their files do
-    not say which generator they invert: ``gan`` does (default ``stylegan2``); for our
-    folders it is checked against the saved family.
+    ``path_or_repo_id`` is a folder written by ``Encoder.save_pretrained``, a registry id,
+    a Hub repo id (``owner/name[@revision]``), or one of the DSE authors' encoder
+    checkpoints (``E_model_*.pth``, ``torch.save(E.state_dict())`` of their ``BE``). Their
+    files do not say which generator they invert: ``gan`` does (default ``stylegan2``);
+    for our folders it is checked against the saved family.
+
+    With ``generator``, the encoder must have been trained for it (see :func:`check_encoder_matches`):
+    otherwise a :class:`DseError` names both, unless ``force``.
     """
-    path = _local_path(path_or_repo_id, "encoder", revision)
+    spec = _resolve(path_or_repo_id, "encoder", revision)
+    path = spec.path
     device = resolve_device(device)
     if hub.is_pretrained_dir(path):
         header = hub.read_header(path, expect_kind="encoder")
         if gan is not None and gan != header.get("family"):
             raise CheckpointError(path, f"holds an encoder for {header.get('family')}, not {gan}",
                                   hint=f"use --gan {header.get('family')}")
-        return Encoder.from_pretrained(path, device=device)
-    family = gan or "stylegan2"
-    if family not in BE_FAMILIES:
-        raise UnknownNameError("GAN family for a DSE authors' (BE) encoder", family, BE_FAMILIES,
-                               hint="the authors' BE checkpoints invert StyleGAN or StyleGAN2; pass gan= one of those")
-    if path.is_dir() or not sniff_authors_encoder(path):
-        raise _not_an_encoder_error(path)
-    return load_authors_encoder(path, family).to(device).eval()
+        encoder = Encoder.from_pretrained(path, device=device)
+    else:
+        family = gan or (spec.entry.family if spec.entry else "stylegan2")
+        if family not in BE_FAMILIES:
+            raise UnknownNameError("GAN family for a DSE authors' (BE) encoder", family, BE_FAMILIES,
+                                   hint="the authors' BE checkpoints invert StyleGAN or StyleGAN2; pass gan= one of those")
+        if path.is_dir() or not sniff_authors_encoder(path):
+            raise _not_an_encoder_error(path)
+        encoder = load_authors_encoder(path, family).to(device).eval()
+    encoder.origin = spec.origin
+    if generator is not None:
+        check_encoder_matches(encoder, generator, force=force, entry=spec.entry)
+    return encoder
+
+
+def check_encoder_matches(encoder, generator, force: bool = False, entry=None) -> None:
+    """Refuse an encoder trained for another generator than ``generator`` (a :class:`DseError` naming both).
+
+    The encoder's ``source.generator`` record (written by ``dse train``) holds the fingerprint of the
+    generator it was trained for (:func:`dse_core.hub.generator_fingerprint`); a registry encoder
+    names the generator id it inverts. ``force`` turns the refusal into a warning. An encoder that
+    records nothing (e.g. the DSE authors' ``.pth``) loads with a warning.
+    """
+    wanted = _trained_for(encoder, entry)
+    origin = getattr(generator, "origin", None) or {}
+    given = {"id": origin.get("spec") or "the generator given",
+             **{k: origin[k] for k in ("registry_id", "repo_id", "revision") if origin.get(k)}}
+    name = (getattr(encoder, "origin", None) or {}).get("spec") or "the encoder"
+    if wanted.get("fingerprint"):
+        given["fingerprint"] = hub.generator_fingerprint(generator)
+        same = given["fingerprint"] == wanted["fingerprint"]
+    elif wanted.get("registry_id") and given.get("registry_id"):
+        same = wanted["registry_id"] == given["registry_id"]
+    elif wanted.get("id") and wanted["id"] == given["id"]:
+        return  # the same spec (e.g. demo:stylegan2), no fingerprint to compare
+    else:
+        what = f"records only {hub.describe_generator(wanted)}" if wanted else "records no generator"
+        warnings.warn(f"encoder {name} {what}: cannot check that it was trained for {hub.describe_generator(given)}",
+                      hub.DseWarning, stacklevel=3)
+        return
+    if same:
+        return
+    message = (f"encoder {name} was trained for generator {hub.describe_generator(wanted)}, "
+               f"not for {hub.describe_generator(given)}")
+    if not force:
+        raise DseError(message, hint="pass the generator it was trained for, or --force (force=True) to use it anyway")
+    warnings.warn(message + "; using it anyway (--force)", hub.DseWarning, stacklevel=3)
+
+
+def _trained_for(encoder, entry) -> dict[str, Any]:
+    """The encoder's record of its generator, else what its registry entry says it inverts."""
+    record = dict(((getattr(encoder, "source", None) or {}).get("generator")) or {})
+    if record or entry is None or not entry.inverts:
+        return record
+    target = registry.entries().get(entry.inverts)
+    return {"id": entry.inverts, "registry_id": entry.inverts,
+            **({"fingerprint": target.fingerprint} if target is not None and target.fingerprint else {})}
 
 
 def _not_an_encoder_error(path: Path) -> CheckpointError:
@@ -122,15 +190,54 @@ def demo_path(family_name: str, kind: str) -> Path:
     return family.demo / kind
 
 
-def _local_path(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Path:
-    """A local file or folder for a path, ``demo:<family>``, or a Hub repo id."""
+class Resolved(NamedTuple):
+    path: Path  # a local file or folder
+    origin: dict  # spec, and registry_id / repo_id / revision / file when it came from the Hub
+    entry: Any = None  # the registry entry, if the spec was a registry id
+
+
+def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Resolved:
+    """A local file or folder for a path, ``demo:<family>``, a registry id or a Hub repo id."""
     text = str(path_or_repo_id)
+    origin = {"spec": text}
     if text.startswith(DEMO_PREFIX):
-        return demo_path(text[len(DEMO_PREFIX):], kind)
-    path = hub.resolve(path_or_repo_id, revision)
+        return Resolved(demo_path(text[len(DEMO_PREFIX):], kind), origin)
+    if Path(text).exists():
+        return Resolved(_model_folder(Path(text)), origin)
+    entry = registry.find(text)
+    if entry is not None:
+        if entry.kind != kind:
+            raise DseError(f"{entry.id} is a registry {entry.kind}, not a {kind}",
+                           hint=f"pass it as --{entry.kind}" if entry.kind in ("generator", "encoder") else None)
+        rev = revision or hub.split_revision(text)[1]
+        path = registry.fetch(entry, rev)
+        origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,
+                      revision=_commit(path) or rev or entry.hub.revision)
+        return Resolved(_model_folder(path), origin, entry)
+    if hub.is_repo_id(text):
+        repo_id, rev = hub.split_revision(text)
+        folder = hub.download(repo_id, revision or rev)
+        origin.update(repo_id=repo_id, revision=hub.commit_of(folder) or revision or rev)
+        return Resolved(folder, origin)
+    if "/" not in text and "\\" not in text and registry.entries():
+        known = [e.id for e in registry.entries().values() if e.kind == kind]
+        raise UnknownNameError(f"{kind} (no such file, registry id or Hub repo)", text, known,
+                               hint="`dse models` lists the registry ids")
+    raise DseError(f"{text}: no such file or folder")
+
+
+def _model_folder(path: Path) -> Path:
     if path.is_file() and path.name == hub.WEIGHTS_FILE and hub.is_pretrained_dir(path.parent):
-        path = path.parent
+        return path.parent
     return path
+
+
+def _commit(path: Path) -> str | None:
+    for folder in (path, *path.parents):
+        commit = hub.commit_of(folder)
+        if commit:
+            return commit
+    return None
 
 
 def _sniff(families, path: Path) -> tuple[GanFamily, CheckpointFormat] | None:

@@ -2,8 +2,10 @@
 
 Entry points in the ``dse`` group are loaded one by one, each in its own
 try/except, and every hook call is made plugin by plugin: a plugin that fails to
-import or whose hook raises is recorded (and shown by ``dse plugins``) while the
-others keep working. ``DSE_LOAD_PLUGINS=a,b`` loads only the named entry points;
+import or whose hook raises is recorded (and shown by ``dse plugins`` and ``dse
+models``) while the others keep working. The host also gathers the checkpoint
+registry: the project's ``registry/*.toml`` files, then each plugin's
+``register_checkpoints`` entries. ``DSE_LOAD_PLUGINS=a,b`` loads only the named entry points;
 set and empty, none.
 """
 
@@ -46,6 +48,8 @@ class PluginHost:
         self._errors: dict[str, str] = {}
         self._families: dict[str, GanFamily] | None = None
         self._family_owner: dict[str, str] = {}
+        self._checkpoints: dict[str, Any] | None = None
+        self.registry_errors: list[str] = []  # bad registry files (the plugins' go to their own row)
 
     # -- loading ---------------------------------------------------------------
     def load_entry_points(self, only: set[str] | None = None) -> None:
@@ -71,6 +75,7 @@ class PluginHost:
             return name
         self._origin[name] = (distribution, version)
         self._families = None  # recomputed on next lookup
+        self._checkpoints = None
         return name
 
     def _fail(self, name: str, distribution: str, version: str, exc: BaseException) -> None:
@@ -112,6 +117,42 @@ class PluginHost:
                 dist, version = self._origin.get(plugin_name, ("", ""))
                 self._fail(plugin_name, dist, version, exc)
 
+    @property
+    def checkpoints(self) -> dict:
+        """Registry entries by id: the project's files first, then each plugin's (see :mod:`dse_core.registry`)."""
+        if self._checkpoints is None:
+            self._checkpoints = {}
+            self.registry_errors = []
+            self._collect_checkpoints()
+        return self._checkpoints
+
+    def _collect_checkpoints(self) -> None:
+        from . import registry
+
+        for folder in registry.search_path():
+            entries, errors = registry.load_dir(folder)
+            self.registry_errors += [str(e) for e in errors]
+            for entry in entries:
+                if entry.id in self._checkpoints:
+                    self.registry_errors.append(f"{entry.origin}: $.id: {entry.id!r} is already defined by "
+                                                f"{self._checkpoints[entry.id].origin}")
+                    continue
+                self._checkpoints[entry.id] = entry
+        for impl in self.pm.hook.register_checkpoints.get_hookimpls():
+            plugin_name = impl.plugin_name
+
+            def register(item, _plugin=plugin_name) -> None:
+                for entry in registry.coerce(item, origin=f"plugin {_plugin}"):
+                    if entry.id in self._checkpoints:
+                        raise PluginError(f"registry id {entry.id!r} is already defined by {self._checkpoints[entry.id].origin}")
+                    self._checkpoints[entry.id] = entry
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                dist, version = self._origin.get(plugin_name, ("", ""))
+                self._fail(plugin_name, dist, version, exc)
+
     def family(self, name: str) -> GanFamily:
         families = self.families
         if name in families:
@@ -126,6 +167,7 @@ class PluginHost:
 
     def plugins(self) -> list[PluginInfo]:
         families = self.families  # runs the hooks, so hook failures are recorded too
+        self.checkpoints
         rows = []
         for name in sorted(set(self._origin) | set(self._errors)):
             dist, version = self._origin.get(name, ("", ""))

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-import torch
 from PIL import Image
 
 from dse_core.cli import main

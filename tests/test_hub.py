@@ -34,7 +34,7 @@ class Toy(nn.Module, PretrainedMixin):
 def test_round_trip_layout_and_metadata(tmp_path):
     model = Toy(ToyConfig(width=3))
     out = model.save_pretrained(tmp_path / "m", source={"format": "toy/raw", "sha256": "ab"})
-    assert sorted(p.name for p in out.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", CONFIG_FILE, WEIGHTS_FILE]  # + the model card
     header = json.loads((out / CONFIG_FILE).read_text())
     assert header["library_name"] == "dse" and header["family"] == "toygan" and header["config"] == {"width": 3}
     with safe_open(str(out / WEIGHTS_FILE), "pt") as f:

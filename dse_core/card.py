@@ -1,0 +1,143 @@
+"""The model card (``README.md``) of a saved model: Hub metadata plus a short human-readable page.
+
+YAML metadata (library, tags, license, base model) comes from huggingface_hub's
+``ModelCardData`` (no Jinja2 needed); the body is built from ``config.json`` and what
+else is in the folder: the reconstruction grid and a metrics table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import write_bytes_atomic
+from .hub import CARD_FILE, GRID_FILE, LIBRARY_NAME, METRICS_FILE, read_header
+
+_HF_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-nc-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "bsd-3-clause",
+                "bsd-2-clause", "gpl-3.0", "openrail", "unknown", "other"}
+
+
+def card_license(license: str | None, url: str | None = None) -> dict:
+    """Card metadata for a license: an id the Hub knows, else ``other`` with its name and link."""
+    name = (license or "unknown").strip()
+    if name.lower() in _HF_LICENSES:
+        return {"license": name.lower()}
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return {"license": "other", "license_name": slug, **({"license_link": url} if url else {})}
+
+
+def write_model_card(directory: str | Path, repo_id: str | None = None, license: str | None = None) -> Path:
+    """``README.md``: YAML metadata (library, tags, license, base model) then a short human-readable card.
+
+    Built from ``config.json`` and what else is in the folder (``reconstruction.png``, ``metrics.json``);
+    written with huggingface_hub's ``ModelCardData`` (no Jinja2 needed).
+    """
+    from huggingface_hub import ModelCardData
+
+    directory = Path(directory)
+    header = read_header(directory)
+    source = header.get("source") or {}
+    generator = source.get("generator") if header.get("kind") == "encoder" else None
+    license_info = _license_for(header, license)
+    tags = ["dse", "gan-inversion", str(header.get("family")), str(header.get("kind"))]
+    data = ModelCardData(library_name=LIBRARY_NAME, tags=tags,
+                         **card_license(license_info.get("license"), license_info.get("license_url")))
+    base = (generator or {}).get("repo_id") or (source.get("origin") or {}).get("repo_id")
+    if base:
+        data.base_model = base
+    body = _card_body(directory, header, generator, license_info, repo_id)
+    text = f"---\n{data.to_yaml()}\n---\n\n{body}"
+    write_bytes_atomic(directory / CARD_FILE, text.encode("utf-8"))
+    return directory / CARD_FILE
+
+
+def _license_for(header: Mapping[str, Any], explicit: str | None) -> dict:
+    """The license to state: explicit, else (converted weights) the registry entry's, else unknown.
+
+    An encoder is the trainer's own work: its license is what they pass (``--license``); the card
+    names the license of the generator it inverts separately.
+    """
+    if explicit:
+        return {"license": explicit}
+    if header.get("kind") == "encoder":
+        return {"license": "unknown"}
+    from . import registry
+
+    entry = registry.entry_for_source(header.get("source") or {}, kind=header.get("kind"))
+    if entry is None:
+        return {"license": "unknown"}
+    return {"license": entry.license, "license_url": entry.license_url, "entry": entry.id}
+
+
+def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[str, Any] | None,
+               license_info: Mapping[str, Any], repo_id: str | None) -> str:
+    kind, family, res = header.get("kind"), header.get("family"), header.get("resolution")
+    source = header.get("source") or {}
+    lines = [f"# dse {family} {kind} ({res} px)", ""]
+    if kind == "encoder":
+        lines += ["A Diverse Similarity Encoder (DSE) that inverts images into the latent space of the generator below.", ""]
+        lines += ["| generator | |", "|---|---|"]
+        for key in ("registry_id", "id", "repo_id", "revision", "fingerprint"):
+            if (generator or {}).get(key):
+                lines.append(f"| {key} | `{generator[key]}` |")
+        if not generator:
+            lines.append("| (not recorded) | |")
+        lines.append("")
+        lines += _generator_license_lines(source)
+    else:
+        fmt = source.get("format", "dse")
+        lines += [f"Generator weights in dse's format (converted from `{fmt}`"
+                  + (f", sha256 `{source['sha256']}`" if source.get("sha256") else "") + ").", ""]
+    if license_info.get("entry"):
+        lines += [f"License: {license_info['license']}"
+                  + (f" ({license_info['license_url']})" if license_info.get("license_url") else "")
+                  + f", from the dse registry entry `{license_info['entry']}`.", ""]
+    training = {k: source[k] for k in ("preset", "steps", "samples") if k in source}
+    if training:
+        lines += ["Training: " + ", ".join(f"{k} {v}" for k, v in training.items()) + ".", ""]
+    if (directory / GRID_FILE).is_file():
+        lines += ["## Reconstructions", "", "Top: generated images x; bottom: G(E(x)).", "", f"![reconstructions]({GRID_FILE})", ""]
+    lines += _metrics_lines(directory)
+    ref = repo_id or "<repo id>"
+    loader = "load_encoder" if kind == "encoder" else "load_generator"
+    lines += ["## Use", "", "```python", f"from dse_core import {loader}", "",
+              f"model = {loader}(\"{ref}\")", "```", ""]
+    if kind == "encoder":
+        gen = (generator or {}).get("registry_id") or (generator or {}).get("repo_id") or "GENERATOR"
+        lines += ["```sh", f"dse invert --generator {gen} --encoder {ref} photos/ -o out/", "```", ""]
+    return "\n".join(lines)
+
+
+def _generator_license_lines(source: Mapping[str, Any]) -> list[str]:
+    from . import registry
+
+    entry = registry.entry_for_source(source, kind="encoder")
+    if entry is None:
+        return []
+    return [f"The generator's weights ({entry.id}) are under {entry.license}"
+            + (f" ({entry.license_url})" if entry.license_url else "") + ".", ""]
+
+
+def _metrics_lines(directory: Path) -> list[str]:
+    path = directory / METRICS_FILE
+    if not path.is_file():
+        return []
+    try:
+        metrics = json.loads(path.read_text())
+    except ValueError:
+        return []
+    lines = []
+    summary = metrics.get("summary") if isinstance(metrics, dict) else None
+    if isinstance(summary, dict) and summary:
+        lines += ["## Metrics", "", "| metric | mean | std | n |", "|---|---|---|---|"]
+        for name, s in summary.items():
+            lines.append(f"| {name} | {s.get('mean', float('nan')):.4f} | {s.get('std', float('nan')):.4f} | {s.get('n', '')} |")
+        lines.append("")
+    loss = metrics.get("training_loss") if isinstance(metrics, dict) else None
+    if isinstance(loss, dict) and loss:
+        lines += ["## Final training loss", "", "| term | value |", "|---|---|"]
+        lines += [f"| {k} | {float(v):.4f} |" for k, v in loss.items() if isinstance(v, (int, float))]
+        lines.append("")
+    return lines
