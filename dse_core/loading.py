@@ -163,14 +163,20 @@ def _trained_for(encoder, entry) -> dict[str, Any]:
             **({"fingerprint": target.fingerprint} if target is not None and target.fingerprint else {})}
 
 
-def _not_an_encoder_error(path: Path) -> CheckpointError:
+def _what_is_in(path: Path) -> str | CheckpointError:
+    """What a path holds, for "found X, expected Y" errors; the read error when it cannot be read."""
     if path.is_dir():
-        found = f"a folder holding {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}"
-    else:
-        try:
-            found = describe(torch_load(path))
-        except CheckpointError as exc:
-            return exc  # unreadable or truncated: that is the real problem
+        return f"a folder holding {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}"
+    try:
+        return describe(torch_load(path))
+    except CheckpointError as exc:
+        return exc
+
+
+def _not_an_encoder_error(path: Path) -> CheckpointError:
+    found = _what_is_in(path)
+    if isinstance(found, CheckpointError):
+        return found  # unreadable, refused global, truncated: that is the real problem
     return CheckpointError(
         path,
         f"not an encoder checkpoint: found {found}; expected a folder written by save_pretrained (kind \"encoder\") "
@@ -252,13 +258,9 @@ def _sniff(families, path: Path) -> tuple[GanFamily, CheckpointFormat] | None:
 
 
 def _no_format_error(path: Path, gan, candidates, all_families) -> CheckpointError:
-    if path.is_dir():
-        found = f"a folder holding {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}"
-    else:
-        try:
-            found = describe(torch_load(path))
-        except CheckpointError as exc:
-            return exc  # unreadable, refused global, truncated: that is the real problem
+    found = _what_is_in(path)
+    if isinstance(found, CheckpointError):
+        return found  # unreadable, refused global, truncated: that is the real problem
     expected = "; ".join(f"{f.name}/{fmt.name}: {fmt.description}" for f in candidates for fmt in f.formats)
     hint = "`dse plugins` lists every format the installed plugins read"
     if gan:
