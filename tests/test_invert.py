@@ -12,6 +12,7 @@ from dse_core import Encoder, Inverter
 from dse_core.cli import main
 from dse_core.errors import DseError
 from dse_core.images import save_image
+from dse_core.loss import UntrainedLPIPSWarning
 from dse_plugin_stylegan2.encoder import encoder_plan
 
 
@@ -59,9 +60,10 @@ def test_invert_command_writes_everything_and_counts_failures(pair, tmp_path, ca
     G, E = pair
     write_inputs(G, tmp_path / "in")
     out = tmp_path / "out"
-    code = main(["invert", str(tmp_path / "in"), str(tmp_path / "missing.png"), "-o", str(out),
-                 "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"), "--batch-size", "2",
-                 "--format", "npy", "npz", "--allow-untrained-lpips", "--device", "cpu", "--quiet"])
+    with pytest.warns(UntrainedLPIPSWarning, match="UNTRAINED VGG16"):
+        code = main(["invert", str(tmp_path / "in"), str(tmp_path / "missing.png"), "-o", str(out),
+                     "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"), "--batch-size", "2",
+                     "--format", "npy", "npz", "--allow-untrained-lpips", "--device", "cpu", "--quiet"])
     assert code == 1  # two inputs failed, the rest are written
     stems = ["img0", "img1", "img2", "nested__wide"]
     assert sorted(p.stem for p in (out / "reconstructions").iterdir()) == stems
@@ -115,3 +117,22 @@ def test_invert_without_lpips_weights_skips_the_metric_and_says_so(pair, tmp_pat
 def test_invert_needs_an_encoder(pair, tmp_path, capsys):
     assert main(["invert", str(tmp_path), "--generator", str(tmp_path / "g")]) == 2
     assert "--encoder" in capsys.readouterr().err
+
+
+def test_invert_under_torchrun_shards_inputs_and_gathers_one_report(pair, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    G, _ = pair
+    write_inputs(G, tmp_path / "in", n=5)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dse_core.cli",
+           "invert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--generator", str(tmp_path / "g"),
+           "--encoder", str(tmp_path / "e"), "--no-lpips", "--device", "cpu", "--quiet", "--batch-size", "2"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]  # broken.png fails on one rank: the run says so
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert sorted(r["output"] for r in report["images"]) == ["img0", "img1", "img2", "img3", "img4", "nested__wide"]
+    assert [f["image"].rsplit("/", 1)[-1] for f in report["failed"]] == ["broken.png"]
+    assert len(list((tmp_path / "out" / "reconstructions").iterdir())) == 6

@@ -128,3 +128,21 @@ def test_two_processes_under_torchrun_stay_in_sync(tiny_generator, tmp_path):
     assert "2 ranks in sync" in done.stderr
     log = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert [r["samples"] for r in log] == [4, 8, 12, 16]  # 2 ranks x batch 2 per step
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_says_so(tiny_generator, tmp_path, monkeypatch):
+    real_step, sizes, messages = trainer_module.training_step, [], []
+
+    def tight_memory(G, model, loss_fn, optimizer, latents, x, cfg, scaler=None):
+        sizes.append(len(x))
+        if len(x) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_step(G, model, loss_fn, optimizer, latents, x, cfg, scaler)
+
+    monkeypatch.setattr(trainer_module, "training_step", tight_memory)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    config = TrainConfig(samples=3, batch_size=2, log_every=1, grid_every=100, checkpoint_every=100)
+    result = train(tiny_generator, tmp_path / "r", config, NO_LPIPS, encoder_plan(tiny_generator), progress=False,
+                   log=messages.append)
+    assert sizes == [2, 1, 1, 1] and (result.steps, result.samples) == (3, 3)
+    assert "CUDA out of memory at batch size 2: continuing with 1" in messages
