@@ -1,0 +1,50 @@
+"""Train the embedded demo's DSE encoder with `dse train`, then install it in the plugin.
+
+Run once by a developer after ``train_demo_gan.py`` (never in CI); it resumes if
+interrupted. LPIPS is off (weight 0): the demo must be reproducible offline, and an
+untrained VGG would make the LPIPS term meaningless.
+
+    python tools/train_demo_encoder.py [--samples 150000] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from dse_core.cli import main as dse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "plugins/dse-plugin-stylegan2/dse_plugin_stylegan2/demo"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=150_000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--preset", default="paper-s2")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "runs/demo-encoder")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: reproducible and polite)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = ["train", "--generator", "demo:stylegan2", "-o", str(args.run_dir), "--preset", args.preset,
+               "--samples", str(args.samples), "--batch-size", str(args.batch_size), "--lpips-weight", "0",
+               "--grid-every", "1000", "--checkpoint-every", "1000", "--log-every", "50", "--device", "cpu"]
+    if (args.run_dir / "checkpoints" / "latest").is_file():
+        command.append("--resume")
+    code = dse(command)
+    if code:
+        return code
+    target = DEMO / "encoder"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(args.run_dir / "encoder", target)
+    print(f"installed {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
