@@ -429,26 +429,28 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
     """Strict ``load_state_dict`` that reports every missing, unexpected or mis-shaped tensor."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors ({_preview(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensors ({_preview(unexpected)})")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatches ({_preview(shapes)})")
-    if problems:
-        raise CheckpointError(path, "weights do not match the architecture: " + "; ".join(problems))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_tensors(path, "weights do not match the architecture", {k: tuple(v.shape) for k, v in state.items()}, expected)
     model.load_state_dict(dict(state), strict=True)
 
 
-def _preview(items: list[str], n: int = 4) -> str:
+def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> None:
+    """Raise CheckpointError(``what``: missing / unexpected / mis-shaped tensors) unless ``found`` is ``expected``."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k}: file {found[k]} vs expected {v}" for k, v in expected.items() if k in found and found[k] != v]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensors ({preview(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors ({preview(unexpected)})")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches ({preview(shapes)})")
+    if problems:
+        raise CheckpointError(path, f"{what}: " + "; ".join(problems))
+
+
+def preview(items: list[str], n: int = 4) -> str:
+    """The first ``n`` items and how many more, for error messages."""
     return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
 

@@ -207,7 +207,7 @@ def test_mismatched_authors_checkpoint_says_found_vs_expected(authors, tmp_path)
     with pytest.raises(CheckpointError) as err:
         load_encoder(bad)
     message = str(err.value)
-    assert "E_bad_shapes.pth" in message and "decode_block.1" in message and "(64, 16, 3, 3) vs (64, 32, 3, 3)" in message
+    assert "E_bad_shapes.pth" in message and "decode_block.1" in message and "file (64, 16, 3, 3) vs expected (64, 32, 3, 3)" in message
 
     del state["decode_block.1.conv_2.weight"]
     torch.save(state, bad)

@@ -54,7 +54,7 @@ def test_shape_mismatch_and_missing_tensors_are_listed(tmp_path):
     (out / CONFIG_FILE).write_text(json.dumps(header))
     with pytest.raises(CheckpointError) as err:
         Toy.from_pretrained(out)
-    assert "fc.weight: file (3, 3) vs model (5, 5)" in str(err.value)
+    assert "fc.weight: file (3, 3) vs expected (5, 5)" in str(err.value)
 
 
 def test_truncated_weights_and_bad_config_are_named(tmp_path):

@@ -19,7 +19,7 @@ import torch
 
 from dse_core.checkpoints import describe, torch_load
 from dse_core.errors import CheckpointError
-from dse_core.hub import load_state
+from dse_core.hub import check_tensors, load_state, preview
 
 from .config import EncoderConfig
 from .model import Encoder
@@ -69,7 +69,7 @@ def _split_blocks(path: Path, state) -> list[dict[str, torch.Tensor]]:
     if any(k not in state for k in _FROM_RGB) or not blocks:
         raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {_EXPECTED}")
     if other:
-        raise CheckpointError(path, f"unexpected tensors for a DSE BE encoder: {_preview(other)}",
+        raise CheckpointError(path, f"unexpected tensors for a DSE BE encoder: {preview(other)}",
                               hint="the authors' PGGAN/BigGAN encoders (E_PG, E_BIG) are other classes, not read here")
     if sorted(blocks) != list(range(len(blocks))):
         raise CheckpointError(path, f"decode_block indices {sorted(blocks)} are not 0..{len(blocks) - 1}")
@@ -80,8 +80,9 @@ def _infer_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], fami
     """layer_count from the blocks, widths from conv shapes, latent size from the style heads."""
     rgb = state["FromRGB.from_rgb.weight"]
     startf, img_channels = rgb.shape[0], rgb.shape[1]
-    _check(path, "FromRGB.from_rgb", {"weight": rgb.shape, "bias": state["FromRGB.from_rgb.bias"].shape},
-           {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
+    check_tensors(path, "FromRGB.from_rgb does not match BE's layout",
+                  {"weight": tuple(rgb.shape), "bias": tuple(state["FromRGB.from_rgb.bias"].shape)},
+                  {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
     latent = _shape(path, blocks[0], 0, "inver_mod1.weight")[0]
     resolution = 4 * 2 ** (len(blocks) - 1)
     channels, width = {}, startf
@@ -91,7 +92,8 @@ def _infer_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], fami
         if last and outputs != width:
             raise CheckpointError(path, f"the last block (decode_block.{i}) widens {width} -> {outputs} channels, "
                                         "which BE's forward cannot run (maxf must be reached by then)")
-        _check(path, f"decode_block.{i}", {k: v.shape for k, v in block.items()}, _block_shapes(width, outputs, latent, last))
+        check_tensors(path, f"decode_block.{i} does not match BE's layout", {k: tuple(v.shape) for k, v in block.items()},
+                      _block_shapes(width, outputs, latent, last))
         channels[resolution >> i] = width
         width = outputs
     return EncoderConfig(family=family, resolution=resolution, channels=channels, img_channels=img_channels,
@@ -121,22 +123,6 @@ def _shape(path: Path, block: Mapping[str, torch.Tensor], i: int, name: str) -> 
     return tuple(block[name].shape)
 
 
-def _check(path: Path, where: str, found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> None:
-    """Every expected tensor present with its shape, and nothing else."""
-    problems = []
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k}: {tuple(found[k])} vs {expected[k]}" for k in expected if k in found and tuple(found[k]) != expected[k]]
-    if missing:
-        problems.append(f"missing {_preview(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_preview(unexpected)}")
-    if shapes:
-        problems.append(f"shapes found vs expected: {_preview(shapes)}")
-    if problems:
-        raise CheckpointError(path, f"{where} does not match BE's layout: " + "; ".join(problems))
-
-
 def _convert(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Tensor]], encoder: Encoder) -> dict[str, torch.Tensor]:
     """Rename to our keys; effective weights become stored ones (divided by our run-time ``weight_gain``)."""
     pairs = {"from_rgb.conv.weight": state["FromRGB.from_rgb.weight"], "from_rgb.conv.bias": state["FromRGB.from_rgb.bias"]}
@@ -161,7 +147,3 @@ def _convert(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Ten
             value = value / encoder.get_submodule(key.rsplit(".", 1)[0]).weight_gain
         out[key] = value.contiguous()
     return out
-
-
-def _preview(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
