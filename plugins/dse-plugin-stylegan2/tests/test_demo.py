@@ -22,7 +22,7 @@ def test_demo_models_ship_small_and_belong_together():
         x = G(torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(123)))
         recon = Inverter(G, E)(x).reconstructions
     mse = (x.clamp(-1, 1) - recon.clamp(-1, 1)).square().mean().item() / 4  # on [0, 1] pixels
-    assert 10 * torch.log10(torch.tensor(1 / mse)) > 20  # 24 dB measured on 256 held-out seeds
+    assert 10 * torch.log10(torch.tensor(1 / mse)) > 20  # 22.9 dB measured on 256 held-out seeds
 
 
 def test_invert_the_shipped_examples_with_no_other_argument(tmp_path, capsys):
@@ -30,7 +30,7 @@ def test_invert_the_shipped_examples_with_no_other_argument(tmp_path, capsys):
     assert main(["invert", "--gan", "stylegan2", str(EXAMPLES), "-o", str(out), "--device", "cpu", "--quiet"]) == 0
     report = json.loads((out / "metrics.json").read_text())
     assert len(report["images"]) == 4 and not report["failed"]
-    assert report["summary"]["psnr"]["mean"] > 16 and report["summary"]["ssim"]["mean"] > 0.7  # 18.6 dB, 0.80 measured
+    assert report["summary"]["psnr"]["mean"] > 16 and report["summary"]["ssim"]["mean"] > 0.7  # 20.6 dB, 0.84 measured
     assert report["metadata"]["generator"] == "demo:stylegan2"
     assert sorted(p.name for p in (out / "reconstructions").iterdir()) == [
         "digit-2.png", "digit-3.png", "digit-5.png", "digit-8.png"]
