@@ -12,6 +12,7 @@ from .interfaces import Generator, StyleGenerator
 from .invert import Inversion, Inverter
 from .loading import check_encoder_matches, load_encoder, load_generator, resolve_device
 from .plugins import PluginHost, get_host, use_host
+from .refine import Refinement, refine_encoder, refine_w
 from .registry import CheckpointEntry, HubLocation
 
 __version__ = "0.1.0"
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointEntry", "CheckpointError", "CheckpointFormat", "ChecksumError", "ConfigError", "DseError", "DseWarning",
     "Encoder", "EncoderConfig", "EncoderOutput", "GanFamily", "Generator", "HubLocation", "Inversion", "Inverter",
-    "PluginError", "PluginHost", "PretrainedMixin", "StyleGenerator", "UnknownNameError",
+    "PluginError", "PluginHost", "PretrainedMixin", "Refinement", "StyleGenerator", "UnknownNameError",
     "check_encoder_matches", "generator_fingerprint", "get_host", "hookimpl", "load_encoder", "load_generator",
-    "push_folder", "resolve_device", "use_host",
+    "push_folder", "refine_encoder", "refine_w", "resolve_device", "use_host",
 ]

@@ -143,8 +143,11 @@ def _lpips_note(lpips) -> str:
 def cmd_invert(args: argparse.Namespace) -> int:
     from .invert import Inverter, invert_files
     from .loading import load_encoder, load_generator, resolve_device
+    from .refine import make_refinement
     from .train import distributed
 
+    refine = dict(method=args.refine, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
+    make_refinement(**refine)  # bad --refine-* options fail before anything loads
     device = resolve_device(args.device)
     dist, device = distributed.init(device)
     generator_spec = _generator_spec(args)
@@ -158,13 +161,16 @@ def cmd_invert(args: argparse.Namespace) -> int:
     except DseError as exc:
         if args.lpips_weights or args.lpips_hub:
             raise
-        print(f"dse: LPIPS metric skipped: {exc.message}", file=sys.stderr)
+        uses = "metric and refinement loss term" if args.refine else "metric"
+        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
         lpips = None
     if lpips is not None:
         lpips = lpips.to(device)
     metadata = {"family": generator.family, "generator": generator_spec, "encoder": encoder_spec,
                 "resolution": generator.resolution, "latents": ",".join(generator.latent_names)}
-    report = invert_files(args.inputs, Inverter(generator, encoder, noise_mode=args.noise_mode), args.output,
+    inverter = Inverter(generator, encoder, noise_mode=args.noise_mode,
+                        refinement=make_refinement(**refine, lpips=lpips, progress=not args.quiet and dist.is_main))
+    report = invert_files(args.inputs, inverter, args.output,
                           batch_size=args.batch_size, formats=["safetensors", *args.format], lpips=lpips,
                           lpips_note=_lpips_note(lpips), metadata=metadata, dist=dist, progress=not args.quiet,
                           log=lambda m: print(m, file=sys.stderr))
@@ -451,9 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="*", choices=["npy", "npz"], default=[],
                    help="also write w+ as .npy (InterFaceGAN) or .npz (NVlabs projector)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
-    p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric")
+    p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
+    group = p.add_argument_group("refinement of each inversion (paper Table III); everything written is after it")
+    group.add_argument("--refine", choices=["w", "encoder"],
+                       help="w: optimise w+ from E's output per image (In-domain (W)); encoder: fine-tune a copy of E "
+                       "on each batch, then re-encode it (DSE (E); results depend on --batch-size)")
+    group.add_argument("--refine-steps", type=int, default=None, help="Adam steps (default 100)")
+    group.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate (default 0.01 for w, 1e-3 for encoder)")
+    group.add_argument("--refine-preset", default=None,
+                       help="whose image loss terms to minimise: paper-s2 (default), paper-s1, code-s2, code-s1; "
+                       "LPIPS is a term only with trained VGG16 weights or --allow-untrained-lpips, never with --no-lpips")
     _lpips_args(p)
     _device_arg(p)
     p.set_defaults(func=cmd_invert)

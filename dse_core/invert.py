@@ -2,7 +2,9 @@
 
 ``Inverter`` is the Python API (a batch of tensors in, latents and reconstructions
 out); ``invert_files`` is what ``dse invert`` runs: read images, batch them, write
-latents, reconstructions, a grid and the metrics table. Under torchrun the inputs
+latents, reconstructions, a grid and the metrics table. With a refinement
+(:mod:`dse_core.refine`) everything written is after refinement, and
+``metrics.json`` records its settings. Under torchrun the inputs
 are sharded across ranks and rank 0 writes the run-level files.
 """
 
@@ -23,6 +25,7 @@ from .data import BadImage, LoadedImage, find_images, load_image
 from .errors import DseError
 from .images import make_grid, save_image
 from .metrics import METRICS, format_table, image_metrics, summarize
+from .refine import Refinement
 from .train.distributed import Dist, gather
 
 LATENT_FORMATS = ("safetensors", "npy", "npz")
@@ -35,9 +38,13 @@ class Inversion:
 
 
 class Inverter:
-    """E then G in eval mode, no gradients: ``Inverter(G, E)(images) -> Inversion``."""
+    """E then G in eval mode: ``Inverter(G, E)(images) -> Inversion``.
 
-    def __init__(self, generator, encoder, noise_mode: str = "const"):
+    ``refinement`` (a :class:`~dse_core.refine.Refinement`) optionally refines E's
+    result before G decodes it: the latents and reconstructions are then the refined ones.
+    """
+
+    def __init__(self, generator, encoder, noise_mode: str = "const", refinement: Refinement | None = None):
         cfg = encoder.config
         if (cfg.resolution, cfg.img_channels) != (generator.resolution, generator.img_channels):
             raise DseError(
@@ -45,17 +52,22 @@ class Inverter:
                 f"{generator.resolution}px {generator.img_channels}-channel ones: they were not trained together"
             )
         self.generator, self.encoder, self.noise_mode = generator.eval(), encoder.eval(), noise_mode
+        self.refinement = refinement
 
     @property
     def device(self) -> torch.device:
         return next(self.encoder.parameters()).device
 
-    @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> Inversion:
         images = images.to(self.device)
-        out = self.encoder(images)
-        latents = {name: getattr(out, name) for name in self.generator.latent_names}
-        return Inversion(latents, self.generator.decode(latents, noise_mode=self.noise_mode))
+        G = self.generator
+        with torch.no_grad():
+            out = self.encoder(images)
+        latents = {name: getattr(out, name) for name in G.latent_names}
+        if self.refinement is not None:
+            latents = self.refinement(G, self.encoder, images, latents, noise_mode=self.noise_mode)
+        with torch.no_grad():
+            return Inversion(latents, G.decode(latents, noise_mode=self.noise_mode))
 
 
 def _stem(path: Path, roots: Sequence[Path]) -> str:
@@ -117,6 +129,10 @@ def invert_files(
     for bad in failed:
         log(f"skipped {bad.path}: {bad.reason}")
     meta = {k: str(v) for k, v in (metadata or {}).items()}
+    refinement = None
+    if inverter.refinement is not None:
+        refinement = {**inverter.refinement.record(), "batch_size": batch_size}
+        meta["refinement"] = f"{refinement['method']}, {refinement['steps']} steps, lr {refinement['lr']}"
     rows, pairs = [], []
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     for batch_paths in tqdm(batches, desc="inverting", unit="batch", disable=not progress or not dist.is_main):
@@ -150,12 +166,16 @@ def invert_files(
     pairs = [p for part in gather(pairs, dist) for p in part][:128]
     summary = summarize(rows)
     if dist.is_main:
-        _write_run_files(out_dir, rows, failed, summary, pairs, lpips_note, meta)
+        _write_run_files(out_dir, rows, failed, summary, pairs, lpips_note, meta, refinement)
+        if refinement:
+            log(f"refined ({refinement['paper_row']}): {meta['refinement']}, {refinement['preset']} image loss, "
+                f"LPIPS term {refinement['lpips']}")
         log(format_table(summary, lpips_note))
     return InversionReport(len(rows), failed, summary, out_dir)
 
 
-def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict) -> None:
+def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict,
+                     refinement: dict | None) -> None:
     if pairs:
         save_image(make_grid(torch.stack(pairs), nrow=min(8, len(pairs))), out_dir / "grid.png")
     write_json_atomic(out_dir / "metrics.json", {
@@ -165,6 +185,7 @@ def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: st
         "images": rows,
         "failed": [{"image": str(f.path), "reason": f.reason} for f in failed],
         "metadata": meta,
+        "refinement": refinement,  # None: G(E(y)) as is
     })
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["image", "output", *METRICS, "notes"], extrasaction="ignore")
