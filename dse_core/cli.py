@@ -200,6 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss_config = preset.loss
     if args.lpips_weight is not None:
         loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=args.lpips_weight))
+    if args.attention is not None:
+        loss_config = attrs.evolve(loss_config, attention=args.attention)
     config = TrainConfig(
         preset=args.preset, samples=args.samples, batch_size=args.batch_size, lr=args.lr,
         truncation_psi=args.truncation, truncation_cutoff=args.truncation_cutoff,
@@ -208,17 +210,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, precision=args.precision,
     )
     lpips = _lpips_for(args, needed=loss_config.image.lpips > 0)
+    gradcam = _gradcam_for(args, needed=loss_config.attention == "gradcam")
     from .hub import generator_record
 
     info = generator_record(generator, generator_spec)  # id, fingerprint, repo/revision: what dse invert checks
     try:
-        result = train(generator, args.output, config, loss_config, encoder_config, lpips=lpips, resume=args.resume,
-                       device=device, generator_info=info, progress=not args.quiet,
+        result = train(generator, args.output, config, loss_config, encoder_config, lpips=lpips, gradcam=gradcam,
+                       resume=args.resume, device=device, generator_info=info, progress=not args.quiet,
                        log=lambda m: print(m, file=sys.stderr))
     except KeyboardInterrupt:
         return 130
     print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
     return 0
+
+
+def _gradcam_for(args: argparse.Namespace, needed: bool):
+    """The Grad-CAM VGG16 for --attention gradcam: its own options, else the LPIPS ones (the same VGG16 file serves both)."""
+    from .loss import load_gradcam
+
+    if not needed:
+        return None
+    return load_gradcam(args.gradcam_weights or args.lpips_weights, hub_repo=args.gradcam_hub or args.lpips_hub,
+                        allow_untrained=args.allow_untrained_gradcam)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -478,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
     p.add_argument("-o", "--output", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in -o from its latest checkpoint")
-    p.add_argument("--preset", default="paper-s2", help="paper-s2 (default), paper-s1, code-s2, code-s1")
+    p.add_argument("--preset", default="paper-s2", help="paper-s2 (default), paper-s1, code-s2, code-s1, "
+                   "paper-s1-misaligned, code-s1-misaligned (the last two: Grad-CAM areas)")
     p.add_argument("--samples", type=int, default=210_000, help="training budget in samples (paper: 30000 x 7)")
     p.add_argument("--batch-size", type=int, default=None, help="per process (default 8 / 4 / 2 at 256 / 512 / 1024 px)")
     p.add_argument("--lr", type=float, default=0.0015)
@@ -493,6 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="bf16/fp16 on GPUs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _lpips_args(p)
+    group = p.add_argument_group("AT1/AT2 areas (Sec. III-B); Grad-CAM uses an ImageNet VGG16 with its classifier, never downloaded")
+    group.add_argument("--attention", choices=["centre", "gradcam"], default=None,
+                       help="centre: fixed centre crops (aligned images); gradcam: VGG16 heat maps and heat-map-tinted "
+                       "images (misaligned images). Default: the preset's")
+    group.add_argument("--gradcam-weights", help="a whole torchvision vgg16 state dict, classifier included "
+                       "(default: --lpips-weights, which then must hold the classifier; else torchvision's cache)")
+    group.add_argument("--gradcam-hub", help="a Hugging Face repo holding those weights (default: --lpips-hub; "
+                       "e.g. timm/vgg16.tv_in1k)")
+    group.add_argument("--allow-untrained-gradcam", action="store_true",
+                       help="with no weights found, run Grad-CAM on a random VGG16 (heat maps locate nothing; recorded)")
     _device_arg(p)
     p.set_defaults(func=cmd_train)
 

@@ -193,7 +193,8 @@ def test_terms_recombine_into_the_total(lpips_untrained):
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_strategy_1_trains_only_through_the_latent_loss(preset):
-    loss = DSELoss(LossConfig.preset(preset), lpips=ShapeRecorder())  # LPIPS' own gradients: see the last test
+    cfg = LossConfig.preset(preset)  # Grad-CAM presets get centre crops here; test_gradcam.py runs them with a VGG16
+    loss = DSELoss(cfg, lpips=ShapeRecorder(), attention=CentreCrops([cfg.at1_crop, cfg.at2_crop]))  # LPIPS: see the last test
     x = images(2, 32)
     x_rec = torch.nn.Parameter(images(2, 32, seed=5))
     w, w_rec = torch.randn(2, 4, 8), torch.nn.Parameter(torch.randn(2, 4, 8))
@@ -243,7 +244,7 @@ def test_shapes_are_checked():
 
 def test_presets_differ_as_documented():
     assert DEFAULT_PRESET == "paper-s2" and LossConfig() == LossConfig.preset("paper-s2")
-    assert set(PRESETS) == {"paper-s2", "paper-s1", "code-s2", "code-s1"}
+    assert set(PRESETS) == {"paper-s2", "paper-s1", "code-s2", "code-s1", "paper-s1-misaligned", "code-s1-misaligned"}
     s1, code = LossConfig.preset("paper-s1"), LossConfig.preset("code-s1")
     assert s1.area_weights == (1, 1, 1) and s1.detach_images and LossConfig().area_weights == (1, 5, 9)
     assert code.detach_images and not LossConfig.preset("code-s2").detach_images

@@ -61,6 +61,13 @@ class LossConfig:
     # crops: AT1 = W/8 off left and right, AT2 = 1/8 + 1/32 off every side)
     at1_crop: tuple[float, float] = attrs.field(default=(0.0, 0.125), validator=_crop)
     at2_crop: tuple[float, float] = attrs.field(default=(0.15625, 0.15625), validator=_crop)
+    # how AT1 and AT2 are found: "centre" = the two crops above (centre-aligned images such as faces);
+    # "gradcam" = Grad-CAM heat maps of an ImageNet VGG16 (AT1) and heat-map-tinted images (AT2) for
+    # misaligned images (Fig. 3); the crops are then unused
+    attention: Literal["centre", "gradcam"] = "centre"
+    # "paper": Grad-CAM++ weights, each target's top class for it and its reconstruction, ImageNet-normalised
+    # VGG input; "code": the public code's GradCamPlusPlus (see dse_core.loss.gradcam)
+    gradcam_variant: Literal["paper", "code"] = "paper"
     resize_areas: bool = True  # resize AT1/AT2 back to the full image size (paper); False: score at crop size (code)
     detach_images: bool = False  # strategy 1: image terms are monitored only, the latent loss alone trains E
     # "sample": 1 - cosine per sample (split-invariant); "batch": over the whole flattened batch (the code)

@@ -23,6 +23,7 @@ from ..errors import DseError
 from ..interfaces import Attention, LossTerm
 from .areas import CentreCrops, pool_to, resize_to
 from .config import LossConfig
+from .gradcam import GradCam, GradCamAttention, load_gradcam
 from .perceptual import FrozenLPIPS, load_lpips
 from .terms import KL, MSE, SSIM, BatchCosine, Cosine
 
@@ -44,16 +45,20 @@ class DSELoss(nn.Module):
     Terms and areas whose weight is 0 are neither computed nor logged.
     ``lpips``: a loss term such as :func:`load_lpips`'s module (default: built by
     ``load_lpips()``, which fails without local weights). ``attention``: picks AT1
-    and AT2 (default: the config's centre crops).
+    and AT2 (default: the config's ``attention``: its centre crops, or Grad-CAM areas
+    on ``gradcam``, a :class:`GradCam` built by ``load_gradcam()`` when not given,
+    which also fails without local weights).
     """
 
     def __init__(self, config: LossConfig = LossConfig(), lpips: LossTerm | None = None,
-                 attention: Attention | None = None):
+                 attention: Attention | None = None, gradcam: GradCam | None = None):
         super().__init__()
         self.config = config
         if lpips is None and config.image.lpips:
             lpips = load_lpips()
         self.lpips = lpips  # registered as a sub-module when it is one, so .to(device) moves it
+        if attention is None and config.attention == "gradcam":
+            attention = GradCamAttention(gradcam if gradcam is not None else load_gradcam(), config.gradcam_variant)
         self.attention = attention if attention is not None else CentreCrops([config.at1_crop, config.at2_crop])
         cosine = BatchCosine() if config.cosine == "batch" else Cosine()
         self._terms: dict[str, LossTerm] = {"kl": KL(), "mse": MSE(), "cos": cosine, "ssim": SSIM()}
@@ -91,7 +96,13 @@ class DSELoss(nn.Module):
 
     def metadata(self) -> dict:
         """What a run should record about this loss besides its config."""
-        return {"lpips_trained": getattr(self.lpips, "trained", None), "lpips_source": getattr(self.lpips, "source", None)}
+        meta = {"lpips_trained": getattr(self.lpips, "trained", None), "lpips_source": getattr(self.lpips, "source", None)}
+        if not isinstance(self.attention, CentreCrops):  # centre crops: the config says it all
+            meta["attention"] = getattr(self.attention, "name", type(self.attention).__name__)
+        if isinstance(self.attention, GradCamAttention):
+            meta.update(gradcam_trained=self.attention.cam.trained, gradcam_source=self.attention.cam.source,
+                        gradcam_variant=self.attention.variant)
+        return meta
 
     def _weighted(self, prefix: str, target: torch.Tensor, recon: torch.Tensor, weights: Mapping[str, float],
                   out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -129,4 +140,4 @@ class DSELoss(nn.Module):
                              f"got {tuple(w.shape)} and {tuple(w_rec.shape)}")
 
     def extra_repr(self) -> str:
-        return f"attention={self.attention!r}"
+        return "" if isinstance(self.attention, nn.Module) else f"attention={self.attention!r}"

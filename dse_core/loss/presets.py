@@ -12,6 +12,10 @@ paper-s1   1 / 1 / 1     detached    yes    sample  resized     no      no     0
 code-s2    1 / 5 / 9     yes         no     batch   crop size   256     no     0.9
 code-s1    1 / 1 / 1     detached    no     batch   crop size   256     no     0.9
 =========  ============  ==========  =====  ======  ==========  ======  =====  ======
+
+``paper-s1-misaligned`` and ``code-s1-misaligned`` are ``paper-s1`` and ``code-s1`` with
+Grad-CAM areas (``E_mis_align_cropping_s1.py``: whole image, heat maps and tinted images
+summed 1/1/1, all detached); the ``code`` one also uses the code's Grad-CAM variant.
 """
 
 from __future__ import annotations
@@ -70,6 +74,20 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         fused_downsample=False,
         style_mixing_prob=0.9,
         summary="public code E_align_cropping_s1.py: as code-s2 with areas 1/1/1 and image terms detached",
+    ),
+    "paper-s1-misaligned": Preset(
+        loss=LossConfig(area_weights=(1.0, 1.0, 1.0), detach_images=True, attention="gradcam"),
+        fused_downsample=False,
+        style_mixing_prob=0.0,
+        summary="paper strategy 1 for misaligned images: AT1/AT2 from Grad-CAM++ on an ImageNet VGG16, areas 1/1/1, "
+        "image terms detached",
+    ),
+    "code-s1-misaligned": Preset(
+        loss=attrs.evolve(_CODE_LOSS, area_weights=(1.0, 1.0, 1.0), detach_images=True, attention="gradcam",
+                          gradcam_variant="code"),
+        fused_downsample=False,
+        style_mixing_prob=0.9,
+        summary="public code E_mis_align_cropping_s1.py: as code-s1 with the code's Grad-CAM heat maps and tinted images",
     ),
 })
 

@@ -99,12 +99,17 @@ def train(
     encoder_config: EncoderConfig,
     lpips=None,
     resume: bool = False,
+    gradcam=None,
     device: torch.device = torch.device("cpu"),
     generator_info: dict | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train an encoder for ``generator`` into ``run_dir`` (see ``dse train --help``)."""
+    """Train an encoder for ``generator`` into ``run_dir`` (see ``dse train --help``).
+
+    ``lpips`` / ``gradcam``: the VGG16 modules the loss needs (``load_lpips`` / ``load_gradcam``;
+    built by :class:`DSELoss` from local weights when None and the loss config asks for them).
+    """
     dist, device = distributed.init(device)
     if config.precision != "fp32" and device.type != "cuda":
         raise DseError(f"--precision {config.precision} needs a CUDA GPU; this run is on {device}")
@@ -112,7 +117,7 @@ def train(
     torch.manual_seed(config.seed)  # the same initial encoder on every rank and in every rerun
     encoder = Encoder(encoder_config).to(device).train()
     torch.manual_seed(config.seed * 1_000_003 + dist.rank + 1)  # the encoder's training noise differs per rank
-    loss_fn = DSELoss(loss_config, lpips=lpips).to(device)
+    loss_fn = DSELoss(loss_config, lpips=lpips, gradcam=gradcam).to(device)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
     files = RunFiles(Path(run_dir), enabled=dist.is_main)
     step, samples, batch = 0, 0, config.batch_size or default_batch_size(G.resolution)

@@ -1,0 +1,346 @@
+"""Grad-CAM-based three-scale areas for misaligned images (Sec. III-B, Fig. 3).
+
+An ImageNet VGG16 says where the object of each target image is: the Grad-CAM++
+heat map of its top class at the last conv layer. AT1 compares the heat maps of x
+and x', AT2 the images tinted by their heat maps (the paper's "labelled" images).
+
+What the public code does (``metric/grad_cam.py``, ``E_mis_align_cropping_s1.py``)
+and what dse does:
+
+- heat maps: ``GradCamPlusPlus(vgg16, last Conv2d)`` on x and, separately, on x'.
+  Its "Grad-CAM++" weights reduce to 1 for every channel with any positive
+  gradient (``alpha = 1[g > 0] / sum relu(g)``); dse's ``paper`` variant uses the
+  weights of Grad-CAM++ itself, the ``code`` variant the code's.
+- class: the code takes the most frequent argmax of the batch, and x' gets its own.
+  dse (``paper``) takes each target's argmax and reuses it for its reconstruction:
+  AT1 should ask whether the evidence for *x's* object sits in the same place in x',
+  not compare the explanations of two different classes (early in training x' is a
+  blur that VGG labels as anything).
+- activations: the conv output as the code's forward hook ends up holding it,
+  rectified (VGG's in-place ReLU overwrites it); gradients w.r.t. the conv output.
+- input: the code feeds [-1, 1] images to VGG as they are; ``paper`` normalises them
+  with ImageNet statistics first, as the weights expect.
+- AT2: ``mask2cam``: x + jet colour map of the heat map, min-max normalised; x' is
+  tinted with *its own* map, as in the code.
+- detached: the code runs all of it on detached copies. Here the heat maps never
+  carry gradient (AT1 trains nothing); the tinted x' keeps x's gradient path, so
+  AT2 trains E whenever the image terms are not detached (strategy 2). Strategy 1
+  presets detach x' before the areas are taken, which reproduces the code.
+
+Ranges: the loss terms expect NCHW images in [-1, 1] with 3 channels (LPIPS). AT1 is
+``2 h - 1`` repeated over 3 channels (a flat map becomes -1 everywhere, so cosine
+is never 0/0); AT2 is the tinted image min-max normalised to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+from typing import Callable, Literal, Mapping, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CheckpointError, DseError
+from ..interfaces import Attention
+from .areas import pool_to
+from .perceptual import HUB_EXAMPLE, TORCHVISION_VGG16_FILE, _find_backbone, _read_state_dict, torchvision_cache_file
+
+Weighting = Literal["gradcam++", "gradcam", "code"]
+WEIGHTINGS: tuple[str, ...] = ("gradcam++", "gradcam", "code")
+Variant = Literal["paper", "code"]
+VARIANTS: tuple[str, ...] = ("paper", "code")
+Classes = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class UntrainedGradCamWarning(UserWarning):
+    """Grad-CAM runs on a randomly initialised VGG16: its heat maps do not locate objects."""
+
+
+# --- the CAM computation, for any features/classifier pair -----------------------------------------
+
+def channel_weights(activations: torch.Tensor, gradients: torch.Tensor,
+                    weighting: Weighting = "gradcam++") -> torch.Tensor:
+    """(N, C) weights of each activation map from A and dS/dA, both (N, C, h, w).
+
+    ``gradcam``: the spatial mean of the gradient (Selvaraju et al.).
+    ``gradcam++``: sum_ij alpha_ij relu(g_ij) with alpha = g^2 / (2 g^2 + sum_ab A_ab g^3),
+    0 where that denominator is 0 (Chattopadhyay et al., Eq. 19, exponential score).
+    ``code``: the public code's simplification, 1 for a channel with any positive gradient.
+    """
+    if weighting == "gradcam":
+        return gradients.mean(dim=(2, 3))
+    if weighting == "code":
+        return (gradients > 0).any(dim=3).any(dim=2).to(gradients.dtype)
+    if weighting != "gradcam++":
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    g2 = gradients.square()
+    denom = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g2 * gradients
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
+    return (alpha * gradients.clamp_min(0)).sum(dim=(2, 3))
+
+
+def class_activation_map(activations: torch.Tensor, gradients: torch.Tensor,
+                         weighting: Weighting = "gradcam++") -> torch.Tensor:
+    """(N, 1, h, w): sum_k w_k A_k, rectified (the code's variant is not: it min-max normalises instead)."""
+    weights = channel_weights(activations, gradients, weighting)
+    cam = (weights[:, :, None, None] * activations).sum(dim=1, keepdim=True)
+    return cam if weighting == "code" else cam.clamp_min(0)
+
+
+def unit_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize to ``size``, then each map min-max normalised to [0, 1] (a flat map becomes 0)."""
+    if tuple(maps.shape[-2:]) != tuple(size):
+        maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+    low = maps.amin(dim=(1, 2, 3), keepdim=True)
+    span = maps.amax(dim=(1, 2, 3), keepdim=True) - low
+    return torch.where(span > 0, (maps - low) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+
+
+class GradCam(nn.Module):
+    """Class activation maps of a frozen classifier at the last ``nn.Conv2d`` of ``features``.
+
+    ``features``: an ``nn.Sequential`` (VGG's ``features``); ``classifier``: everything after
+    it up to the logits (for VGG: avgpool, flatten, ``classifier``). Always in eval mode; no
+    parameter trains or collects ``.grad``. ``trained`` / ``source`` say where weights came from.
+    """
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Module, trained: bool = False,
+                 source: str = "untrained"):
+        super().__init__()
+        convs = [i for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+        if not convs:
+            raise ValueError("GradCam: features has no nn.Conv2d layer")
+        self.body = features[: convs[-1] + 1]  # up to and including the last conv
+        self.tail = features[convs[-1] + 1:]
+        self.classifier = classifier
+        self.requires_grad_(False)
+        # smallest input the features take: every max-pool halves the size
+        self.min_size = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in features)
+        self.trained, self.source = trained, source
+        self.train(False)
+
+    @classmethod
+    def from_vgg(cls, vgg: nn.Module, trained: bool = False, source: str = "untrained") -> "GradCam":
+        """From a torchvision ``VGG`` (features, avgpool, classifier)."""
+        return cls(vgg.features, nn.Sequential(vgg.avgpool, nn.Flatten(1), vgg.classifier), trained, source)
+
+    def train(self, mode: bool = True) -> "GradCam":
+        return super().train(False)  # VGG's classifier has dropout: never switch it on
+
+    def activations_and_gradients(self, x: torch.Tensor, classes: Classes = None):
+        """``(A, dS/dz, classes)``: A the rectified last-conv output, z that output, S each image's class logit.
+
+        ``classes``: (N,) indices, a function of the (N, classes) logits, or None for each
+        image's argmax. Works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
+        """
+        with _autograd_on():
+            with torch.no_grad():
+                z = self.body(x.detach())
+            z = z.detach().requires_grad_(True)
+            logits = self.classifier(self.tail(z.clone()))  # clone: VGG's in-place ReLU must not overwrite z
+            chosen = _choose(classes, logits)
+            score = logits.gather(1, chosen[:, None]).sum()  # images are independent: one backward for all
+            (gradients,) = torch.autograd.grad(score, z)
+        return z.detach().clamp_min(0).float(), gradients.float(), chosen
+
+    def forward(self, x: torch.Tensor, classes: Classes = None, weighting: Weighting = "gradcam++",
+                size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(maps, classes)``: (N, 1, *size) heat maps in [0, 1] (size: x's by default) and the (N,) classes."""
+        activations, gradients, chosen = self.activations_and_gradients(x, classes)
+        cam = class_activation_map(activations, gradients, weighting)
+        return unit_maps(cam, size or tuple(x.shape[-2:])), chosen
+
+    def extra_repr(self) -> str:
+        return f"trained={self.trained}, source={self.source!r}"
+
+
+def _choose(classes: Classes, logits: torch.Tensor) -> torch.Tensor:
+    if classes is None:
+        chosen = logits.argmax(dim=1)
+    elif callable(classes):
+        chosen = classes(logits.detach())
+    else:
+        chosen = torch.as_tensor(classes)
+    chosen = chosen.to(device=logits.device, dtype=torch.long).reshape(-1)
+    if chosen.shape[0] != logits.shape[0]:
+        raise ValueError(f"GradCam: {chosen.shape[0]} classes for {logits.shape[0]} images")
+    return chosen
+
+
+@contextlib.contextmanager
+def _autograd_on():
+    """Gradients on, whatever the caller's mode: Grad-CAM needs dS/dA even under no_grad()."""
+    with contextlib.ExitStack() as stack:
+        if torch.is_inference_mode_enabled():
+            stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        yield
+
+
+# --- the attention -----------------------------------------------------------------------------------
+
+def jet(maps: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) in [0, 1] -> (N, 3, H, W) RGB in [0, 1]: the jet colour map (OpenCV's COLORMAP_JET, unquantised)."""
+    centres = torch.tensor([3.0, 2.0, 1.0], device=maps.device, dtype=maps.dtype).reshape(1, 3, 1, 1)
+    return (1.5 - (4 * maps - centres).abs()).clamp(0, 1)
+
+
+def tint(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """The code's ``mask2cam``: image + jet(heat map), min-max normalised per image, here to [-1, 1]."""
+    tinted = images + jet(maps).to(images.dtype)
+    low = tinted.amin(dim=(1, 2, 3), keepdim=True)
+    span = (tinted.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-8)
+    return (tinted - low) / span * 2 - 1
+
+
+def as_image(maps: torch.Tensor) -> torch.Tensor:
+    """A [0, 1] heat map as a 3-channel image in [-1, 1], the range every loss term expects."""
+    return (maps * 2 - 1).expand(-1, 3, -1, -1)
+
+
+class GradCamAttention(nn.Module, Attention):
+    """AT1 = (heat map of x, of x'), AT2 = (x, x' tinted by their heat maps), all at the image size.
+
+    ``cam``: a :class:`GradCam` (usually :func:`load_gradcam`'s). ``variant``: ``paper``
+    (Grad-CAM++ weights, x's per-image top class for both, ImageNet-normalised input) or
+    ``code`` (the public code's weights, the batch's most frequent class taken for x and for
+    x' separately, raw [-1, 1] input). ``max_size``: images are average-pooled by 2 while
+    larger than this before VGG sees them (the code trained at 256); images smaller than
+    the network's minimum are upsampled to it. Heat maps are detached; see the module doc.
+    """
+
+    name = "gradcam"
+
+    def __init__(self, cam: GradCam, variant: Variant = "paper", max_size: int | None = 256):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.cam, self.variant, self.max_size = cam, variant, max_size
+
+    def heat_maps(self, target: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(h, h', classes)``: (N, 1, H, W) heat maps in [0, 1], no gradient, and the (2N,) classes used."""
+        if target.ndim != 4 or target.shape != recon.shape or target.shape[1] != 3:
+            raise ValueError(f"GradCamAttention: needs two RGB NCHW batches of one shape, got {tuple(target.shape)} "
+                             f"and {tuple(recon.shape)}")
+        n = target.shape[0]
+        pair = self._network_input(torch.cat([target.detach(), recon.detach()]))
+        weighting = "gradcam++" if self.variant == "paper" else "code"
+        maps, classes = self.cam(pair, _target_classes(n) if self.variant == "paper" else _batch_classes(n),
+                                 weighting=weighting, size=tuple(target.shape[-2:]))
+        return maps[:n], maps[n:], classes
+
+    def areas(self, target: torch.Tensor, recon: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        h, h_rec, _ = self.heat_maps(target, recon)
+        return [(as_image(h).to(target.dtype), as_image(h_rec).to(recon.dtype)), (tint(target, h), tint(recon, h_rec))]
+
+    def _network_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = pool_to(x, self.max_size)
+        if min(x.shape[-2:]) < self.cam.min_size:
+            scale = self.cam.min_size / min(x.shape[-2:])
+            size = tuple(max(self.cam.min_size, round(s * scale)) for s in x.shape[-2:])
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if self.variant == "code":
+            return x
+        mean = x.new_tensor(_IMAGENET_MEAN).reshape(1, 3, 1, 1)
+        std = x.new_tensor(_IMAGENET_STD).reshape(1, 3, 1, 1)
+        return ((x + 1) / 2 - mean) / std
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, max_size={self.max_size}"
+
+
+def _target_classes(n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Each target's argmax, reused for its reconstruction (logits of [x; x'])."""
+    return lambda logits: logits[:n].argmax(dim=1).repeat(2)
+
+
+def _batch_classes(n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The code's choice: the most frequent argmax (lowest index on ties) of x's batch, and of x''s."""
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        top = logits.argmax(dim=1)
+        modes = [torch.bincount(half, minlength=logits.shape[1]).argmax().expand(n) for half in (top[:n], top[n:])]
+        return torch.cat(modes)
+    return choose
+
+
+# --- ImageNet VGG16 weights, offline -----------------------------------------------------------------
+
+def load_gradcam(
+    weights: str | Path | None = None,
+    hub_repo: str | None = None,
+    hub_filename: str = "model.safetensors",
+    *,
+    allow_untrained: bool = False,
+) -> GradCam:
+    """Grad-CAM on an ImageNet VGG16 from ``weights``, else ``hub_repo``, else torchvision's cache.
+
+    The same search as :func:`~dse_core.loss.load_lpips` (never a download), but the file
+    must hold the classifier too: a whole torchvision ``vgg16`` state dict, or timm's
+    ``vgg16.tv_in1k`` layout (e.g. ``timm/vgg16.tv_in1k``). Nothing found: :class:`DseError`,
+    or with ``allow_untrained`` one :class:`UntrainedGradCamWarning` and ``trained=False``.
+    """
+    found, tried = _find_backbone(weights, hub_repo, hub_filename)
+    if found is None:
+        if not allow_untrained:
+            raise DseError(
+                "Grad-CAM attention needs ImageNet VGG16 weights (features and classifier) and none were found "
+                f"(dse never lets torchvision download them); tried: {'; '.join(tried)}",
+                hint=f"pass a local torchvision vgg16 state dict (.pth or .safetensors), or a Hub repo such as "
+                f"{HUB_EXAMPLE!r}, or copy {TORCHVISION_VGG16_FILE} to {torchvision_cache_file().parent}; "
+                "allow_untrained=True runs on a random VGG16 instead (its heat maps locate nothing)",
+            )
+        warnings.warn(
+            f"Grad-CAM is running on an UNTRAINED VGG16 (no weights found; tried: {'; '.join(tried)}); "
+            "its heat maps do not locate objects",
+            UntrainedGradCamWarning,
+            stacklevel=2,
+        )
+        return GradCam.from_vgg(_vgg16(), trained=False, source="untrained")
+    path, source = found
+    with torch.device("meta"):
+        vgg = _vgg16()  # shapes only: the weights come from the file
+    vgg.load_state_dict(_vgg16_state(_read_state_dict(path), vgg.state_dict(), path), assign=True)
+    return GradCam.from_vgg(vgg, trained=True, source=source)
+
+
+def _vgg16() -> nn.Module:
+    from torchvision.models import vgg16
+
+    return vgg16(weights=None)
+
+
+# timm's vgg16 holds the first two classifier layers as 7x7 and 1x1 convolutions
+_TIMM_KEYS = {"pre_logits.fc1": "classifier.0", "pre_logits.fc2": "classifier.3", "head.fc": "classifier.6"}
+
+
+def _vgg16_state(state: Mapping[str, torch.Tensor], wanted: Mapping[str, torch.Tensor], path: Path) -> dict:
+    """torchvision (or timm) vgg16 tensors renamed and reshaped to torchvision's keys, every key and shape checked."""
+    renamed, from_timm = {}, set()
+    for key, value in state.items():
+        prefix, _, leaf = key.removeprefix("module.").rpartition(".")
+        name = f"{_TIMM_KEYS.get(prefix, prefix)}.{leaf}"
+        if prefix in _TIMM_KEYS:
+            from_timm.add(name)
+        renamed[name] = value
+    loaded, problems = {}, []
+    for key, param in wanted.items():
+        value = renamed.get(key)
+        fits = value is not None and (value.shape == param.shape or (key in from_timm and value.numel() == param.numel()))
+        if value is None:
+            problems.append(f"missing {key}")
+        elif not fits:
+            problems.append(f"{key} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
+        else:
+            loaded[key] = value.reshape(param.shape).to(torch.float32).contiguous()
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; ... ({len(problems)} problems)" if len(problems) > 4 else "")
+        hint = ("a features-only file serves LPIPS but not Grad-CAM, which needs the ImageNet classifier"
+                if any(p.startswith("missing classifier") for p in problems) else None)
+        raise CheckpointError(path, f"not a whole torchvision vgg16 state dict: {shown}", hint=hint)
+    return loaded
