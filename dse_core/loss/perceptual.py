@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import torch_load
@@ -43,6 +44,10 @@ class FrozenLPIPS(nn.Module, LossTerm):
     def __init__(self, net: nn.Module, trained: bool, source: str):
         super().__init__()
         self.net = net.requires_grad_(False)
+        self._fast = _plain_lpips(net)  # an lpips.LPIPS whose forward this class re-implements (see forward)
+        if self._fast:
+            # forward feeds the trunk channels-last: its weights stored so too are not re-laid-out every call
+            net.net.to(memory_format=torch.channels_last)
         self.trained = trained
         self.source = source
         self.train(False)
@@ -51,10 +56,83 @@ class FrozenLPIPS(nn.Module, LossTerm):
         return super().train(False)  # the linear heads have dropout: never switch it on
 
     def forward(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        return self.net(target, recon).reshape(target.shape[0])
+        if not self._fast:
+            return self.net(target, recon).reshape(target.shape[0])
+        # lpips.LPIPS.forward (v0.1, linear heads, spatial average), computed with fewer passes:
+        # - the trunk runs channels-last (its weights are stored so): oneDNN convolves ~1.2x faster on CPU;
+        # - the target's features are taken without autograd when it needs no gradient;
+        # - each layer's distance to the reconstruction is one autograd node with a hand-written
+        #   backward (4 passes over the feature map where autograd's chain of norm, divide,
+        #   subtract, square and 1x1 conv takes about a dozen).
+        if target.requires_grad:
+            return self._plain_forward(target, recon)
+        with torch.no_grad():
+            units0 = [_unit(f) for f in self._trunk(target)]
+        val = 0
+        for kk, (u0, f1) in enumerate(zip(units0, self._trunk(recon))):
+            val += _LayerDistance.apply(f1, u0, self.net.lins[kk].model[-1].weight)
+        return val.reshape(target.shape[0])
+
+    def _plain_forward(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """The same distance with autograd throughout (gradients for both images)."""
+        val = 0
+        for kk, (f0, f1) in enumerate(zip(self._trunk(target), self._trunk(recon))):
+            val += self.net.lins[kk]((_unit(f0) - _unit(f1)) ** 2).mean([2, 3], keepdim=True)
+        return val.reshape(target.shape[0])
+
+    def _trunk(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's feature maps of an image batch in [-1, 1], channels-last."""
+        return list(self.net.net(self.net.scaling_layer(x).contiguous(memory_format=torch.channels_last)))
 
     def extra_repr(self) -> str:
         return f"trained={self.trained}, source={self.source!r}"
+
+
+def _plain_lpips(net: nn.Module) -> bool:
+    """An ``lpips.LPIPS`` v0.1 with bias-free 1x1 linear heads and a scalar output: what ``forward`` re-implements."""
+    try:
+        import lpips
+    except ImportError:  # pragma: no cover - lpips is a dependency
+        return False
+    if not (isinstance(net, lpips.LPIPS) and net.version == "0.1" and net.lpips and not net.spatial
+            and len(net.lins) == net.L):
+        return False
+    heads = [lin.model[-1] for lin in net.lins]
+    return all(isinstance(h, nn.Conv2d) and h.out_channels == 1 and h.kernel_size == (1, 1) and h.bias is None
+               for h in heads)
+
+
+_EPS = 1e-10  # lpips.normalize_tensor's
+
+
+def _unit(f: torch.Tensor) -> torch.Tensor:
+    """lpips' ``normalize_tensor``: f / (sqrt(sum of squares over channels) + 1e-10), the norm in one kernel."""
+    return f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + _EPS)
+
+
+class _LayerDistance(torch.autograd.Function):
+    """One LPIPS layer: mean over H, W of sum_c w_c (u0 - unit(f1))^2, as (N, 1, 1, 1); gradient for f1 only.
+
+    With D = |f1| + eps and u1 = f1 / D, the gradient of the distance is
+    gu = -2 w d g / (H W) for d = u0 - u1, then df1 = (gu - f1 <gu, f1> / (|f1| D)) / D; where f1 is
+    all zeros the second term is taken as 0 (autograd through lpips' own sqrt gives NaN there).
+    """
+
+    @staticmethod
+    def forward(ctx, f1: torch.Tensor, u0: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(f1, dim=1, keepdim=True)
+        denom = norm + _EPS
+        d = u0 - f1 / denom
+        ctx.save_for_backward(f1, norm, denom, d, weight)
+        return F.conv2d(d**2, weight).mean([2, 3], keepdim=True)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        f1, norm, denom, d, weight = ctx.saved_tensors
+        n, c, h, w = f1.shape
+        gu = d * (weight.reshape(1, c, 1, 1) * grad.reshape(n, 1, 1, 1) * (-2.0 / (h * w)))
+        coef = (torch.linalg.vecdot(gu, f1, dim=1).unsqueeze(1) / (norm * denom)).masked_fill_(norm == 0, 0)
+        return torch.addcmul(gu, f1, coef, value=-1) / denom, None, None
 
 
 def load_lpips(

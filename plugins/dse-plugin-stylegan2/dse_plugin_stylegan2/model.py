@@ -142,13 +142,18 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("resample_filter", resample_filter, persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        # lrelu(y) * g == lrelu(y * g) for g > 0: scale noise and bias by the gain and add them in the conv's epilogue
-        add = self.bias.view(-1, 1, 1) * LRELU_GAIN
+        # lrelu(y) * g == lrelu(y * g) for g > 0: scale noise and bias by the gain and add them in the conv's epilogue.
+        # The noise + bias map is built channels-last ((..., H, W, C) viewed as (..., C, H, W)): the epilogue's output
+        # takes the layout of this first operand, and an NCHW one turns every later layer NCHW (G 1.2x slower on CPU).
+        add = self.bias * LRELU_GAIN
+        r = self.resolution
         if noise_mode == "const":
-            add = add + self.noise_const * (self.noise_strength * LRELU_GAIN)
+            add = (self.noise_const.unsqueeze(-1) * (self.noise_strength * LRELU_GAIN) + add).permute(2, 0, 1)
         elif noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
-            add = add + noise * (self.noise_strength * LRELU_GAIN)
+            noise = torch.randn(x.shape[0], 1, r, r, device=x.device, dtype=x.dtype).view(x.shape[0], r, r, 1)
+            add = (noise * (self.noise_strength * LRELU_GAIN) + add).permute(0, 3, 1, 2)
+        else:
+            add = add.view(-1, 1, 1)
         x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w), up=self.up,
                              resample_filter=self.resample_filter, gain=LRELU_GAIN, add=add)
         x = F.leaky_relu_(x, 0.2)  # in place on a fresh tensor: safe under autograd
