@@ -27,6 +27,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/generator_speed.py
+	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/invert_speed.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
