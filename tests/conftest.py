@@ -8,6 +8,8 @@ torch.set_num_threads(1)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 
+pytest_plugins = ["hub_stand_in"]  # its hub_server fixture
+
 
 @pytest.fixture(autouse=True)
 def _deterministic_and_offline(monkeypatch, tmp_path):

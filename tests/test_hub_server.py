@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hub_stand_in import TOKEN, go_offline, hub_server  # noqa: F401  (hub_server is a fixture)
+from hub_stand_in import TOKEN, go_offline
 
 from dse_core import ChecksumError, DseError, DseWarning, PluginHost, hookimpl, load_generator, use_host
 from dse_core.cli import main

@@ -24,7 +24,7 @@ from ..interfaces import Attention, LossTerm
 from .areas import CentreCrops, pool_to, resize_to
 from .config import LossConfig
 from .gradcam import GradCam, GradCamAttention, load_gradcam
-from .perceptual import FrozenLPIPS, load_lpips
+from .perceptual import load_lpips
 from .terms import KL, MSE, SSIM, BatchCosine, Cosine
 
 _POOLED = ("lpips", "ssim")  # the terms the code scores on images pooled to metric_max_size

@@ -35,7 +35,6 @@ is never 0/0); AT2 is the tinted image min-max normalised to [-1, 1].
 from __future__ import annotations
 
 import contextlib
-import warnings
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Union
 
@@ -43,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, DseError
+from ..errors import CheckpointError
 from ..interfaces import Attention
 from .areas import pool_to
-from .perceptual import HUB_EXAMPLE, TORCHVISION_VGG16_FILE, _find_backbone, _read_state_dict, torchvision_cache_file
+from .vgg_weights import find_vgg16, read_state_dict
 
 Weighting = Literal["gradcam++", "gradcam", "code"]
 WEIGHTINGS: tuple[str, ...] = ("gradcam++", "gradcam", "code")
@@ -285,27 +284,14 @@ def load_gradcam(
     ``vgg16.tv_in1k`` layout (e.g. ``timm/vgg16.tv_in1k``). Nothing found: :class:`DseError`,
     or with ``allow_untrained`` one :class:`UntrainedGradCamWarning` and ``trained=False``.
     """
-    found, tried = _find_backbone(weights, hub_repo, hub_filename)
+    found = find_vgg16(weights, hub_repo, hub_filename, needed_by="Grad-CAM attention", allow_untrained=allow_untrained,
+                       warning=UntrainedGradCamWarning, untrained_means="its heat maps do not locate objects")
     if found is None:
-        if not allow_untrained:
-            raise DseError(
-                "Grad-CAM attention needs ImageNet VGG16 weights (features and classifier) and none were found "
-                f"(dse never lets torchvision download them); tried: {'; '.join(tried)}",
-                hint=f"pass a local torchvision vgg16 state dict (.pth or .safetensors), or a Hub repo such as "
-                f"{HUB_EXAMPLE!r}, or copy {TORCHVISION_VGG16_FILE} to {torchvision_cache_file().parent}; "
-                "allow_untrained=True runs on a random VGG16 instead (its heat maps locate nothing)",
-            )
-        warnings.warn(
-            f"Grad-CAM is running on an UNTRAINED VGG16 (no weights found; tried: {'; '.join(tried)}); "
-            "its heat maps do not locate objects",
-            UntrainedGradCamWarning,
-            stacklevel=2,
-        )
         return GradCam.from_vgg(_vgg16(), trained=False, source="untrained")
     path, source = found
     with torch.device("meta"):
         vgg = _vgg16()  # shapes only: the weights come from the file
-    vgg.load_state_dict(_vgg16_state(_read_state_dict(path), vgg.state_dict(), path), assign=True)
+    vgg.load_state_dict(_vgg16_state(read_state_dict(path), vgg.state_dict(), path), assign=True)
     return GradCam.from_vgg(vgg, trained=True, source=source)
 
 

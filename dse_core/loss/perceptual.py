@@ -11,7 +11,6 @@ accepts an untrained backbone (``allow_untrained=True``); the returned module's
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -20,12 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import torch_load
 from ..errors import CheckpointError, DseError
 from ..interfaces import LossTerm
+from .vgg_weights import find_vgg16, read_state_dict
 
-TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 weights, as cached by torch.hub
-HUB_EXAMPLE = "timm/vgg16.tv_in1k"  # a Hub copy of those weights (model.safetensors)
 
 
 class UntrainedLPIPSWarning(UserWarning):
@@ -151,33 +148,15 @@ def load_lpips(
     ``$TORCH_HOME/hub/checkpoints/vgg16-397923af.pth``. Nothing found: :class:`DseError`,
     or with ``allow_untrained`` one :class:`UntrainedLPIPSWarning` and ``trained=False``.
     """
-    found, tried = _find_backbone(weights, hub_repo, hub_filename)
+    found = find_vgg16(weights, hub_repo, hub_filename, needed_by="LPIPS", allow_untrained=allow_untrained,
+                       warning=UntrainedLPIPSWarning, untrained_means="its values are not the published LPIPS metric")
     if found is None:
-        if not allow_untrained:
-            raise DseError(
-                "LPIPS needs ImageNet VGG16 weights for its backbone and none were found "
-                f"(dse never lets torchvision download them); tried: {'; '.join(tried)}",
-                hint=f"pass a local torchvision vgg16 state dict (.pth or .safetensors), or a Hub repo such as "
-                f"{HUB_EXAMPLE!r} (cached, or reachable without HF_HUB_OFFLINE), or copy {TORCHVISION_VGG16_FILE} to "
-                f"{torchvision_cache_file().parent}; allow_untrained=True runs on a random backbone instead",
-            )
-        warnings.warn(
-            f"LPIPS is running on an UNTRAINED VGG16 backbone (no weights found; tried: {'; '.join(tried)}); "
-            "its values are not the published LPIPS metric",
-            UntrainedLPIPSWarning,
-            stacklevel=2,
-        )
         return FrozenLPIPS(_untrained_lpips(), trained=False, source="untrained")
     path, source = found
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     model = _untrained_lpips()
     _load_backbone(model.net, state, path)
     return FrozenLPIPS(model, trained=True, source=source)
-
-
-def torchvision_cache_file() -> Path:
-    """Where torchvision caches its VGG16 download (follows ``TORCH_HOME``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG16_FILE
 
 
 def _untrained_lpips() -> nn.Module:
@@ -189,56 +168,6 @@ def _untrained_lpips() -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision: "'pretrained' is deprecated"
         return lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=True, model_path=str(heads), verbose=False)
-
-
-def _find_backbone(weights, hub_repo, hub_filename) -> tuple[tuple[Path, str] | None, list[str]]:
-    """The first available backbone file and a description of its source, else what was tried."""
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise DseError(f"{path}: no such VGG16 weights file")
-        return (path, str(path)), []
-    tried = []
-    if hub_repo is not None:
-        try:
-            return (_hub_file(hub_repo, hub_filename), f"hf://{hub_repo}/{hub_filename}"), []
-        except DseError as exc:
-            tried.append(str(exc))
-    cache = torchvision_cache_file()
-    if cache.is_file():
-        return (cache, str(cache)), tried
-    tried.append(f"{cache}: not found")
-    return None, tried
-
-
-def _hub_file(hub_repo: str, filename: str) -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
-
-    repo_id, _, revision = hub_repo.partition("@")
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision or None, local_files_only=offline))
-    except LocalEntryNotFoundError:
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
-        raise DseError(f"{hub_repo}: {filename} is not in the Hugging Face cache and {why}") from None
-    except (EntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as exc:
-        raise DseError(f"{hub_repo}: cannot get {filename} ({type(exc).__name__}: {exc})") from None
-
-
-def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(path, f"cannot read safetensors ({exc})") from None
-    state = torch_load(path)
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(path, "expected a state dict (names -> tensors) of a torchvision vgg16")
-    return state
 
 
 def _load_backbone(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
