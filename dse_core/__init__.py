@@ -4,10 +4,10 @@ The public API; plugins import only from here and ``dse_core.nn``.
 """
 
 from .encoder import Encoder, EncoderConfig, EncoderOutput
-from .errors import CheckpointError, ConfigError, DseError, PluginError, UnknownNameError
+from .errors import CheckpointError, ConfigError, DseError, DseWarning, PluginError, UnknownNameError
 from .families import CheckpointFormat, GanFamily
 from .hookspecs import hookimpl
-from .hub import ChecksumError, DseWarning, PretrainedMixin, generator_fingerprint, push_folder
+from .hub import ChecksumError, PretrainedMixin, generator_fingerprint, push_folder
 from .interfaces import Generator, StyleGenerator
 from .invert import Inversion, Inverter
 from .loading import check_encoder_matches, load_encoder, load_generator, resolve_device

@@ -97,6 +97,8 @@ def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[st
     training = {k: source[k] for k in ("preset", "steps", "samples") if k in source}
     if training:
         lines += ["Training: " + ", ".join(f"{k} {v}" for k, v in training.items()) + ".", ""]
+    if source.get("loss"):
+        lines += [_loss_line(source), ""]
     if (directory / GRID_FILE).is_file():
         lines += ["## Reconstructions", "", "Top: generated images x; bottom: G(E(x)).", "", f"![reconstructions]({GRID_FILE})", ""]
     lines += _metrics_lines(directory)
@@ -108,6 +110,19 @@ def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[st
         gen = (generator or {}).get("registry_id") or (generator or {}).get("repo_id") or "GENERATOR"
         lines += ["```sh", f"dse invert --generator {gen} --encoder {ref} photos/ -o out/", "```", ""]
     return "\n".join(lines)
+
+
+def _loss_line(source: Mapping[str, Any]) -> str:
+    """The loss weights that are not zero, and whether LPIPS ran on a trained backbone."""
+    loss = source["loss"]
+    image = ", ".join(f"{k} {v:g}" for k, v in (loss.get("image") or {}).items() if v)
+    latent = ", ".join(f"{k} {v:g}" for k, v in (loss.get("latent") or {}).items() if v)
+    line = f"Loss: image ({image or 'none'}) on {loss.get('attention', 'centre')} areas"
+    if latent and loss.get("latent_weight"):
+        line += f", latent {loss['latent_weight']:g} x ({latent})"
+    if (loss.get("image") or {}).get("lpips"):
+        line += "; LPIPS on a trained VGG16" if source.get("lpips_trained") else "; LPIPS on an UNTRAINED VGG16"
+    return line + "."
 
 
 def _generator_license_lines(source: Mapping[str, Any]) -> list[str]:

@@ -59,3 +59,7 @@ class UnknownNameError(DseError):
 
 class PluginError(DseError):
     """A plugin that failed to import, or whose hook raised or handed over something invalid."""
+
+
+class DseWarning(UserWarning):
+    """A warning meant for the user (the CLI prints it as ``dse: warning: ...``)."""

@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .config import from_dict, read_json, to_dict, write_bytes_atomic, write_json_atomic
-from .errors import CheckpointError, DseError
+from .errors import CheckpointError, DseError, DseWarning
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -47,6 +47,7 @@ GRID_FILE = "reconstruction.png"  # x over G(E(x)), shown by the card
 METRICS_FILE = "metrics.json"  # {"summary": {name: {mean, std, n}}, "training_loss": {term: value}}, shown by the card
 REPO_FILES = [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, GRID_FILE, METRICS_FILE]
 LIBRARY_NAME = "dse"
+_WEIGHT_SUFFIXES = {".pkl", ".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".npy", ".npz"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
@@ -75,7 +76,7 @@ def resolve(path_or_repo_id: str | Path, revision: str | None = None) -> Path:
     if path.exists():
         return path
     text = str(path_or_repo_id)
-    if not _REPO_ID.match(text):
+    if not is_repo_id(text):
         raise DseError(f"{text}: no such file or folder",
                        hint="registry ids (`dse models`) are accepted by load_generator / load_encoder and --generator / --encoder")
     repo_id, rev = split_revision(text)
@@ -89,14 +90,15 @@ def split_revision(spec: str) -> tuple[str, str | None]:
 
 
 def is_repo_id(text: str) -> bool:
-    return bool(_REPO_ID.match(text))
+    """``owner/name[@rev]``, unless it reads as a local path that is missing: a weights file name
+    (``models/ffhq.pkl``) or a name inside a local folder (``runs/e9`` where ``runs/`` exists)."""
+    if not _REPO_ID.match(text):
+        return False
+    name = Path(split_revision(text)[0])
+    return name.suffix.lower() not in _WEIGHT_SUFFIXES and not name.parent.is_dir()
 
 
 # -- Hub I/O through huggingface_hub -------------------------------------------------------------
-
-class DseWarning(UserWarning):
-    """A warning meant for the user (the CLI prints it as ``dse: warning: ...``)."""
-
 
 def offline() -> bool:
     """``HF_HUB_OFFLINE``, read now (huggingface_hub reads it once, at import)."""

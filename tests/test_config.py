@@ -1,6 +1,8 @@
 """Configs: round trip through JSON and errors that name the file, the field and the expectation."""
 
 import json
+import os
+import stat
 
 import attrs
 import pytest
@@ -50,3 +52,16 @@ def test_validator_failures_and_bad_json_are_config_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         read_json(bad)
+
+
+def test_atomic_writes_get_the_users_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        os.umask(0o077)
+        write_json_atomic(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -90,3 +90,16 @@ def test_offline_hub_miss_names_repo_revision_and_the_fix(tmp_path):
     assert "someone/not-cached@v1" in text and "dse pull someone/not-cached --revision v1" in text
     with pytest.raises(DseError, match="no such file or folder"):
         resolve(str(tmp_path / "missing" / "file.pt"))
+
+
+def test_a_missing_local_path_is_not_mistaken_for_a_hub_repo(tmp_path, monkeypatch):
+    from dse_core import hub, load_generator
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert hub.is_repo_id("ZeqiangLai/StyleGAN2") and hub.is_repo_id("someone/dse-encoder@v1")
+    assert not hub.is_repo_id("models/ffhq.pkl")  # a weights file name, not a repo
+    assert not hub.is_repo_id("runs/e9")  # runs/ is a local folder
+    for spec in ("models/ffhq.pkl", "runs/e9"):
+        with pytest.raises(DseError, match=f"^{spec}: no such file or folder"):
+            load_generator(spec)

@@ -1,5 +1,6 @@
 """Training (Algorithm 1): reproducible, resumable, interruptible, multi-process, and loud about NaN."""
 
+import copy
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 
 from dse_core.encoder import Encoder
 from dse_core.errors import DseError
+from dse_core.hub import generator_record
 from dse_core.loss import LossConfig, get_preset
 from dse_core.train import TrainConfig, train
 from dse_core.train import trainer as trainer_module
@@ -78,10 +80,34 @@ def test_resume_refuses_other_settings_and_new_runs_refuse_old_folders(tiny_gene
     run(tiny_generator, tmp_path / "r", samples=4)
     with pytest.raises(DseError, match="already holds a training run"):
         run(tiny_generator, tmp_path / "r", samples=4)
-    with pytest.raises(DseError, match=r"other settings \(lr\)"):
+    with pytest.raises(DseError, match=r"other settings \(train\.lr\)"):
         run(tiny_generator, tmp_path / "r", samples=8, resume=True, lr=0.1)
     with pytest.raises(DseError, match="nothing to resume"):
         run(tiny_generator, tmp_path / "empty", samples=4, resume=True)
+
+
+def test_resume_refuses_another_generator_loss_or_encoder(tiny_generator, tmp_path):
+    def again(G, loss=NO_LPIPS, plan=None, spec="g"):
+        config = TrainConfig(samples=8, batch_size=2, checkpoint_every=2)
+        return train(G, tmp_path / "r", config, loss, plan or encoder_plan(G), resume=True, progress=False,
+                     generator_info=generator_record(G, spec), log=lambda m: None)
+
+    config = TrainConfig(samples=4, batch_size=2, checkpoint_every=2)
+    train(tiny_generator, tmp_path / "r", config, NO_LPIPS, encoder_plan(tiny_generator), progress=False,
+          generator_info=generator_record(tiny_generator, "g"), log=lambda m: None)
+    other = copy.deepcopy(tiny_generator)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    with pytest.raises(DseError, match=r"other settings \(generator\.fingerprint\)"):
+        again(other)
+    with pytest.raises(DseError, match=r"other settings \(loss\.image\)"):
+        again(tiny_generator, loss=attrs.evolve(NO_LPIPS, image=attrs.evolve(NO_LPIPS.image, mse=1.0)))
+    with pytest.raises(DseError, match=r"other settings \(encoder\.downsample\)"):
+        again(tiny_generator, plan=attrs.evolve(encoder_plan(tiny_generator), downsample="fused"))
+    result = again(tiny_generator, spec=str(tmp_path / "same-weights-elsewhere"))  # a path is not an identity
+    assert result.samples == 8
+    header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
+    assert header["source"]["loss"]["image"]["mse"] == NO_LPIPS.image.mse and header["source"]["loss"]["image"]["lpips"] == 0
 
 
 def test_nan_stops_the_run_naming_step_terms_and_checkpoint(tiny_generator, tmp_path, monkeypatch):
@@ -146,3 +172,24 @@ def test_cuda_out_of_memory_halves_the_batch_and_says_so(tiny_generator, tmp_pat
                    log=messages.append)
     assert sizes == [2, 1, 1, 1] and (result.steps, result.samples) == (3, 3)
     assert "CUDA out of memory at batch size 2: continuing with 1" in messages
+
+
+def test_progress_line_shows_each_whole_image_term_and_speed():
+    terms = {"img0/mse": torch.tensor(0.0213), "img0/ssim": torch.tensor(0.5), "img1/mse": torch.tensor(9.0),
+             "img0": torch.tensor(0.6), "image": torch.tensor(1.25), "latent": torch.tensor(7.9), "total": torch.tensor(1.329)}
+    line = trainer_module.progress_line(terms, rate=0.4712)
+    assert line == "loss 1.329 | image 1.25 (mse 0.0213 ssim 0.5) | latent 7.9 | 0.47 samples/s"
+
+
+def test_cli_train_reports_bad_options_and_untrained_lpips_as_dse_messages(tmp_path, capsys):
+    from dse_core.cli import main
+
+    assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "r0"), "--samples", "0"]) == 2
+    assert "dse: error: bad training option: 'samples' must be > 0: 0" in capsys.readouterr().err
+    assert not (tmp_path / "r0").exists()
+    assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "r"), "--samples", "2", "--batch-size", "2",
+                 "--lpips-weight", "1", "--allow-untrained-lpips", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "dse: warning: " in err and "not the published LPIPS metric" in err and "UntrainedLPIPSWarning" not in err
+    header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
+    assert header["source"]["lpips_trained"] is False and header["source"]["loss"]["image"]["lpips"] == 1.0

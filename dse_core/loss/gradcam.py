@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DseWarning
 from ..interfaces import Attention
 from .areas import pool_to
 from .vgg_weights import find_vgg16, read_state_dict
@@ -57,7 +57,7 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class UntrainedGradCamWarning(UserWarning):
+class UntrainedGradCamWarning(DseWarning):
     """Grad-CAM runs on a randomly initialised VGG16: its heat maps do not locate objects."""
 
 

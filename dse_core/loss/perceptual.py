@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, DseError
+from ..errors import CheckpointError, DseError, DseWarning
 from ..interfaces import LossTerm
 from .vgg_weights import find_vgg16, read_state_dict
 
 
 
-class UntrainedLPIPSWarning(UserWarning):
+class UntrainedLPIPSWarning(DseWarning):
     """LPIPS runs on a randomly initialised VGG16: its values are not the published metric."""
 
 

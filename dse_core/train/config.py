@@ -7,6 +7,7 @@ from typing import Literal
 import attrs
 
 Precision = Literal["fp32", "bf16", "fp16"]
+_positive = attrs.validators.gt(0)
 
 
 def default_batch_size(resolution: int) -> int:
@@ -19,17 +20,17 @@ class TrainConfig:
     """Algorithm 1's settings; ``samples`` is the budget (paper: 30,000 a epoch x 7 epochs)."""
 
     preset: str = "paper-s2"  # named loss/encoder/training recipe (see dse_core.train.presets)
-    samples: int = 210_000  # training budget in generated samples, summed over ranks
-    batch_size: int | None = None  # per rank; None = default_batch_size(resolution)
-    lr: float = 0.0015  # Adam learning rate (paper)
+    samples: int = attrs.field(default=210_000, validator=_positive)  # training budget in generated samples, summed over ranks
+    batch_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # per rank; None = default_batch_size(resolution)
+    lr: float = attrs.field(default=0.0015, validator=attrs.validators.gt(0))  # Adam learning rate (paper)
     betas: tuple[float, float] = (0.0, 0.99)  # Adam betas (paper)
-    truncation_psi: float = 1.0  # truncation of the training samples' latents (1 = none)
-    truncation_cutoff: int | None = None  # truncate only the first k ws (None = all)
-    style_mixing_prob: float = 0.0  # chance a sample mixes two ws at a random layer (the authors' runs: 0.9)
+    truncation_psi: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))  # truncation of the training samples' latents (1 = none)
+    truncation_cutoff: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # truncate only the first k ws (None = all)
+    style_mixing_prob: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0), attrs.validators.le(1)])  # chance a sample mixes two ws at a random layer (the authors' runs: 0.9)
     noise_mode: str = "const"  # generator noise when making (x, x') pairs: const keeps x' comparable to x
     seed: int = 0  # z of step s on rank r comes from seed, r, s: runs are reproducible and resumable
-    log_every: int = 10  # steps between loss-log lines
-    grid_every: int = 500  # steps between reconstruction grids
-    checkpoint_every: int = 500  # steps between resumable checkpoints
+    log_every: int = attrs.field(default=10, validator=_positive)  # steps between loss-log lines
+    grid_every: int = attrs.field(default=500, validator=_positive)  # steps between reconstruction grids
+    checkpoint_every: int = attrs.field(default=500, validator=_positive)  # steps between resumable checkpoints
     precision: Precision = "fp32"  # bf16/fp16 autocast on GPUs
-    grid_size: int = 8  # samples shown in each grid
+    grid_size: int = attrs.field(default=8, validator=_positive)  # samples shown in each grid

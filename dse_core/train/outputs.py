@@ -17,8 +17,21 @@ from ..images import make_grid, save_image
 
 class _NoBar:
     def update(self, n): ...
-    def set_postfix(self, **kwargs): ...
+    def set_postfix_str(self, s, refresh=True): ...
     def close(self): ...
+
+
+def run_record(config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict) -> dict:
+    """What defines a run: ``run.json`` holds it and ``--resume`` checks it (the generator by fingerprint)."""
+    return {"train": attrs.asdict(config), "loss": to_dict(loss_config), "encoder": to_dict(encoder_config),
+            "generator": generator_info, "lpips": loss_metadata}
+
+
+def _defining(section: str, key: str) -> bool:
+    """Whether a run.json entry must match on --resume: not the budget, the generator's path or weight files' paths."""
+    if section == "generator":
+        return key == "fingerprint"
+    return not (key == "samples" or key.endswith("_source"))
 
 
 class RunFiles:
@@ -41,11 +54,26 @@ class RunFiles:
         import dse_core
 
         write_json_atomic(self.run_dir / "run.json", {
-            "train": attrs.asdict(config), "loss": to_dict(loss_config), "encoder": to_dict(encoder_config),
-            "generator": generator_info, "lpips": loss_metadata,
+            **run_record(config, loss_config, encoder_config, generator_info, loss_metadata),
             "versions": {"dse": dse_core.__version__, "torch": torch.__version__, "python": platform.python_version()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
+
+    def check_resumable(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict) -> None:
+        """A resumed run must train the same thing: same settings (``samples`` may grow), loss, encoder, generator."""
+        if not (self.run_dir / "run.json").is_file():
+            raise DseError(f"{self.run_dir}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
+        try:
+            saved = json.loads((self.run_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DseError(f"{self.run_dir / 'run.json'} cannot be read ({exc})",
+                           hint="restore it from a backup, or start a new run") from None
+        now = json.loads(json.dumps(run_record(config, loss_config, encoder_config, generator_info, loss_metadata)))
+        changed = [f"{section}.{key}" for section, values in now.items() for key, value in values.items()
+                   if _defining(section, key) and saved.get(section, {}).get(key) != value]
+        if changed:
+            raise DseError(f"{self.run_dir} was started with other settings ({', '.join(changed)})",
+                           hint="resume with the same generator and options (only --samples may grow), or start a new run")
 
     def progress(self, total: int, initial: int, enabled: bool):
         if not enabled:
