@@ -93,7 +93,7 @@ def run_dse(args, worker: _Worker) -> None:
 
     from dse_core.encoder import Encoder
     from dse_core.loss import DSELoss, get_preset, load_lpips
-    from dse_core.train import TrainConfig
+    from dse_core.train import config_for_preset
     from dse_core.train.trainer import make_training_pairs, step_generator, training_step
     from dse_plugin_stylegan2 import Generator, StyleGAN2Config
     from dse_plugin_stylegan2.encoder import encoder_plan
@@ -103,7 +103,7 @@ def run_dse(args, worker: _Worker) -> None:
     G = Generator(cfg).eval().requires_grad_(False)
     encoder_config = attrs.evolve(encoder_plan(G), downsample="fused" if preset.fused_downsample else "avgpool")
     encoder = Encoder(encoder_config).train()
-    config = TrainConfig(preset=args.preset, batch_size=args.batch, style_mixing_prob=preset.style_mixing_prob)
+    config = config_for_preset(args.preset, batch_size=args.batch)
     lpips = None
     if preset.loss.image.lpips:
         with warnings.catch_warnings():

@@ -50,10 +50,19 @@ class PluginHost:
         self._family_owner: dict[str, str] = {}
         self._checkpoints: dict[str, Any] | None = None
         self.registry_errors: list[str] = []  # bad registry files (the plugins' go to their own row)
+        self.skipped: dict[str, str] = {}  # installed entry points DSE_LOAD_PLUGINS leaves out -> distribution
 
     # -- loading ---------------------------------------------------------------
     def load_entry_points(self, only: set[str] | None = None) -> None:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        """Load every ``dse`` entry point, or those named in ``only`` (``DSE_LOAD_PLUGINS``)."""
+        installed = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if only is not None:
+            self.skipped = {ep.name: ep.dist.name if ep.dist else "" for ep in installed if ep.name not in only}
+            for name in sorted(only - {ep.name for ep in installed}):
+                self._origin[name] = ("", "")
+                self._errors[name] = ("named in DSE_LOAD_PLUGINS, but no installed plugin has this name (installed: "
+                                      + (", ".join(sorted({ep.name for ep in installed})) or "none") + ")")
+        for ep in installed:
             if only is not None and ep.name not in only:
                 continue
             dist = ep.dist.name if ep.dist else ""
@@ -80,7 +89,8 @@ class PluginHost:
 
     def _fail(self, name: str, distribution: str, version: str, exc: BaseException) -> None:
         self._origin.setdefault(name, (distribution, version))
-        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+        where = frames[-1] if frames else None  # the plugin's own line, not importlib's
         at = f" (at {where.filename}:{where.lineno})" if where else ""
         self._errors[name] = f"{type(exc).__name__}: {exc}{at}"
 
@@ -158,9 +168,14 @@ class PluginHost:
         if name in families:
             return families[name]
         if name in KNOWN_PACKAGES:
-            failed = [p for p in self._errors if name in p]
-            hint = (f"plugin {failed[0]!r} failed to load: {self._errors[failed[0]]}" if failed
-                    else f"install it with `pip install {KNOWN_PACKAGES[name]}`")
+            package = KNOWN_PACKAGES[name]
+            failed = [p for p in self._errors if p == name or self._origin.get(p, ("",))[0] == package]
+            if failed:
+                hint = f"plugin {failed[0]!r} failed to load: {self._errors[failed[0]]}"
+            elif name in self.skipped or package in self.skipped.values():
+                hint = f"{package} is installed, but DSE_LOAD_PLUGINS={os.environ.get('DSE_LOAD_PLUGINS', '')!r} leaves it out"
+            else:
+                hint = f"install it with `pip install {package}`"
         else:
             hint = "GAN families come from plugins; `dse plugins` lists the installed ones"
         raise UnknownNameError("GAN family", name, families, hint=hint)

@@ -111,6 +111,28 @@ def test_dse_load_plugins_selects_entry_points(monkeypatch, value, loaded):
     assert {r.name for r in get_host().plugins()} == loaded
 
 
+def test_dse_load_plugins_names_what_it_leaves_out_and_what_it_cannot_find(monkeypatch):
+    eps = [FakeEntryPoint("toygan", GoodPlugin()), FakeEntryPoint("good", GoodPlugin())]
+    monkeypatch.setattr(metadata, "entry_points", lambda group: eps)
+    monkeypatch.setitem(dse_core.plugins.KNOWN_PACKAGES, "toygan", "dse-plugin-toygan")
+    monkeypatch.setenv("DSE_LOAD_PLUGINS", "nosuch")
+    monkeypatch.setattr(dse_core.plugins, "_host", None)
+    host = get_host()
+    rows = {r.name: r for r in host.plugins()}
+    assert rows["nosuch"].error == ("named in DSE_LOAD_PLUGINS, but no installed plugin has this name "
+                                    "(installed: good, toygan)")
+    assert host.skipped == {"good": "dse-plugin-good", "toygan": "dse-plugin-toygan"}
+    with pytest.raises(UnknownNameError, match="dse-plugin-toygan is installed, but DSE_LOAD_PLUGINS='nosuch' leaves it out"):
+        host.family("toygan")
+
+
+def test_a_failed_plugin_is_blamed_only_for_its_own_family():
+    host = PluginHost()
+    host._fail("stylegan2x", "dse-plugin-stylegan2x", "0.1", ImportError("boom"))
+    with pytest.raises(UnknownNameError, match="pip install dse-plugin-stylegan`"):
+        host.family("stylegan")  # not "plugin 'stylegan2x' failed"
+
+
 def test_unknown_family_suggests_close_names_and_the_package_to_install():
     host = PluginHost()
     host.register(GoodPlugin(), name="good")

@@ -142,13 +142,14 @@ def test_presets_set_the_encoder_downsampling(tiny_generator):
     assert fused(torch.randn(2, 3, 16, 16)).w.shape == (2, tiny_generator.num_ws, 8)
 
 
-def test_two_processes_under_torchrun_stay_in_sync(tiny_generator, tmp_path):
+@pytest.mark.parametrize("preset", ["paper-s2", "code-s2"])  # code-s2: two optimizer steps an iteration
+def test_two_processes_under_torchrun_stay_in_sync(tiny_generator, tmp_path, preset):
     tiny_generator.save_pretrained(tmp_path / "g")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "dse_core.cli", "train", "--generator", str(tmp_path / "g"), "-o", str(tmp_path / "ddp"),
            "--samples", "16", "--batch-size", "2", "--lpips-weight", "0", "--device", "cpu", "--quiet",
-           "--log-every", "1", "--checkpoint-every", "100", "--grid-every", "100"]
+           "--log-every", "1", "--checkpoint-every", "100", "--grid-every", "100", "--preset", preset]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 ranks in sync" in done.stderr
@@ -193,3 +194,49 @@ def test_cli_train_reports_bad_options_and_untrained_lpips_as_dse_messages(tmp_p
     assert "dse: warning: " in err and "not the published LPIPS metric" in err and "UntrainedLPIPSWarning" not in err
     header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
     assert header["source"]["lpips_trained"] is False and header["source"]["loss"]["image"]["lpips"] == 1.0
+
+
+def test_separate_latent_step_is_the_authors_two_adam_steps(tiny_generator):
+    config = TrainConfig(samples=2, latent_step="separate")
+    loss_fn = trainer_module.DSELoss(NO_LPIPS)
+    latents, x = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(1), config,
+                                                    torch.device("cpu"))
+    torch.manual_seed(0)
+    ours = Encoder(encoder_plan(tiny_generator))
+    reference = copy.deepcopy(ours)
+    torch.manual_seed(5)  # the encoder's training noise
+    trainer_module.training_step(tiny_generator, ours, loss_fn, torch.optim.Adam(ours.parameters(), lr=0.01),
+                                 latents, x, config)
+    # by hand: both gradients at the weights before any step, applied one after the other
+    params = list(reference.parameters())
+    optimizer = torch.optim.Adam(params, lr=0.01)
+    torch.manual_seed(5)
+    out = reference(x)
+    values = loss_fn.per_sample(x, tiny_generator.decode({"w": out.w}, noise_mode="const"), w=latents["w"], w_rec=out.w)
+    g_image = torch.autograd.grad(values["image"].mean(), params, retain_graph=True, allow_unused=True)
+    g_latent = torch.autograd.grad(NO_LPIPS.latent_weight * values["latent"].mean(), params, allow_unused=True)
+    for grads in (g_image, g_latent):
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+    assert optimizer.state[params[0]]["step"] == 2
+    for a, b in zip(ours.parameters(), params):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    joint = copy.deepcopy(reference)
+    trainer_module.training_step(tiny_generator, joint, loss_fn, torch.optim.Adam(joint.parameters(), lr=0.01), latents, x,
+                                 TrainConfig(samples=2))
+    assert max((a - b).abs().max() for a, b in zip(joint.parameters(), reference.parameters())) > 1e-4
+
+
+def test_code_presets_sample_like_the_authors_scripts(tmp_path):
+    from dse_core.cli import main
+
+    assert main(["train", "--gan", "stylegan2", "--preset", "code-s2", "-o", str(tmp_path / "r"), "--samples", "2",
+                 "--batch-size", "2", "--lpips-weight", "0", "--quiet"]) == 0
+    train_config = json.loads((tmp_path / "r" / "run.json").read_text())["train"]
+    assert (train_config["truncation_psi"], train_config["truncation_cutoff"]) == (0.7, 8)
+    assert (train_config["latent_step"], train_config["style_mixing_prob"]) == ("separate", 0.9)
+    assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "p"), "--samples", "2", "--batch-size", "2",
+                 "--lpips-weight", "0", "--quiet", "--truncation", "0.5"]) == 0
+    train_config = json.loads((tmp_path / "p" / "run.json").read_text())["train"]
+    assert (train_config["truncation_psi"], train_config["truncation_cutoff"], train_config["latent_step"]) == (0.5, None, "joint")

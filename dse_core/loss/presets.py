@@ -39,6 +39,9 @@ class Preset:
     fused_downsample: bool  # encoder: strided "fused" conv instead of conv + 2x2 average pooling (paper's strategy 2)
     style_mixing_prob: float  # training: share of style-mixed w+ samples (0.9 = genforce's default the code left on)
     summary: str  # one line for `--help` and logs
+    truncation_psi: float = 1.0  # training samples' truncation (the code: genforce's trunc_psi=0.7 ...)
+    truncation_cutoff: int | None = None  # ... on the first trunc_layers=8 ws)
+    latent_step: str = "joint"  # "separate": the code's second Adam step on 0.01 x the latent loss alone
 
 
 _CODE_LOSS = LossConfig(
@@ -48,6 +51,10 @@ _CODE_LOSS = LossConfig(
     cosine="batch",
     metric_max_size=256,
 )
+
+# E_*.py sample x with genforce's truncation (psi 0.7 on 8 ws) and step Adam twice an iteration:
+# on the image loss, then on 0.01 x the latent loss (Adam's normalisation all but undoes the 0.01)
+_CODE_SAMPLING = dict(truncation_psi=0.7, truncation_cutoff=8, latent_step="separate")
 
 PRESETS: Mapping[str, Preset] = MappingProxyType({
     "paper-s2": Preset(
@@ -67,12 +74,14 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
         loss=_CODE_LOSS,
         fused_downsample=False,
         style_mixing_prob=0.9,
+        **_CODE_SAMPLING,
         summary="public code E_align_s2.py: no KL, batch cosine, crops at crop size, pooled to 256 for SSIM/LPIPS",
     ),
     "code-s1": Preset(
         loss=attrs.evolve(_CODE_LOSS, area_weights=(1.0, 1.0, 1.0), detach_images=True),
         fused_downsample=False,
         style_mixing_prob=0.9,
+        **_CODE_SAMPLING,
         summary="public code E_align_cropping_s1.py: as code-s2 with areas 1/1/1 and image terms detached",
     ),
     "paper-s1-misaligned": Preset(
@@ -87,6 +96,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
                           gradcam_variant="code"),
         fused_downsample=False,
         style_mixing_prob=0.9,
+        **_CODE_SAMPLING,
         summary="public code E_mis_align_cropping_s1.py: as code-s1 with the code's Grad-CAM heat maps and tinted images",
     ),
 })

@@ -7,6 +7,7 @@ from typing import Literal
 import attrs
 
 Precision = Literal["fp32", "bf16", "fp16"]
+LatentStep = Literal["joint", "separate"]
 _positive = attrs.validators.gt(0)
 
 
@@ -33,4 +34,21 @@ class TrainConfig:
     grid_every: int = attrs.field(default=500, validator=_positive)  # steps between reconstruction grids
     checkpoint_every: int = attrs.field(default=500, validator=_positive)  # steps between resumable checkpoints
     precision: Precision = "fp32"  # bf16/fp16 autocast on GPUs
+    latent_step: LatentStep = "joint"  # "separate": a second optimizer step on the latent loss alone (the code's)
     grid_size: int = attrs.field(default=8, validator=_positive)  # samples shown in each grid
+
+
+def config_for_preset(preset: str, **options) -> TrainConfig:
+    """A preset's sampling and stepping choices, under the options given (None: the preset's).
+
+    A truncation psi given without a cutoff truncates every w; the preset's cutoff goes with its own psi.
+    """
+    from ..loss import get_preset
+
+    chosen = get_preset(preset)
+    options = {k: v for k, v in options.items() if v is not None}
+    if "truncation_psi" not in options:
+        options.setdefault("truncation_cutoff", chosen.truncation_cutoff)
+    defaults = dict(truncation_psi=chosen.truncation_psi, style_mixing_prob=chosen.style_mixing_prob,
+                    latent_step=chosen.latent_step)
+    return TrainConfig(preset=preset, **{**defaults, **options})

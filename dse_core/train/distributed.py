@@ -67,3 +67,12 @@ def broadcast_flag(flag: bool, d: Dist) -> bool:
     if not d.enabled:
         return flag
     return any(gather(flag, d))
+
+
+def average_gradients(module: torch.nn.Module) -> None:
+    """Average the gradients of ``module`` over the ranks (what DDP does after one backward pass)."""
+    world_size = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world_size

@@ -9,6 +9,7 @@ same weights.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -62,22 +63,39 @@ def _style_mix(G, ws: torch.Tensor, c, rng: torch.Generator, cfg: TrainConfig) -
 
 
 def training_step(G, model, loss_fn: DSELoss, optimizer, latents, x, cfg: TrainConfig, scaler=None):
-    """One update of E; returns the logged loss terms (detached)."""
+    """One update of E (two with ``latent_step="separate"``); returns the logged loss terms (detached)."""
     device_type = x.device.type
-    with torch.autocast(device_type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
-        out = model(x)
-        rec = {name: getattr(out, name) for name in G.latent_names}
-        x_rec = G.decode(rec, noise_mode=cfg.noise_mode)
-        total, terms = loss_fn(x.float(), x_rec.float(), w=_float(latents.get("w")), w_rec=_float(rec.get("w")))
+    separate = cfg.latent_step == "separate" and "w" in latents
+    # DDP syncs gradients once per forward; two backward passes average them by hand instead
+    ddp = model if separate and isinstance(model, DistributedDataParallel) else None
+    with ddp.no_sync() if ddp else contextlib.nullcontext():
+        with torch.autocast(device_type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
+            out = model(x)
+            rec = {name: getattr(out, name) for name in G.latent_names}
+            x_rec = G.decode(rec, noise_mode=cfg.noise_mode)
+            values = loss_fn.per_sample(x.float(), x_rec.float(), w=_float(latents.get("w")), w_rec=_float(rec.get("w")))
+        if separate:
+            # the authors' order: step on the image loss, then on the latent loss, whose graph still holds the
+            # pre-step encoder (retain_graph); image terms without a gradient (detached, strategy 1) take no step
+            image = values["image"].mean()
+            if image.requires_grad:
+                _update(image, optimizer, scaler, ddp, retain_graph=True)
+            _update(loss_fn.config.latent_weight * values["latent"].mean(), optimizer, scaler, ddp)
+        else:
+            _update(values["total"].mean(), optimizer, scaler)
+    return {name: v.detach().mean() for name, v in values.items()}
+
+
+def _update(loss: torch.Tensor, optimizer, scaler, ddp=None, retain_graph: bool = False) -> None:
     optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward(retain_graph=retain_graph)
+    if ddp is not None:
+        distributed.average_gradients(ddp.module)
     if scaler is not None:
-        scaler.scale(total).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        total.backward()
         optimizer.step()
-    return terms
 
 
 def progress_line(terms: dict, rate: float) -> str:
