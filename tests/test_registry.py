@@ -1,5 +1,6 @@
 """The checkpoint registry: every entry in registry/ validates; bad entries name file and field; the plugin hook."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def test_every_entry_in_the_registry_folder_is_valid():
     for entry in entries:
         assert registry.check_against_plugins(entry, families) == [], entry.id
         assert entry.license and entry.source_url.startswith("https://")
-        # nothing here has been downloaded: every entry says so, and no sha256 is made up
-        assert entry.hub.unverified and entry.hub.sha256 is None and len(entry.hub.unverified_reason) > 20
+        # an entry either pins a sha256 taken from a download or says why it has none (never both, never neither)
+        if entry.hub.unverified:
+            assert entry.hub.sha256 is None and len(entry.hub.unverified_reason) > 20
+        else:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry.hub.sha256) and entry.hub.revision
         if entry.license.startswith("Nvidia"):
             assert entry.redistribution == "non-commercial"
     by_repo = {e.hub.repo_id for e in entries}
