@@ -8,6 +8,11 @@ naming it. Stand-ins for the globals that tensor and numpy-scalar pickles use ar
 here (:data:`TENSOR_GLOBALS`, :data:`NUMPY_SCALAR_GLOBALS`), and so is a stand-in
 for NVlabs' ``torch_utils.persistence`` objects (:func:`persistent_record`), which
 keeps their state and drops the module source they would otherwise execute.
+
+The unpickler is the pure-Python one so that it can also take over BUILD, the one
+opcode that calls a method of an object already built (``__setstate__``, or
+``__dict__`` updates): it accepts BUILD only on a numpy dtype whose state is the
+standard one of a plain numeric type, and never applies it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import io
 import pickle
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -54,14 +60,19 @@ def safe_load(path: str | Path, allowed: Globals) -> Any:
         raise CheckpointError(path, f"cannot read the pickle safely: {type(exc).__name__}: {exc}") from None
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one, whose opcodes can be overridden
     """An unpickler whose only callables are the stand-ins on its allow-list.
 
-    Every way a pickle reaches a callable (GLOBAL, STACK_GLOBAL, INST, extension
-    codes) goes through :meth:`find_class`, so REDUCE, NEWOBJ and BUILD can only
-    call stand-ins, or the builtin types an allow-list names (``dict``,
-    ``OrderedDict``), whose attributes cannot be reassigned.
+    Every way a pickle reaches a callable (GLOBAL, STACK_GLOBAL, INST) goes through
+    :meth:`find_class`, so REDUCE, NEWOBJ and OBJ can only call stand-ins, or the
+    builtin types an allow-list names (``dict``, ``OrderedDict``). BUILD, which
+    would call ``__setstate__`` of whatever it is given (a tensor's re-points it at
+    any storage, a record's skips its checks), is refused except as the no-op state
+    of a plain numeric numpy dtype; extension codes, never used by these formats and
+    resolved through a process-wide cache, are refused.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: Any, allowed: Globals, path: str | Path):
         super().__init__(file)
@@ -79,6 +90,77 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise CheckpointError(self._path, f"the pickle refers to an external object ({str(pid)[:60]!r}); "
                                           "plain network pickles have none")
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if not isinstance(target, np.dtype):
+            raise UnsafePickleError(f"the pickle tries to modify {_described(target)} by setting its state (BUILD); "
+                                    "only numpy dtypes take one")
+        if not _standard_dtype_state(state):
+            raise UnsafePickleError(f"numpy dtype {target.str!r} comes with a state other than a plain numeric "
+                                    f"type's ({_preview(state)}); refused")
+        # the state only restates what numpy_dtype already checked: nothing to apply (the dtype is numpy's shared one)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack[-1]
+        if not isinstance(cls, type) or not isinstance(args, tuple):  # the C unpickler's checks
+            raise UnsafePickleError(f"NEWOBJ on {_described(cls)}, which is not a class")
+        self.stack[-1] = cls.__new__(cls, *args)
+
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if not isinstance(cls, type) or not isinstance(args, tuple) or not isinstance(kwargs, dict):
+            raise UnsafePickleError(f"NEWOBJ_EX on {_described(cls)}, which is not a class")
+        self.append(cls.__new__(cls, *args, **kwargs))
+
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+
+    def load_extension(self) -> None:
+        raise CheckpointError(self._path, "the pickle names a global by extension code (copyreg), which dse refuses")
+
+    for _code in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        dispatch[_code[0]] = load_extension
+    del _code
+
+
+def _described(obj: Any) -> str:
+    if isinstance(obj, _Sealed):
+        return f"`{obj._name}`"
+    if isinstance(obj, type):
+        return f"`{obj.__module__}.{obj.__qualname__}`"
+    name = type(obj).__name__
+    return f"{'an' if name[:1] in 'AEIOUaeiou' else 'a'} {name}"
+
+
+def _preview(obj: Any) -> str:
+    """A short description of a state, never the repr of a large object."""
+    if type(obj) is tuple:
+        return "(" + ", ".join(_preview(v) for v in obj[:9]) + (", ..." if len(obj) > 9 else "") + ")"
+    text = repr(obj) if type(obj) in (str, int, float, bool, type(None)) else type(obj).__name__
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
+# what numpy's dtype.__reduce__ gives as state for a plain numeric type, but for the byte order:
+# (version, byte order, subarray, names, fields, itemsize (-1: implied), alignment (-1: implied), flags)
+_PLAIN_DTYPE_STATE = (3, None, None, None, None, -1, -1, 0)
+
+
+def _standard_dtype_state(state: Any) -> bool:
+    if type(state) is not tuple or len(state) != len(_PLAIN_DTYPE_STATE):
+        return False
+    order = state[1]
+    if type(order) is not str or order not in (_NATIVE_ORDER, "|"):
+        return False
+    return all(type(v) is type(w) and v == w for i, (v, w) in enumerate(zip(state, _PLAIN_DTYPE_STATE)) if i != 1)
 
 
 def canonical_name(qualified: str) -> str:
@@ -147,7 +229,9 @@ def storage_from_bytes(data: Any) -> torch.TypedStorage:
         storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _REFUSED_GLOBAL.search(str(exc))
-        what = f"the global `{found.group(1)}`" if found else "something other than tensor data"
+        name = found.group(1) if found else ""
+        name = name if "." in name or not name else f"builtins.{name}"  # torch drops the "builtins." it found
+        what = f"the global `{name}`" if found else "something other than tensor data"
         raise UnsafePickleError(f"a tensor storage inside it asks for {what}; refused") from None
     if not isinstance(storage, torch.TypedStorage):
         raise UnsafePickleError(f"a tensor storage holds a {type(storage).__name__}")
@@ -161,21 +245,41 @@ def _ints(values: Any) -> bool:
 # -- numpy scalars (e.g. a layer's weight_gain stored as np.float64) --------------------
 
 
-def numpy_dtype(spec: Any, align: bool = False, copy: bool = True) -> np.dtype:
-    """Stand-in for ``numpy.dtype``: plain type codes only ('f8', 'i4', ...), never object dtypes."""
+_NUMERIC_KINDS = ("b", "i", "u", "f", "c")  # bool, signed, unsigned, float, complex
+
+
+def numpy_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """Stand-in for ``numpy.dtype``: a native-order numeric type code ('f8', 'i4', ...), nothing else.
+
+    Refused: object, void/record ('V8', 'f8,i4'), subarray, string and datetime
+    dtypes, and non-native byte orders (numpy keeps the order in the BUILD state,
+    which :class:`RestrictedUnpickler` checks but never applies).
+    """
     if not isinstance(spec, str):
         raise UnsafePickleError(f"a numpy dtype is given as a {type(spec).__name__}, not a type code")
-    dtype = np.dtype(spec)
+    try:
+        dtype = np.dtype(spec)
+    except (TypeError, ValueError):
+        raise UnsafePickleError(f"numpy dtype {spec[:40]!r} is not a type code numpy knows") from None
     if dtype.hasobject:
-        raise UnsafePickleError(f"numpy object dtype {spec!r} refused")
+        raise UnsafePickleError(f"numpy object dtype {spec[:40]!r} refused")
+    if not _plain_numeric(dtype):
+        raise UnsafePickleError(f"numpy dtype {spec[:40]!r} is not a plain native-order number type; refused")
     return dtype
 
 
 def numpy_scalar(dtype: Any, data: Any) -> np.generic:
     """Stand-in for ``numpy.core.multiarray.scalar``: decode the raw bytes of a numeric scalar."""
-    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+    if not isinstance(dtype, np.dtype) or not _plain_numeric(dtype) or not isinstance(data, bytes):
         raise UnsafePickleError("a numpy scalar that is not plain numeric data")
+    if len(data) != dtype.itemsize:
+        raise UnsafePickleError(f"a numpy {dtype.name} scalar of {len(data)} bytes instead of {dtype.itemsize}")
     return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+def _plain_numeric(dtype: np.dtype) -> bool:
+    return (dtype.kind in _NUMERIC_KINDS and dtype.fields is None and dtype.subdtype is None and dtype.isnative
+            and not dtype.metadata)
 
 
 # -- NVlabs persistent objects ----------------------------------------------------------

@@ -3,6 +3,7 @@
 import builtins
 import collections
 import contextlib
+import copyreg
 import os
 import pickle
 import sys
@@ -37,6 +38,20 @@ class Call:
 
     def __reduce__(self):
         return self.fn, self.args
+
+
+class CallThenBuild(Call):
+    """Pickles as ``fn(*args)`` followed by BUILD with ``state``: ``obj.__setstate__(state)`` to an unpickler."""
+
+    def __init__(self, fn, args, state):
+        super().__init__(fn, *args)
+        self.state = state
+
+    def __reduce__(self):
+        return self.fn, self.args, self.state
+
+
+NUMPY_SCALAR = np.float64(0).__reduce__()[0]  # numpy.core.multiarray.scalar (numpy._core in numpy 2)
 
 
 def dump(tmp_path, obj, name="evil.pkl"):
@@ -132,7 +147,8 @@ def test_code_inside_a_nested_storage_blob_is_refused_and_nothing_runs(tmp_path,
     blob = b"".join(pickle.dumps(x, protocol=2) for x in
                     (ser.MAGIC_NUMBER, ser.PROTOCOL_VERSION, sys_info, payload))
     path = dump(tmp_path, {"w": Call(torch.storage._load_from_bytes, blob)})
-    with pytest.raises(CheckpointError, match=rf"tensor storage inside it asks for the global `\S*{attack}`"):
+    name = f"{os.system.__module__}.system" if attack == "system" else "builtins.exec"  # torch's message says `exec`
+    with pytest.raises(CheckpointError, match=rf"tensor storage inside it asks for the global `{name}`"):
         safe_load(path, ALLOWED)
     assert not marker.exists()
     with contextlib.suppress(Exception):  # control: the real _load_from_bytes runs the payload (then finds no storage)
@@ -170,3 +186,72 @@ def test_object_dtypes_are_refused(tmp_path):
 def test_a_missing_file_is_a_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="cannot open"):
         safe_load(tmp_path / "nope.pkl", ALLOWED)
+
+
+@pytest.mark.parametrize("scalar", [np.bool_(True), np.int8(-3), np.uint16(7), np.int64(-2**40), np.float16(0.5),
+                                    np.complex64(1 - 2j)])
+def test_plain_numeric_numpy_scalars_keep_their_type_and_value(tmp_path, scalar):
+    back = safe_load(dump(tmp_path, scalar), ALLOWED)
+    assert type(back) is type(scalar) and back == scalar
+
+
+@pytest.mark.parametrize("spec", ["V8", "S8", "U2", "M8[s]", ">f8", "f8,i4", "(2,)f4"])
+def test_numpy_dtypes_other_than_native_plain_numbers_are_refused(tmp_path, spec):
+    # a void dtype is how a BUILD state gives fields at any offset, which the scalar then reads out of bounds
+    path = dump(tmp_path, Call(NUMPY_SCALAR, Call(np.dtype, spec, False, True), b"A" * np.dtype(spec).itemsize))
+    with pytest.raises(CheckpointError, match=r"numpy dtype .* not a plain native-order number type"):
+        safe_load(path, ALLOWED)
+
+
+@pytest.mark.parametrize("state", [
+    (3, "|", None, ("a",), {"a": (np.dtype("f8"), 0)}, 8, 1, 0),  # fields (a void dtype's state)
+    (3, ">", None, None, None, -1, -1, 0),  # another byte order than the data's
+    (3, "|", (np.dtype("f8"), (2,)), None, None, 16, 8, 0),  # a subarray
+    (4, "<", None, None, None, -1, -1, 0, {"m": 1}),  # metadata
+    (3, "<", None, None, None, 1 << 40, -1, 0),
+])
+def test_a_dtype_state_other_than_a_plain_number_s_is_refused_and_never_applied(tmp_path, state):
+    dtype = CallThenBuild(np.dtype, ("f8", False, True), state)
+    path = dump(tmp_path, Call(NUMPY_SCALAR, dtype, bytes(8)))
+    with pytest.raises(CheckpointError, match=r"numpy dtype '<f8' comes with a state other than a plain numeric"):
+        safe_load(path, ALLOWED)
+    assert np.dtype("f8").fields is None and np.dtype("f8").isnative  # numpy's shared dtype is untouched
+
+
+def test_a_numpy_scalar_must_have_its_dtype_s_size(tmp_path):
+    with pytest.raises(CheckpointError, match="float64 scalar of 16 bytes instead of 8"):
+        safe_load(dump(tmp_path, Call(NUMPY_SCALAR, np.dtype("f8"), bytes(16))), ALLOWED)
+
+
+def test_build_on_a_tensor_is_refused(tmp_path):
+    # Tensor.__setstate__ would set_() the tensor to 4096 elements of a 2-element storage, past our bounds check
+    storage = torch.zeros(2).storage()
+    tensor = CallThenBuild(torch._utils._rebuild_tensor_v2, (storage, 0, (2,), (1,), False, collections.OrderedDict()),
+                           (storage, 0, (4096,), (1,)))
+    with pytest.raises(CheckpointError, match=r"tries to modify a Tensor by setting its state \(BUILD\)"):
+        safe_load(dump(tmp_path, {"w": tensor}), ALLOWED)
+
+
+def test_build_on_a_persistent_record_is_refused(tmp_path, nvlabs_persistence):
+    meta = {"type": "class", "class_name": "Generator", "module_src": "",
+            "state": {"_parameters": {}, "_buffers": {}, "_modules": {}}}
+    forged = {"class_name": "Other", "tensors": {"w": 5}, "children": {"x": "not a record"}}  # skips persistent_record
+    path = dump(tmp_path, {"G_ema": CallThenBuild(nvlabs_persistence, (meta,), forged)})
+    with pytest.raises(CheckpointError, match="tries to modify a PersistentRecord"):
+        safe_load(path, ALLOWED)
+
+
+def test_newobj_of_a_non_class_and_extension_codes_are_refused(tmp_path):
+    path = tmp_path / "newobj.pkl"
+    path.write_bytes(b"\x80\x02X\x01\x00\x00\x00a)\x81.")  # NEWOBJ with the string 'a' as the class
+    with pytest.raises(CheckpointError, match="NEWOBJ on a str"):
+        safe_load(path, ALLOWED)
+    code = 0x7FFFFFF0
+    copyreg.add_extension("builtins", "set", code)
+    try:
+        path.write_bytes(b"\x80\x02\x84" + code.to_bytes(4, "little") + b")R.")  # EXT4 (builtins.set) ()
+        assert pickle.loads(path.read_bytes()) == set()  # control: also puts `set` in copyreg's process-wide cache
+        with pytest.raises(CheckpointError, match="extension code"):  # ... which must not bypass the allow-list
+            safe_load(path, ALLOWED)
+    finally:
+        copyreg.remove_extension("builtins", "set", code)

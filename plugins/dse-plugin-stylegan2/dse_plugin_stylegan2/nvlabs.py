@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dse_core.checkpoints import describe
@@ -54,13 +55,18 @@ def sniff_nvlabs(path: Path) -> bool:
 def load_nvlabs(path: Path) -> Generator:
     """``G_ema`` (else ``G``) of an NVlabs pickle as our generator, checked tensor by tensor."""
     record = _generator_record(safe_load(path, NVLABS_GLOBALS), path)
+    missing = [name for name in ("mapping", "synthesis") if name not in record.children]
+    if missing:
+        raise CheckpointError(path, f"the generator has no `{missing[0]}` sub-module (it has "
+                                    f"{', '.join(f'`{k}`' for k in record.children) or 'none'})")
     try:
         _check_supported(record, path)
         config = _config(record)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise CheckpointError(path, f"cannot infer the StyleGAN2 architecture from the pickle ({exc})") from None
-    _check_recorded_sizes(record, config, path)
-    generator = Generator(config)
+        _check_recorded_sizes(record, config, path)
+        generator = Generator(config)
+    except (KeyError, IndexError, ValueError, TypeError, RuntimeError) as exc:  # data of the wrong type or shape
+        problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointError(path, f"cannot infer the StyleGAN2 architecture from the pickle ({problem})") from None
     load_state(generator, _our_state(record, config), path)
     return generator.eval()
 
@@ -82,6 +88,15 @@ def _generator_record(snapshot: Any, path: Path) -> PersistentRecord:
 # -- architecture -----------------------------------------------------------------------
 
 
+def _attribute(record: PersistentRecord, name: str, default: Any, types: tuple[type, ...]) -> Any:
+    """A recorded attribute, checked to be of one of ``types`` (a pickle may hold anything there)."""
+    value = record.attributes.get(name, default)
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+        raise TypeError(f"{record.class_name}.{name} is a {type(value).__name__}, not {wanted}")
+    return value
+
+
 def _blocks(record: PersistentRecord) -> dict[int, PersistentRecord]:
     synthesis = record.children["synthesis"]
     found = {int(m.group(1)): b for name, b in synthesis.children.items() if (m := re.fullmatch(r"b(\d+)", name))}
@@ -95,12 +110,13 @@ def _layers(blocks: dict[int, PersistentRecord], names=("conv0", "conv1", "torgb
 def _check_supported(record: PersistentRecord, path: Path) -> None:
     """Our generator is the skip architecture with leaky-ReLU layers; say so instead of mis-loading others."""
     blocks = _blocks(record)
-    kinds = {b.attributes.get("architecture", "skip") for b in blocks.values()}
+    kinds = {_attribute(b, "architecture", "skip", (str,)) for b in blocks.values()}
     if kinds != {"skip"}:
         raise CheckpointError(path, f"only the 'skip' StyleGAN2 generator architecture is supported; this one uses "
                                     f"{', '.join(repr(k) for k in sorted(kinds - {'skip'}))}")
     fcs = [layer for name, layer in record.children["mapping"].children.items() if name.startswith("fc")]
-    activations = {str(layer.attributes.get("activation")) for layer in _layers(blocks, ("conv0", "conv1")) + fcs}
+    layers = _layers(blocks, ("conv0", "conv1")) + fcs
+    activations = {str(_attribute(layer, "activation", None, (str, type(None)))) for layer in layers}
     if activations != {"lrelu"}:
         raise CheckpointError(path, f"only leaky-ReLU mapping and synthesis layers are supported; "
                                     f"found {sorted(activations)}")
@@ -121,12 +137,19 @@ def _config(record: PersistentRecord) -> StyleGAN2Config:
         c_dim=embed.tensors["weight"].shape[1] if embed is not None else 0,
         mapping_layers=len(fc),
         mapping_features=None if len(fc) == 1 or hidden == w_dim else hidden,
-        mapping_lr_mul=float(fc[0].init_kwargs.get("lr_multiplier", 1)),
+        mapping_lr_mul=_lr_multiplier(fc[0]),
         embed_features=None if embed_features in (0, w_dim) else embed_features,
         img_channels=last.children["torgb"].tensors["weight"].shape[0],
         resample_filter=_resample_filter(blocks[4].tensors["resample_filter"]),
         conv_clamp=_conv_clamp(blocks),
     )
+
+
+def _lr_multiplier(layer: PersistentRecord) -> float:
+    value = layer.init_kwargs.get("lr_multiplier", 1)
+    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{layer.class_name}'s lr_multiplier is a {type(value).__name__}, not a number")
+    return float(value)
 
 
 def _count(record: PersistentRecord, pattern: str) -> int:
@@ -141,12 +164,10 @@ def _resample_filter(kernel: torch.Tensor) -> tuple[float, ...]:
 
 
 def _conv_clamp(blocks: dict[int, PersistentRecord]) -> float | None:
-    clamps = {layer.attributes.get("conv_clamp") for layer in _layers(blocks)}
+    clamps = {_attribute(layer, "conv_clamp", None, (int, float, type(None))) for layer in _layers(blocks)}
     if len(clamps) != 1:
         raise ValueError(f"layers use different conv_clamp values {sorted(clamps, key=str)}")
     clamp = clamps.pop()
-    if clamp is not None and not isinstance(clamp, (int, float)):
-        raise ValueError(f"conv_clamp is a {type(clamp).__name__}")
     return None if clamp is None else float(clamp)
 
 
@@ -155,6 +176,9 @@ def _check_recorded_sizes(record: PersistentRecord, config: StyleGAN2Config, pat
     inferred = {"z_dim": config.z_dim, "c_dim": config.c_dim, "w_dim": config.w_dim, "img_resolution": config.resolution,
                 "img_channels": config.img_channels, "num_ws": config.num_ws}
     recorded = {k: record.attributes[k] for k in inferred if k in record.attributes}
+    for k, v in recorded.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise CheckpointError(path, f"the generator's recorded {k} is a {type(v).__name__}, not a size")
     wrong = [f"{k}={v} recorded, {inferred[k]} from the tensors" for k, v in recorded.items() if v != inferred[k]]
     if wrong:
         raise CheckpointError(path, f"the generator's recorded sizes contradict its tensors: {'; '.join(wrong)}")
@@ -168,6 +192,6 @@ def _our_state(record: PersistentRecord, config: StyleGAN2Config) -> dict[str, t
     state = {k: v for k, v in record.state_dict().items() if not k.endswith("resample_filter")}
     for res in config.channels:
         key = f"synthesis.b{res}.conv0.weight"
-        if key in state:  # NVlabs keeps up-conv kernels flipped relative to the TF layout we use (see model.py)
-            state[key] = state[key].flip(2, 3)
+        if key in state and state[key].ndim == 4:  # NVlabs keeps up-conv kernels flipped relative to the TF layout
+            state[key] = state[key].flip(2, 3)  # we use (see model.py); other shapes: load_state reports them
     return state

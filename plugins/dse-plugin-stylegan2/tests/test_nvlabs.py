@@ -233,3 +233,55 @@ def test_snapshot_with_a_payload_is_refused_and_nothing_runs(tmp_path, nvlabs_na
     with pytest.raises(CheckpointError, match=rf"`{os.system.__module__}.system`.*allow-list"):
         dse_core.load_generator(path)
     assert not marker.exists()
+
+
+def _synthesis_block(record, res):
+    return record.children["synthesis"].children[f"b{res}"]
+
+
+@pytest.mark.parametrize("where, name, value, message", [
+    (lambda g: g, "z_dim", torch.ones(2), "recorded z_dim is a Tensor, not a size"),
+    (lambda g: g, "img_resolution", "16", "recorded img_resolution is a str, not a size"),
+    (lambda g: _synthesis_block(g, 8), "architecture", ["skip"], "SynthesisBlock.architecture is a list, not str"),
+    (lambda g: _synthesis_block(g, 8).children["conv1"], "activation", {"lrelu": 1}, "SynthesisLayer.activation is a dict"),
+    (lambda g: _synthesis_block(g, 4).children["conv1"], "conv_clamp", [256], "SynthesisLayer.conv_clamp is a list"),
+])
+def test_attributes_of_the_wrong_type_are_a_checkpoint_error(tmp_path, nvlabs_names, where, name, value, message):
+    generator = to_nvlabs(perturbed(CONDITIONAL), "")
+    where(generator).attributes[name] = value
+    path = tmp_path / "typed.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator}))
+    with pytest.raises(CheckpointError, match=message) as err:
+        dse_core.load_generator(path)
+    assert err.value.path == path
+    assert main(["convert", str(path), "-o", str(tmp_path / "out")]) == 2  # a message, not a traceback
+
+
+def test_a_wrongly_typed_lr_multiplier_is_a_checkpoint_error(tmp_path, nvlabs_names):
+    generator = to_nvlabs(perturbed(CONDITIONAL), "")
+    generator.children["mapping"].children["fc0"].kwargs["lr_multiplier"] = [0.01]
+    path = tmp_path / "lr.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator}))
+    with pytest.raises(CheckpointError, match="FullyConnectedLayer's lr_multiplier is a list, not a number"):
+        dse_core.load_generator(path)
+
+
+@pytest.mark.parametrize("missing", ["synthesis", "mapping"])
+def test_a_generator_without_a_sub_network_says_which(tmp_path, nvlabs_names, missing):
+    generator = to_nvlabs(perturbed(CONDITIONAL), "")
+    del generator.children[missing]
+    path = tmp_path / "partial.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator}))
+    with pytest.raises(CheckpointError, match=f"the generator has no `{missing}` sub-module"):
+        dse_core.load_generator(path)
+
+
+def test_a_void_dtype_scalar_in_a_snapshot_is_refused(tmp_path, nvlabs_names):
+    # the review's crash: a void scalar whose BUILD state put a field far out of bounds; the void dtype alone is refused
+    generator = to_nvlabs(perturbed(CONDITIONAL), "")
+    void = np.frombuffer(b"A" * 8, dtype="V8")[0]
+    generator.children["mapping"].children["fc0"].attributes["weight_gain"] = void
+    path = tmp_path / "void.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator}))
+    with pytest.raises(CheckpointError, match="numpy dtype 'V8' is not a plain native-order number type"):
+        dse_core.load_generator(path)
