@@ -140,8 +140,20 @@ def _lpips_note(lpips) -> str:
     return "VGG, trained backbone" if lpips.trained else "VGG, UNTRAINED backbone (not the published metric)"
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_invert(args: argparse.Namespace) -> int:
-    from .invert import Inverter, invert_files
+    from .hub import generator_fingerprint
+    from .invert import Inverter, invert_files, portable_spec
     from .loading import load_encoder, load_generator, resolve_device
     from .refine import make_refinement
     from .train import distributed
@@ -166,18 +178,28 @@ def cmd_invert(args: argparse.Namespace) -> int:
         lpips = None
     if lpips is not None:
         lpips = lpips.to(device)
-    metadata = {"family": generator.family, "generator": generator_spec, "encoder": encoder_spec,
+    metadata = {"family": generator.family, "generator": portable_spec(generator_spec),
+                "generator_fingerprint": generator_fingerprint(generator), "encoder": portable_spec(encoder_spec),
                 "resolution": generator.resolution, "latents": ",".join(generator.latent_names)}
+    # the per-step bar sits under the batch bar: only a terminal can redraw two lines (else "\x1b[A" litter)
+    nested_bar = not args.quiet and dist.is_main and sys.stderr.isatty()
     inverter = Inverter(generator, encoder, noise_mode=args.noise_mode,
-                        refinement=make_refinement(**refine, lpips=lpips, progress=not args.quiet and dist.is_main))
+                        refinement=make_refinement(**refine, lpips=lpips, progress=nested_bar))
     report = invert_files(args.inputs, inverter, args.output,
                           batch_size=args.batch_size, formats=["safetensors", *args.format], lpips=lpips,
                           lpips_note=_lpips_note(lpips), metadata=metadata, dist=dist, progress=not args.quiet,
                           log=lambda m: print(m, file=sys.stderr))
     if dist.is_main:
-        print(f"inverted {report.inverted} image(s) -> {report.out_dir}"
-              + (f"; {len(report.failed)} failed: " + ", ".join(str(f.path) for f in report.failed) if report.failed else ""))
+        failed = f"{len(report.failed)} failed: " + ", ".join(str(f.path) for f in report.failed)
+        if report.inverted == 0 and not report.interrupted:
+            print(f"no image was inverted: {failed}")
+        else:
+            print(f"inverted {report.inverted} image(s) -> {report.out_dir}" + (f"; {failed}" if report.failed else ""))
     distributed.shutdown()
+    if report.interrupted:
+        print(f"dse: interrupted: {report.out_dir / 'metrics.json'} covers the {report.inverted} image(s) done",
+              file=sys.stderr)
+        return 130
     return 1 if report.failed else 0
 
 
@@ -236,30 +258,51 @@ def _gradcam_for(args: argparse.Namespace, needed: bool):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
-    from safetensors import safe_open
 
     from .images import save_image
+    from .invert import find_latents, match_latents, read_latents
     from .loading import load_generator, resolve_device
 
     device = resolve_device(args.device)
-    paths = sorted(Path(args.latents).glob("*.safetensors")) if Path(args.latents).is_dir() else [Path(args.latents)]
-    if not paths:
-        raise DseError(f"{args.latents}: no .safetensors latents found", hint="point at the latents/ folder of a `dse invert` run")
+    paths = find_latents(args.latents)
     generators: dict[str, object] = {}
+    checked: set[tuple[str, str]] = set()  # (generator spec, recorded fingerprint) pairs already compared
     for path in paths:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            latents = {k: f.get_tensor(k).to(device) for k in f.keys()}
-        spec = args.generator or meta.get("generator")
+        file = read_latents(path)
+        spec = args.generator or file.metadata.get("generator")
         if not spec:
-            raise DseError(f"{path}: no generator recorded in its metadata", hint="pass --generator")
+            raise DseError(f"{path}: no generator recorded (a {path.suffix} file without its .safetensors beside it)",
+                           hint="pass --generator with the generator the latents were inverted with")
         if spec not in generators:
-            generators[spec] = load_generator(spec, gan=args.gan or meta.get("family"), device=device)
+            generators[spec] = load_generator(spec, gan=args.gan or file.metadata.get("family"), device=device)
+        generator = generators[spec]
+        latents = {k: v.to(device) for k, v in match_latents(file, generator, spec).items()}
+        recorded = file.metadata.get("generator_fingerprint")  # absent in latents of older dse versions
+        if recorded and (spec, recorded) not in checked:
+            _check_fingerprint(path, file.metadata, generator, spec, args.force)
+            checked.add((spec, recorded))
         with torch.no_grad():
-            image = generators[spec].decode(latents, noise_mode=args.noise_mode)[0]
+            image = generator.decode(latents, noise_mode=args.noise_mode)[0]
         save_image(image.cpu(), Path(args.output) / f"{path.stem}.png")
     print(f"generated {len(paths)} image(s) -> {args.output}")
     return 0
+
+
+def _check_fingerprint(path: Path, metadata: dict, generator, spec: str, force: bool) -> None:
+    """Latents decode as they were inverted only with the generator ``dse invert`` recorded (its fingerprint)."""
+    from .errors import DseWarning
+    from .hub import describe_generator, generator_fingerprint
+
+    found = generator_fingerprint(generator)
+    if found == metadata["generator_fingerprint"]:
+        return
+    wanted = describe_generator({"id": metadata.get("generator"), "fingerprint": metadata["generator_fingerprint"]})
+    message = (f"{path}: these latents were inverted with generator {wanted}, not with "
+               f"{describe_generator({'id': spec, 'fingerprint': found})}")
+    if not force:
+        raise DseError(message, hint="pass --generator with the generator they were inverted with, "
+                       "or --force to decode them with this one anyway")
+    warnings.warn(message + "; decoding anyway (--force)", DseWarning, stacklevel=2)
 
 
 def _registry_file(origin: dict) -> Path | None:
@@ -466,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gan", help="GAN family; alone, uses its embedded demo generator and encoder")
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
     p.add_argument("--encoder", help="encoder folder (a run's encoder/), Hub repo id, authors' .pth or demo:FAMILY")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--format", nargs="*", choices=["npy", "npz"], default=[],
                    help="also write w+ as .npy (InterFaceGAN) or .npz (NVlabs projector)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
@@ -521,9 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="images back from latents saved by dse invert")
-    p.add_argument("latents", help="a latents .safetensors file or a folder of them")
+    p.add_argument("latents", help="a latents file (.safetensors, .npz, .npy) or a folder of them")
     p.add_argument("-o", "--output", default="regen", help="output folder")
     p.add_argument("--generator", help="override the generator recorded in the latents")
+    p.add_argument("--force", action="store_true", help="decode with --generator even if it is not the recorded one")
     p.add_argument("--gan", help="GAN family (default: recorded in the latents)")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     _device_arg(p)

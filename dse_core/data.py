@@ -1,23 +1,26 @@
 """Reading users' image files into generator-sized tensors.
 
 Any PNG, JPEG or WebP (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
-[-1, 1] at the generator's resolution: the centre square is cropped and resized
-(antialiased bicubic). What had to change (aspect, alpha, bit depth) is reported per
-image, and an unreadable file is reported, not fatal.
+[-1, 1] at the generator's resolution: turned upright as its EXIF orientation says,
+then the centre square is cropped and resized (antialiased bicubic). What had to
+change (orientation, aspect, alpha, bit depth) is reported per image, and an
+unreadable file (or one too large to decode safely) is reported, not fatal.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from collections import Counter
 from typing import Iterable
 
 import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+EXIF_ORIENTATION = 0x0112  # the EXIF tag: 1 = upright, 2-8 = mirrored and/or rotated
 
 
 @attrs.frozen
@@ -33,18 +36,41 @@ class BadImage:
     reason: str
 
 
-def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage]]:
-    """Expand files and folders (recursively, sorted) into image paths; missing paths are reported."""
-    found, missing = [], []
+@attrs.frozen
+class ImageScan:
+    found: list[Path]  # image files, each folder's sorted
+    missing: list[BadImage]  # inputs that do not exist
+    unsupported: dict[str, int]  # suffix ("" for none) -> files in the folders skipped for it (hidden files not counted)
+
+
+def scan_inputs(inputs: Iterable[str | Path]) -> ImageScan:
+    """Expand files and folders (recursively, sorted) into image paths; say what was missing or skipped."""
+    found, missing, unsupported = [], [], Counter()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            found.extend(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+            unsupported.update(p.suffix.lower() for p in files
+                               if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith("."))
         elif path.is_file():
             found.append(path)
         else:
             missing.append(BadImage(path, "no such file or folder"))
-    return found, missing
+    return ImageScan(found, missing, dict(sorted(unsupported.items())))
+
+
+def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage]]:
+    """Expand files and folders (recursively, sorted) into image paths; missing paths are reported."""
+    scan = scan_inputs(inputs)
+    return scan.found, scan.missing
+
+
+def describe_unsupported(unsupported: dict[str, int]) -> str:
+    """``'3 files (.gif, .txt)'`` for the files :func:`scan_inputs` skipped."""
+    n = sum(unsupported.values())
+    suffixes = ", ".join(s or "no extension" for s in unsupported)
+    return f"{n} file{'s' if n != 1 else ''} ({suffixes})"
 
 
 def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray:
@@ -66,6 +92,14 @@ def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray
     return array
 
 
+def _upright(image: Image.Image, notes: list[str]) -> Image.Image:
+    """The image as it is meant to be seen: phones store pixels sideways plus an EXIF orientation."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1):
+        return image
+    notes.append("rotated as its EXIF orientation says")
+    return ImageOps.exif_transpose(image)
+
+
 def load_image(path: str | Path, resolution: int, channels: int = 3) -> LoadedImage:
     """One image file as a tensor; raises ValueError (with the reason) when it cannot be read."""
     path = Path(path)
@@ -75,7 +109,9 @@ def load_image(path: str | Path, resolution: int, channels: int = 3) -> LoadedIm
         with Image.open(path) as image:
             image.load()  # decode now: truncated files fail here, not later
             notes: list[str] = []
-            array = _to_array(image, channels, notes)
+            array = _to_array(_upright(image, notes), channels, notes)
+    except Image.DecompressionBombError as exc:  # not an OSError: PIL's guard against huge images
+        raise ValueError(f"too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
     height, width = array.shape[:2]

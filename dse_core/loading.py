@@ -17,12 +17,26 @@ from .families import CheckpointFormat, GanFamily
 from .plugins import get_host
 
 
+DEVICES = "auto, cpu, cuda, cuda:N, mps"  # what resolve_device takes
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch."""
+    """``auto`` picks cuda, then mps, then cpu; else one of :data:`DEVICES`, checked to be available here."""
     if str(device) != "auto":
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise DseError(f"unknown device {str(device)!r}", hint=f"use one of: {DEVICES}") from None
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise DseError(f"device {str(device)!r} is not supported", hint=f"use one of: {DEVICES}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise DseError(f"--device {device} asked for, but CUDA is not available here", hint="use --device cpu or auto")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise DseError(f"--device {device} asked for, but this machine has {torch.cuda.device_count()} CUDA "
+                           f"device(s)", hint=f"use cuda:0 ... cuda:{torch.cuda.device_count() - 1}, or auto")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and (mps is None or not mps.is_available()):
+            raise DseError("--device mps asked for, but MPS is not available here", hint="use --device cpu or auto")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -87,7 +101,8 @@ def load_encoder(
 ):
     """Load a DSE encoder in eval mode (noise off): ``E(x).w``, ``.zc``, ``.z``.
 
-    ``path_or_repo_id`` is a folder written by ``Encoder.save_pretrained``, a registry id,
+    ``path_or_repo_id`` is a folder written by ``Encoder.save_pretrained`` (or a ``dse train`` run
+    folder, for its ``encoder/``), a registry id,
     a Hub repo id (``owner/name[@revision]``), or one of the DSE authors' encoder
     checkpoints (``E_model_*.pth``, ``torch.save(E.state_dict())`` of their ``BE``). Their
     files do not say which generator they invert: ``gan`` does (default ``stylegan2``);
@@ -209,7 +224,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
     if text.startswith(DEMO_PREFIX):
         return Resolved(demo_path(text[len(DEMO_PREFIX):], kind), origin)
     if Path(text).exists():
-        return Resolved(_model_folder(Path(text)), origin)
+        return Resolved(_model_folder(Path(text), kind), origin)
     entry = registry.find(text)
     if entry is not None:
         if entry.kind != kind:
@@ -219,7 +234,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         path = registry.fetch(entry, rev)
         origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,
                       revision=_commit(path) or rev or entry.hub.revision)
-        return Resolved(_model_folder(path), origin, entry)
+        return Resolved(_model_folder(path, kind), origin, entry)
     if hub.is_repo_id(text):
         repo_id, rev = hub.split_revision(text)
         folder = hub.download(repo_id, revision or rev)
@@ -232,9 +247,12 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
     raise DseError(f"{text}: no such file or folder")
 
 
-def _model_folder(path: Path) -> Path:
+def _model_folder(path: Path, kind: str) -> Path:
+    """The saved model a local path means: its folder for its weights file, a training run's encoder/ for the run."""
     if path.is_file() and path.name == hub.WEIGHTS_FILE and hub.is_pretrained_dir(path.parent):
         return path.parent
+    if kind == "encoder" and path.is_dir() and not hub.is_pretrained_dir(path) and hub.is_pretrained_dir(path / "encoder"):
+        return path / "encoder"  # a `dse train` run folder
     return path
 
 

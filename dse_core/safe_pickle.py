@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import math
 import pickle
 import re
 import sys
@@ -199,6 +200,8 @@ def rebuild_tensor(storage: Any, storage_offset: int, size: tuple, stride: tuple
         raise UnsafePickleError(f"a tensor has an invalid size {size!r}, stride {stride!r} or offset")
     if len(size) != len(stride) or _extent(storage_offset, size, stride) > storage.size():
         raise UnsafePickleError(f"a tensor of size {tuple(size)} reaches past the end of its storage")
+    if math.prod(size) > storage.size():  # weights are never broadcast views: a zero stride would fake a huge tensor
+        raise UnsafePickleError(f"a tensor of size {tuple(size)} has more elements than its storage ({storage.size()})")
     tensor = torch.empty((0,), dtype=storage.dtype)
     return tensor.set_(storage.untyped(), storage_offset, size, stride)
 

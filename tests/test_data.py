@@ -67,3 +67,33 @@ def test_find_images_walks_folders_sorted_and_reports_missing(tmp_path):
     found, missing = find_images([tmp_path, tmp_path / "nope.png"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.JPG", "b.png", "sub/c.webp"]
     assert [m.path.name for m in missing] == ["nope.png"]
+
+
+def test_find_images_says_which_files_it_skips(tmp_path):
+    from dse_core.data import describe_unsupported, scan_inputs
+
+    for name in ("a.png", "notes.txt", "b.gif", "c.GIF", ".DS_Store"):
+        (tmp_path / name).write_bytes(b"x")
+    scan = scan_inputs([tmp_path])
+    assert [p.name for p in scan.found] == ["a.png"]
+    assert scan.unsupported == {".gif": 2, ".txt": 1}  # hidden files are not counted
+    assert describe_unsupported(scan.unsupported) == "3 files (.gif, .txt)"
+
+
+def test_decompression_bomb_is_a_bad_image(tmp_path, monkeypatch):
+    # the same guard as a 14000x14000 picture trips at PIL's default limit, without writing one
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("1", (64, 64)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match="too large to decode safely"):
+        load_image(tmp_path / "big.png", 8)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[0] = 255  # the stored top row is white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view": the top row becomes the right column
+    Image.fromarray(pixels).save(tmp_path / "phone.png", exif=exif)
+    item = load_image(tmp_path / "phone.png", 8)
+    assert item.notes == ("rotated as its EXIF orientation says",)
+    assert torch.all(item.tensor[:, :, 7] == 1) and torch.all(item.tensor[:, :, :7] == -1)

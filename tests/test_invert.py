@@ -1,6 +1,7 @@
 """Inversion: the Python API and the files `dse invert` writes, including bad inputs."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -60,10 +61,15 @@ def test_invert_command_writes_everything_and_counts_failures(pair, tmp_path, ca
     G, E = pair
     write_inputs(G, tmp_path / "in")
     out = tmp_path / "out"
-    with pytest.warns(UntrainedLPIPSWarning, match="UNTRAINED VGG16"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         code = main(["invert", str(tmp_path / "in"), str(tmp_path / "missing.png"), "-o", str(out),
                      "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"), "--batch-size", "2",
                      "--format", "npy", "npz", "--allow-untrained-lpips", "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    # the CLI either lets the warning through or prints it as "dse: warning: ..."
+    assert (any(isinstance(w.message, UntrainedLPIPSWarning) for w in caught)
+            or "warning: LPIPS is running on an UNTRAINED VGG16" in err)
     assert code == 1  # two inputs failed, the rest are written
     stems = ["img0", "img1", "img2", "nested__wide"]
     assert sorted(p.stem for p in (out / "reconstructions").iterdir()) == stems
@@ -88,7 +94,6 @@ def test_invert_command_writes_everything_and_counts_failures(pair, tmp_path, ca
     assert csv_lines[0] == "image,output,psnr,ssim,mse,lpips,cosine,notes" and len(csv_lines) == 5
     grid = Image.open(out / "grid.png")
     assert grid.size == (8 * 18 + 2, 18 + 2)  # 4 (input, reconstruction) pairs in one row of 8
-    err = capsys.readouterr().err
     assert "broken.png" in err and "missing.png" in err
 
 
@@ -136,3 +141,159 @@ def test_invert_under_torchrun_shards_inputs_and_gathers_one_report(pair, tmp_pa
     assert sorted(r["output"] for r in report["images"]) == ["img0", "img1", "img2", "img3", "img4", "nested__wide"]
     assert [f["image"].rsplit("/", 1)[-1] for f in report["failed"]] == ["broken.png"]
     assert len(list((tmp_path / "out" / "reconstructions").iterdir())) == 6
+
+
+def run_invert(tmp_path, *args, out="out"):
+    """``dse invert`` with the pair's generator and encoder, no LPIPS, on the CPU."""
+    base = ["-o", str(tmp_path / out), "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"),
+            "--no-lpips", "--device", "cpu"]
+    return main(["invert", *map(str, args), *base])
+
+
+def test_output_names_stay_unique_and_rows_match_their_files(pair, tmp_path):
+    from dse_core.invert import output_names
+
+    G, _ = pair
+    images = write_inputs(G, tmp_path / "in", n=2)
+    save_image(images[1], tmp_path / "in" / "img0.jpg")  # same stem as img0.png
+    for folder, image in (("a", images[0]), ("b", images[1])):
+        (tmp_path / folder).mkdir()
+        save_image(image, tmp_path / folder / "x.png")  # a/x.png and b/x.png given as files
+    assert run_invert(tmp_path, tmp_path / "in", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--quiet") == 1
+    out = tmp_path / "out"
+    report = json.loads((out / "metrics.json").read_text())
+    outputs = [r["output"] for r in report["images"]]
+    assert sorted(outputs) == ["a__x", "b__x", "img0-jpg", "img0-png", "img1", "nested__wide"]
+    assert sorted(p.stem for p in (out / "reconstructions").iterdir()) == sorted(outputs)
+    for row in report["images"]:
+        with safe_open(str(out / "latents" / f"{row['output']}.safetensors"), "pt") as f:
+            assert f.metadata()["image"] == row["image"]
+    # the same name from the same folder name, twice: numbered, in input order; case-insensitively unique
+    paths = [tmp_path / "p" / "s" / "x.png", tmp_path / "q" / "s" / "x.png", tmp_path / "r" / "s" / "X.png"]
+    assert output_names(paths, []) == ["x", "x-2", "X-3"]
+
+
+def test_inverter_refuses_an_encoder_with_other_latent_shapes(pair, tmp_path, capsys):
+    import attrs
+
+    G, _ = pair
+    wide = Encoder(attrs.evolve(encoder_plan(G), w_dim=2 * G.w_dim))
+    with pytest.raises(DseError, match=r"w: the encoder predicts \(N, 6, 16\), the generator takes \(N, 6, 8\)"):
+        Inverter(G, wide)
+    wide.save_pretrained(tmp_path / "wide")
+    write_inputs(G, tmp_path / "in", n=1)
+    assert main(["invert", str(tmp_path / "in" / "img0.png"), "--generator", str(tmp_path / "g"), "--encoder",
+                 str(tmp_path / "wide"), "--no-lpips", "--device", "cpu", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"encoder {tmp_path / 'wide'} does not fit generator {tmp_path / 'g'}" in err and "Traceback" not in err
+
+
+def test_generate_reads_npy_and_npz_and_finds_its_generator_from_anywhere(pair, tmp_path, monkeypatch, capsys):
+    G, _ = pair
+    write_inputs(G, tmp_path / "in", n=1)
+    monkeypatch.chdir(tmp_path)  # a relative --generator: the latents must record where it is
+    assert main(["invert", "in/img0.png", "-o", "out", "--generator", "g", "--encoder", "e", "--no-lpips",
+                 "--device", "cpu", "--quiet", "--format", "npy", "npz"]) == 0
+    latents = tmp_path / "out" / "latents"
+    with safe_open(str(latents / "img0.safetensors"), "pt") as f:
+        assert f.metadata()["generator"] == str(tmp_path / "g")
+    monkeypatch.chdir(tmp_path / "in")
+    recon = (tmp_path / "out" / "reconstructions" / "img0.png").read_bytes()
+    for suffix in ("npy", "npz", "safetensors"):
+        regen = tmp_path / f"regen-{suffix}"
+        assert main(["generate", str(latents / f"img0.{suffix}"), "-o", str(regen), "--device", "cpu"]) == 0
+        assert (regen / "img0.png").read_bytes() == recon
+    (tmp_path / "lonely").mkdir()
+    (tmp_path / "lonely" / "w.npy").write_bytes((latents / "img0.npy").read_bytes())
+    assert main(["generate", str(tmp_path / "lonely" / "w.npy"), "-o", str(tmp_path / "r"), "--device", "cpu"]) == 2
+    assert "no generator recorded" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "lonely"), "-o", str(tmp_path / "r"), "--generator", str(tmp_path / "g"),
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "r" / "w.png").read_bytes() == recon
+
+
+def test_generate_refuses_another_generator_with_a_clear_message(pair, tmp_path, capsys):
+    from dse_plugin_stylegan2 import Generator, StyleGAN2Config
+
+    G, _ = pair
+    write_inputs(G, tmp_path / "in", n=1)
+    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--quiet") == 0
+    latents = tmp_path / "out" / "latents"
+    Generator(StyleGAN2Config(resolution=32, channels={4: 4, 8: 4, 16: 4, 32: 4}, z_dim=4, w_dim=8,
+                              mapping_layers=1)).save_pretrained(tmp_path / "g32")
+    assert main(["generate", str(latents), "--generator", str(tmp_path / "g32"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{latents / 'img0.safetensors'}: these latents do not fit generator {tmp_path / 'g32'}" in err
+    assert "w: found (1, 6, 8), the generator takes (N, 8, 8)" in err and "Traceback" not in err
+    # the same shapes, other weights: the recorded fingerprint tells
+    torch.manual_seed(7)
+    Generator(G.config).save_pretrained(tmp_path / "other")
+    regen = ["generate", str(latents), "--generator", str(tmp_path / "other"), "--device", "cpu", "-o", str(tmp_path / "r")]
+    assert main(regen) == 2
+    assert "these latents were inverted with generator" in capsys.readouterr().err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*regen, "--force"]) == 0
+    assert (any("decoding anyway" in str(w.message) for w in caught)
+            or "decoding anyway (--force)" in capsys.readouterr().err)
+
+
+def test_invert_options_are_checked_before_anything_runs(pair, tmp_path, capsys):
+    for size in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["invert", str(tmp_path), "--gan", "stylegan2", "--batch-size", size])
+        assert exit_.value.code == 2
+        assert "--batch-size" in capsys.readouterr().err
+    assert main(["invert", str(tmp_path), "--gan", "stylegan2", "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'gpu'" in err and "cpu, cuda, cuda:N" in err and "Traceback" not in err
+
+
+def test_a_training_run_folder_is_an_encoder(pair, tmp_path):
+    from dse_core import load_encoder
+
+    _, E = pair
+    E.save_pretrained(tmp_path / "run" / "encoder")
+    assert torch.equal(load_encoder(tmp_path / "run").b4.conv0.conv.weight, E.b4.conv0.conv.weight)
+    write_inputs(pair[0], tmp_path / "in", n=1)
+    assert main(["invert", str(tmp_path / "in" / "img0.png"), "--generator", str(tmp_path / "g"), "--encoder",
+                 str(tmp_path / "run"), "--no-lpips", "--device", "cpu", "--quiet", "-o", str(tmp_path / "out")]) == 0
+
+
+def test_ctrl_c_writes_the_run_files_for_the_images_done(pair, tmp_path, monkeypatch, capsys):
+    G, _ = pair
+    write_inputs(G, tmp_path / "in", n=5)
+    calls = []
+    real_call = Inverter.__call__
+
+    def interrupt_second_batch(self, images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_call(self, images)
+
+    monkeypatch.setattr(Inverter, "__call__", interrupt_second_batch)
+    assert run_invert(tmp_path, tmp_path / "in", "--batch-size", "3", "--quiet") == 130  # broken.png, img0, img1 done
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [r["output"] for r in report["images"]] == ["img0", "img1"] and report["interrupted"] is True
+    assert report["summary"]["ssim"]["n"] == 2
+    assert len((tmp_path / "out" / "metrics.csv").read_text().splitlines()) == 3
+    assert (tmp_path / "out" / "grid.png").is_file()
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_no_image_inverted_says_so_instead_of_an_empty_table(pair, tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    (tmp_path / "bad" / "notes.txt").write_text("not an image")
+    assert run_invert(tmp_path, tmp_path / "bad", "--quiet") == 1
+    captured = capsys.readouterr()
+    assert "no image was inverted" in captured.out and "mean" not in captured.err
+    assert "skipped 1 file (.txt)" in captured.err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["images"] == []
+
+
+def test_refine_progress_writes_no_cursor_moves_when_not_a_terminal(pair, tmp_path, capsys):
+    write_inputs(pair[0], tmp_path / "in", n=1)
+    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--refine", "w", "--refine-steps", "2") == 0
+    assert "\x1b[A" not in capsys.readouterr().err

@@ -174,6 +174,9 @@ def test_persistent_ids_and_out_of_bounds_tensors_are_refused(tmp_path):
     big = Call(torch._utils._rebuild_tensor_v2, storage, 0, (1000,), (1,), False, collections.OrderedDict())
     with pytest.raises(CheckpointError, match="reaches past the end of its storage"):
         safe_load(dump(tmp_path, big), ALLOWED)
+    broadcast = Call(torch._utils._rebuild_tensor_v2, storage, 0, (4096, 4096), (0, 0), False, collections.OrderedDict())
+    with pytest.raises(CheckpointError, match=r"has more elements than its storage \(2\)"):
+        safe_load(dump(tmp_path, broadcast), ALLOWED)
 
 
 def test_object_dtypes_are_refused(tmp_path):
