@@ -16,7 +16,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .errors import DseError, UnknownNameError
+from .errors import DseError, DseWarning, UnknownNameError
 
 
 def _device_arg(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +38,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             for r in rows
         ], indent=2))
         return 0
+    if host.skipped:
+        print(f"not loaded (DSE_LOAD_PLUGINS): {', '.join(sorted(host.skipped))}")
     if not rows:
-        print("no plugins installed (GAN families come from plugins: pip install dse-plugin-stylegan2)")
+        if not host.skipped:
+            print("no plugins installed (GAN families come from plugins: pip install dse-plugin-stylegan2)")
         return 0
     for r in rows:
         print(f"{r.name}  ({r.distribution or 'not installed'} {r.version})".rstrip())
@@ -59,6 +62,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .loading import load_encoder, load_generator
 
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise DseError(f"-o {out} is a file; a converted model is a folder (config.json + model.safetensors)",
+                       hint="choose a folder name for -o")
     if is_pretrained_dir(out) and not args.force:
         raise DseError(f"{out} already holds a model", hint="pass --force to overwrite it, or choose another -o")
     source_path = Path(args.checkpoint)
@@ -92,6 +98,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     generator = load_generator(args.generator, gan=args.gan, device=device)
     if generator.c_dim and args.class_index is None:
         raise DseError(f"{args.generator} is conditional (c_dim={generator.c_dim})", hint="pass --class INDEX")
+    if args.class_index is not None and not 0 <= args.class_index < max(generator.c_dim, 1):
+        raise DseError(f"--class {args.class_index}: " + (f"{args.generator} has classes 0..{generator.c_dim - 1}"
+                       if generator.c_dim else f"{args.generator} is unconditional"),
+                       hint="drop --class" if not generator.c_dim else None)
     rng = torch.Generator().manual_seed(args.seed)
     out = Path(args.output)
     single_file = out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
@@ -208,9 +218,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .loading import load_generator, resolve_device
     from .loss import get_preset
-    from .train import TrainConfig, train
+    from .train import config_for_preset, train
 
     preset = get_preset(args.preset)
+    try:
+        config = config_for_preset(
+            args.preset, samples=args.samples, batch_size=args.batch_size, lr=args.lr, truncation_psi=args.truncation,
+            truncation_cutoff=args.truncation_cutoff, style_mixing_prob=args.style_mixing, seed=args.seed,
+            log_every=args.log_every, grid_every=args.grid_every, checkpoint_every=args.checkpoint_every,
+            precision=args.precision,
+        )
+    except ValueError as exc:  # attrs validators: "'samples' must be > 0: 0"
+        raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
     device = resolve_device(args.device)
     generator_spec = _generator_spec(args)
     generator = load_generator(generator_spec, gan=args.gan)
@@ -224,13 +243,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=args.lpips_weight))
     if args.attention is not None:
         loss_config = attrs.evolve(loss_config, attention=args.attention)
-    config = TrainConfig(
-        preset=args.preset, samples=args.samples, batch_size=args.batch_size, lr=args.lr,
-        truncation_psi=args.truncation, truncation_cutoff=args.truncation_cutoff,
-        style_mixing_prob=preset.style_mixing_prob if args.style_mixing is None else args.style_mixing,
-        seed=args.seed, log_every=args.log_every, grid_every=args.grid_every,
-        checkpoint_every=args.checkpoint_every, precision=args.precision,
-    )
     lpips = _lpips_for(args, needed=loss_config.image.lpips > 0)
     gradcam = _gradcam_for(args, needed=loss_config.attention == "gradcam")
     from .hub import generator_record
@@ -242,7 +254,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                        log=lambda m: print(m, file=sys.stderr))
     except KeyboardInterrupt:
         return 130
-    print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
+    if result.rank == 0:
+        print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
     return 0
 
 
@@ -491,15 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw random samples from a generator")
     p.add_argument("--generator", required=True, help="checkpoint file, converted folder or Hub repo id")
     p.add_argument("--gan", help="GAN family (default: detected)")
-    p.add_argument("-n", "--num", type=int, default=16, help="number of samples")
+    p.add_argument("-n", "--num", type=_positive_int, default=16, help="number of samples")
     p.add_argument("-o", "--output", default="samples.png", help="a .png grid, or a folder for one PNG each plus grid.png")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=1.0, help="truncation psi (1 = none)")
     p.add_argument("--truncation-cutoff", type=int, default=None, help="truncate only the first K ws")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--class", dest="class_index", type=int, default=None, help="class index for conditional generators")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--nrow", type=_positive_int, default=None, help="images per grid row")
     _device_arg(p)
     p.set_defaults(func=cmd_sample)
 
@@ -539,8 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=210_000, help="training budget in samples (paper: 30000 x 7)")
     p.add_argument("--batch-size", type=int, default=None, help="per process (default 8 / 4 / 2 at 256 / 512 / 1024 px)")
     p.add_argument("--lr", type=float, default=0.0015)
-    p.add_argument("--truncation", type=float, default=1.0, help="truncation psi of the training samples")
-    p.add_argument("--truncation-cutoff", type=int, default=None)
+    p.add_argument("--truncation", type=float, default=None,
+                   help="truncation psi of the training samples (default: the preset's; code-*: 0.7 on 8 ws, else 1)")
+    p.add_argument("--truncation-cutoff", type=int, default=None, help="truncate only the first K ws")
     p.add_argument("--style-mixing", type=float, default=None, help="style-mixing probability (default: the preset's)")
     p.add_argument("--lpips-weight", type=float, default=None, help="override the preset's LPIPS weight (0: no LPIPS)")
     p.add_argument("--seed", type=int, default=0)
@@ -612,6 +626,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dse plugins | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an unwritable -o, a full disk, a folder where a file was expected, ...
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dse: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def _show_user_warnings() -> None:
@@ -619,7 +639,7 @@ def _show_user_warnings() -> None:
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category.__name__ == "DseWarning":
+        if issubclass(category, DseWarning):
             print(f"dse: warning: {message}", file=sys.stderr)
         else:
             original(message, category, filename, lineno, file, line)

@@ -71,8 +71,13 @@ def _umask() -> int:
 
 def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file the user asked for, not our temporary
+        blocking = next((p for p in path.parents if p.exists()), None)
+        why = f"{blocking} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
+        raise OSError(exc.errno, f"cannot write here ({why})", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from PIL import Image
 
 from dse_core.cli import main
@@ -49,3 +51,19 @@ def test_user_errors_are_one_line_messages(tmp_path, fixtures, capsys):
     assert main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out), "--force"]) == 0
+
+
+def test_bad_sample_and_convert_arguments_are_errors_not_tracebacks(tmp_path, fixtures, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", "--generator", "demo:stylegan2", "-n", "0"])
+    assert exit_.value.code == 2 and "-n/--num: must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["sample", "--generator", "demo:stylegan2", "-n", "1", "--class", "3", "-o", str(tmp_path / "s.png")]) == 2
+    assert "--class 3: demo:stylegan2 is unconditional" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    ckpt = str(fixtures / "stylegan2-rosinality" / "checkpoint.pt")
+    assert main(["convert", ckpt, "-o", str(tmp_path / "a-file")]) == 2
+    assert "is a file; a converted model is a folder" in capsys.readouterr().err
+    target = tmp_path / "a-file" / "x.png"  # its parent is a file: cannot be created
+    assert main(["sample", "--generator", "demo:stylegan2", "-n", "1", "-o", str(target)]) == 2
+    assert f"dse: error: {target}: cannot write here ({tmp_path / 'a-file'} is a file, not a folder)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/.*.tmp"))
