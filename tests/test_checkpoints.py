@@ -68,3 +68,26 @@ def test_describe_summarises_nested_dicts():
     text = describe({"generator_smooth": {"layer0.weight": torch.zeros(1), "layer0.bias": torch.zeros(1)}})
     assert text == "a dict with keys generator_smooth (generator_smooth: a state dict with keys layer0.weight, layer0.bias)"
     assert describe([1, 2]) == "a list"
+
+
+def test_damaged_tensor_bytes_in_a_zip_checkpoint_are_refused(tmp_path, fixtures):
+    # torch.load does not check the zip CRC-32s: without our check this loads as silently wrong weights
+    data = bytearray((fixtures / "stylegan2-rosinality" / "checkpoint.pt").read_bytes())
+    data[300_000:300_008] = b"XXXXXXXX"
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(bytes(data))
+    for _ in range(2):  # the failure is cached like a result, and raised again each time
+        with pytest.raises(CheckpointError) as err:
+            torch_load(path)
+        text = str(err.value)
+        assert str(path) in text and "damaged" in text and "'checkpoint/data/36'" in text
+
+
+def test_zip_checkpoint_written_without_crcs_still_loads(tmp_path):
+    path = tmp_path / "nocrc.pt"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save({"w": torch.arange(4.0)}, path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert torch.equal(torch_load(path)["w"], torch.arange(4.0))
