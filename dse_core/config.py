@@ -2,18 +2,23 @@
 
 Every model takes exactly one frozen config; ``to_dict``/``from_dict`` turn it into
 plain JSON-able data and back. A bad file or dict raises :class:`ConfigError`
-naming the source, each bad field (``$.channels.8``) and what was expected.
+naming the source, each bad field (``$.channels['8']``) and what was expected.
+Types are strict: 64.7 is not an int, "0.01" is not a float, true is not 1 (an int
+is a float, though, and JSON's string keys are the int keys of ``dict[int, ...]``).
 """
 
 from __future__ import annotations
 
+import collections.abc
 import json
 import os
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_mapping_structure_fn
 from cattrs.v import format_exception
 
 from .errors import ConfigError
@@ -22,6 +27,65 @@ T = TypeVar("T")
 
 # Unknown keys are refused: a typo in a hand-edited config must not pass silently.
 converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+class WrongType(TypeError):
+    """A value of the wrong JSON type; its message is the whole explanation ("expected int, got str 'x'")."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _strict(expected: type, accepted: tuple[type, ...]):
+    """A structure hook taking only ``accepted`` types (never bool for a number): 64.7 is not an int, "0.01" not a float."""
+    def structure(value: Any, _type: Any) -> Any:
+        if isinstance(value, accepted) and (expected is bool or not isinstance(value, bool)):
+            return expected(value)
+        raise WrongType(f"expected {expected.__name__}, got {_shown(value)}")
+    return structure
+
+
+for _expected, _accepted in [(int, (int,)), (float, (int, float)), (bool, (bool,)), (str, (str,))]:
+    converter.register_structure_hook(_expected, _strict(_expected, _accepted))
+
+
+class _IntKey:
+    """Marks the int keys of ``dict[int, ...]`` fields: JSON writes them as strings ("8": 512)."""
+
+
+def _structure_int_key(value: Any, _type: Any) -> int:
+    if isinstance(value, str) and value.lstrip("-").isdigit() and str(int(value)) == value:
+        return int(value)
+    return _strict(int, (int,))(value, int)
+
+
+def _is_int_keyed_dict(type_: Any) -> bool:
+    args = typing.get_args(type_)
+    return typing.get_origin(type_) in (dict, collections.abc.Mapping) and len(args) == 2 and args[0] is int
+
+
+def _is_sequence(type_: Any) -> bool:
+    return typing.get_origin(type_) in (tuple, list)
+
+
+def _sequence_hook(type_: Any):
+    """cattrs' own hook for ``type_``, refusing a string or mapping (which it would take apart into items)."""
+    structure_items = _items_converter.get_structure_hook(type_)
+
+    def structure(value: Any, _type: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise WrongType(f"expected a list, got {_shown(value)}")
+        return structure_items(value, type_)
+    return structure
+
+
+converter.register_structure_hook(_IntKey, _structure_int_key)
+converter.register_structure_hook_factory(
+    _is_int_keyed_dict, lambda type_: make_mapping_structure_fn(type_, converter, key_type=_IntKey))
+_items_converter = converter.copy()  # strict items; without the list check below, which would call itself
+converter.register_structure_hook_factory(_is_sequence, _sequence_hook)
 
 
 def to_dict(config: Any) -> dict:
@@ -36,12 +100,21 @@ def from_dict(cls: type[T], data: Any, source: str | Path = "<config>") -> T:
     try:
         return converter.structure(data, cls)
     except cattrs.BaseValidationError as exc:
-        raise ConfigError(source, cattrs.transform_error(exc, path="$", format_exception=_describe)) from None
+        problems = cattrs.transform_error(exc, path="$", format_exception=_describe)
+        raise ConfigError(source, [_path_first(p) for p in problems]) from None
     except (TypeError, ValueError) as exc:  # attrs validators run in __init__
         raise ConfigError(source, [f"$: {exc}"]) from None
 
 
+def _path_first(problem: str) -> str:
+    """cattrs writes "expected int, got str 'x' @ $.z_dim"; we write "$.z_dim: expected int, got str 'x'"."""
+    message, at, path = problem.rpartition(" @ ")
+    return f"{path}: {message}" if at else problem
+
+
 def _describe(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, WrongType):
+        return str(exc)
     # attrs validators explain themselves ("'resolution' must be > 0: -1"); cattrs would say "invalid value"
     if type(exc) is ValueError and str(exc):
         return f"invalid value ({exc})"

@@ -65,3 +65,43 @@ def test_atomic_writes_get_the_users_file_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644  # not mkstemp's 0600
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@attrs.frozen
+class Typed:
+    count: int = 1
+    scale: float = 1.0
+    flag: bool = False
+    label: str = "x"
+    sizes: tuple[int, ...] = ()
+    optional: float | None = None
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("count", 64.7, "$.count: expected int, got float 64.7"),  # cattrs' default would truncate it to 64
+    ("count", "sixty-four", "$.count: expected int, got str 'sixty-four'"),
+    ("count", "64", "$.count: expected int, got str '64'"),
+    ("count", True, "$.count: expected int, got bool True"),  # bool is not an int
+    ("scale", "0.01", "$.scale: expected float, got str '0.01'"),
+    ("scale", False, "$.scale: expected float, got bool False"),
+    ("flag", 1, "$.flag: expected bool, got int 1"),
+    ("flag", "false", "$.flag: expected bool, got str 'false'"),
+    ("label", 3, "$.label: expected str, got int 3"),
+    ("sizes", "abc", "$.sizes: expected a list, got str 'abc'"),  # not ('a', 'b', 'c')
+    ("sizes", [1, 2.5], "$.sizes[1]: expected int, got float 2.5"),
+    ("optional", "1.5", "$.optional: expected float, got str '1.5'"),
+])
+def test_types_are_strict_and_errors_say_what_was_expected(field, value, message):
+    with pytest.raises(ConfigError) as err:
+        from_dict(Typed, {field: value}, source="x.json")
+    assert err.value.problems == [message]
+
+
+def test_an_int_is_a_float_and_json_keys_are_int_keys():
+    assert from_dict(Typed, {"scale": 2, "optional": 3, "sizes": [1, 2]}) == Typed(scale=2.0, optional=3.0, sizes=(1, 2))
+    assert isinstance(from_dict(Typed, {"scale": 2}).scale, float)
+    assert from_dict(Toy, {"resolution": 8, "channels": {"4": 8, 8: 16}}).channels == {4: 8, 8: 16}
+    with pytest.raises(ConfigError) as err:
+        from_dict(Toy, {"resolution": 8, "channels": {"4": 8.5, "four": 16}}, source="x.json")
+    assert sorted(err.value.problems) == ["$.channels['4']: expected int, got float 8.5",
+                                          "$.channels['four']: expected int, got str 'four'"]
