@@ -1,26 +1,35 @@
 """Readers for the StyleGAN2 checkpoint formats users hold.
 
-Each reader infers the architecture (resolution, channel plan, z/w sizes, mapping
-depth, filter) from tensor names and shapes, renames the tensors to ours, and
-loads them with a strict key-and-shape check. Nothing here is typed by hand.
+Each reader lists, for the layer counts found in the file, every tensor of its
+generator under the file's own name with the shape it must have, and where it goes
+in ours. Sizes (z/w, widths per resolution, filter length) are read from the shapes
+by majority, so one damaged tensor is reported by its own name rather than making
+its neighbours look wrong. A gap in a layer sequence, a tensor the reader does not
+use, or a wrong shape is an error naming the tensor as the file names it; then the
+renamed tensors load with the usual strict key-and-shape check. Nothing here is
+typed by hand.
 
 * rosinality/stylegan2-pytorch: ``{"g_ema": state_dict, "latent_avg": w}``, or a
   training checkpoint (``g``, ``d``, ``g_ema``, optimizer states, ``args``).
 * genforce: ``{"generator_smooth" or "generator": state_dict, ...}``.
+
+Only the generator state dict is checked strictly; other entries (discriminator,
+optimizer states, ``args``) are not read.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
 from dse_core.checkpoints import describe, state_dict_in, torch_load
 from dse_core.errors import CheckpointError
-from dse_core.hub import load_state
+from dse_core.hub import load_state, preview
 
 from .model import Generator, StyleGAN2Config
 
@@ -28,20 +37,143 @@ from .model import Generator, StyleGAN2Config
 ROSINALITY_SAFE_GLOBALS = (argparse.Namespace,)
 GENFORCE_KEYS = ("generator_smooth", "generator")
 W_AVG_SAMPLES = 10_000  # samples for w_avg when a checkpoint does not store it
+DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
+FILTER_GAIN = 4.0  # stored 2x-upsampling kernels sum to up**2 in both formats
+
+Shape = tuple  # a tensor's shape in the file: ints are fixed sizes, strings name a size read from the file
 
 
-def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _first(t: torch.Tensor) -> torch.Tensor:
+    return t[0]
+
+
+def _scalar(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape([])
+
+
+class SourceTensors:
+    """A foreign generator state dict: which of its tensors become which of ours, and the shapes they must have.
+
+    ``take`` declares a tensor to convert, ``check`` an optional buffer we read but do not load (resample
+    kernels). ``verify`` then refuses missing tensors, tensors nobody declared, and wrong shapes, each by the
+    file's name.
+    """
+
+    def __init__(self, path: Path, where: str, state: Mapping[str, torch.Tensor]):
+        self.path, self.where, self.state = path, where, state
+        self.rules: list[tuple[str, Shape, str | None, Callable]] = []  # theirs, shape, ours (None: not loaded), convert
+        self.optional: set[str] = set()
+
+    def take(self, theirs: str, shape: Shape, ours: str | None, convert: Callable = _same) -> None:
+        self.rules.append((theirs, shape, ours, convert))
+
+    def check(self, theirs: str, shape: Shape) -> None:
+        self.take(theirs, shape, None)
+        self.optional.add(theirs)
+
+    def present(self, names: list[str]) -> list[str]:
+        return [name for name in names if name in self.state]
+
+    def error(self, problem: str, hint: str | None = None) -> CheckpointError:
+        return CheckpointError(self.path, f"{self.where}: {problem}", hint=hint)
+
+    def sizes(self) -> dict[str, int]:
+        """Each named size, as most tensors that carry it have it."""
+        votes: dict[str, Counter] = defaultdict(Counter)
+        for theirs, shape, _, _ in self.rules:
+            tensor = self.state.get(theirs)
+            if isinstance(tensor, torch.Tensor) and tensor.ndim == len(shape):
+                for want, got in zip(shape, tensor.shape):
+                    if isinstance(want, str):
+                        votes[want][got] += 1
+        return {name: counts.most_common(1)[0][0] for name, counts in votes.items()}
+
+    def verify(self, sizes: Mapping[str, int]) -> None:
+        declared = {theirs for theirs, *_ in self.rules}
+        missing = [theirs for theirs, *_ in self.rules if theirs not in self.state and theirs not in self.optional]
+        unused = [k for k in self.state if k not in declared]
+        shapes = []
+        for theirs, shape, _, _ in self.rules:
+            if theirs in self.state:
+                found, wanted = tuple(self.state[theirs].shape), tuple(sizes.get(d, d) for d in shape)
+                if found != wanted:
+                    shapes.append(f"{theirs}: file {found} vs expected {wanted}")
+        problems = []
+        if missing:
+            problems.append(f"missing {_count(missing, 'tensor')} ({preview(missing)})")
+        if unused:
+            problems.append(f"{_count(unused, 'tensor')} this StyleGAN2 reader does not use ({preview(unused)})")
+        if shapes:
+            problems.append(f"{_count(shapes, 'shape mismatch', 'es')} ({preview(shapes)})")
+        if problems:
+            raise self.error("cannot read it as a StyleGAN2 generator: " + "; ".join(problems))
+
+    def converted(self) -> dict[str, torch.Tensor]:
+        return {ours: convert(self.state[theirs]) for theirs, _, ours, convert in self.rules if ours is not None}
+
+
+def _count(items: list, noun: str, plural: str = "s") -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else plural}"
+
+
+def _top_index(state: Mapping[str, torch.Tensor], pattern: str) -> int:
+    """The highest layer index in keys matching ``pattern`` (group 1), -1 if none: gaps below it are reported missing."""
     regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
+    return max((int(m.group(1)) for k in state if (m := regex.match(k))), default=-1)
+
+
+def _mapping(source: SourceTensors, layers: int, prefix: str, first: int = 0) -> None:
+    """``layers`` fully connected layers z -> h -> ... -> w named ``{prefix}{first + i}``, weights (out, in)."""
+    features = ["z"] + ["h"] * (layers - 1) + ["w"]
+    for i in range(layers):
+        source.take(f"{prefix}{first + i}.weight", (features[i + 1], features[i]), f"mapping.fc{i}.weight")
+        source.take(f"{prefix}{first + i}.bias", (features[i + 1],), f"mapping.fc{i}.bias")
+
+
+def _filter(source: SourceTensors, names: list[str], flip: bool = False) -> tuple[float, ...]:
+    """The separable filter the ``names`` present (2-D kernels, gain 4) all hold, as its 1-D factor with ends read 1."""
+    names = source.present(names)
+    if not names:
+        return DEFAULT_FILTER
+    first = source.state[names[0]].reshape(source.state[names[0]].shape[-2:]).double()
+    for name in names[1:]:
+        kernel = source.state[name].reshape(first.shape).double()
+        if not torch.allclose(kernel, first, atol=1e-6):
+            raise source.error(f"{name} holds another filter than {names[0]}; dse reads one filter for these layers")
+    if abs(first.sum().item() - FILTER_GAIN) > 1e-4:
+        raise source.error(f"{names[0]} sums to {first.sum().item():g}, not {FILTER_GAIN:g}: an upsampling filter "
+                           "with another gain is not supported")
+    try:
+        return _filter_1d(first.flip(0, 1) if flip else first)  # genforce correlates with its kernels: convolves with their flip
+    except ValueError:
+        raise source.error(f"{names[0]} is not a separable filter (an outer product f x f), which dse needs") from None
 
 
 def _filter_1d(kernel_2d: torch.Tensor) -> tuple[float, ...]:
     """Recover the separable filter's 1-D factor from a stored 2-D kernel, scaled so its ends read 1."""
     row = kernel_2d.sum(dim=1).double()
-    row = row / row[0]
+    row = row / (row[0] if row[0] != 0 else row.sum())
     if not torch.allclose(torch.outer(row, row) / torch.outer(row, row).sum(), (kernel_2d / kernel_2d.sum()).double(), atol=1e-5):
         raise ValueError("the stored blur kernel is not separable")
     return tuple(round(v, 6) for v in row.tolist())
+
+
+def _config(source: SourceTensors, sizes: Mapping[str, int], num_up: int, mapping_layers: int,
+            filters: tuple[tuple[float, ...], tuple[float, ...]]) -> StyleGAN2Config:
+    """The architecture the (verified) sizes describe; ``filters``: (upsampling convs, image skip upsampling)."""
+    hidden = sizes.get("h", sizes["w"])
+    try:
+        return StyleGAN2Config(
+            resolution=4 * 2**num_up, channels={4 * 2**j: sizes[f"c{4 * 2**j}"] for j in range(num_up + 1)},
+            z_dim=sizes["z"], w_dim=sizes["w"], mapping_layers=mapping_layers,
+            mapping_features=None if hidden == sizes["w"] else hidden, img_channels=sizes["img"],
+            resample_filter=filters[0], skip_filter=None if filters[1] == filters[0] else filters[1])
+    except ValueError as exc:
+        raise source.error(f"cannot build a StyleGAN2 generator from it ({exc})") from None
 
 
 # -- rosinality -------------------------------------------------------------------
@@ -49,7 +181,7 @@ def _filter_1d(kernel_2d: torch.Tensor) -> tuple[float, ...]:
 def _rosinality_state(path: Path) -> tuple[Mapping[str, torch.Tensor], torch.Tensor | None] | None:
     ckpt = torch_load(path, ROSINALITY_SAFE_GLOBALS)
     state = state_dict_in(ckpt, ["g_ema"])
-    if state is None or "input.input" not in state or "style.1.weight" not in state:
+    if state is None or "input.input" not in state or "conv1.conv.modulation.weight" not in state:
         return None
     latent_avg = ckpt.get("latent_avg")
     return state, latent_avg if isinstance(latent_avg, torch.Tensor) else None
@@ -59,64 +191,62 @@ def sniff_rosinality(path: Path) -> bool:
     return path.is_file() and _rosinality_state(path) is not None
 
 
+def _rosinality_plan(source: SourceTensors, mapping_layers: int, num_up: int) -> None:
+    """Every tensor of rosinality's Generator (up-conv kernels are stored flipped there)."""
+    _mapping(source, mapping_layers, "style.", first=1)  # style.0 is PixelNorm
+    source.take("input.input", (1, "c4", 4, 4), "synthesis.b4.const", _first)
+
+    def conv(ours: str, theirs: str, c_in: str, c_out: str, res: int, noise: int, up: bool = False) -> None:
+        source.take(f"{theirs}.conv.weight", (1, c_out, c_in, 3, 3), f"{ours}.weight",
+                    (lambda t: t[0].flip(2, 3)) if up else _first)
+        source.take(f"{theirs}.conv.modulation.weight", (c_in, "w"), f"{ours}.affine.weight")
+        source.take(f"{theirs}.conv.modulation.bias", (c_in,), f"{ours}.affine.bias")
+        source.take(f"{theirs}.noise.weight", (1,), f"{ours}.noise_strength", _scalar)
+        source.take(f"{theirs}.activate.bias", (c_out,), f"{ours}.bias")
+        source.take(f"noises.noise_{noise}", (1, 1, res, res), f"{ours}.noise_const", lambda t: t[0, 0])
+        if up:
+            source.check(f"{theirs}.conv.blur.kernel", ("k", "k"))
+
+    def torgb(ours: str, theirs: str, c_in: str) -> None:
+        source.take(f"{theirs}.conv.weight", (1, "img", c_in, 1, 1), f"{ours}.weight", _first)
+        source.take(f"{theirs}.conv.modulation.weight", (c_in, "w"), f"{ours}.affine.weight")
+        source.take(f"{theirs}.conv.modulation.bias", (c_in,), f"{ours}.affine.bias")
+        source.take(f"{theirs}.bias", (1, "img", 1, 1), f"{ours}.bias", lambda t: t.reshape(-1))
+
+    conv("synthesis.b4.conv1", "conv1", "c4", "c4", 4, 0)
+    torgb("synthesis.b4.torgb", "to_rgb1", "c4")
+    for j in range(num_up):
+        res = 8 * 2**j
+        block, c_in, c = f"synthesis.b{res}", f"c{res // 2}", f"c{res}"
+        conv(f"{block}.conv0", f"convs.{2 * j}", c_in, c, res, 2 * j + 1, up=True)
+        conv(f"{block}.conv1", f"convs.{2 * j + 1}", c, c, res, 2 * j + 2)
+        torgb(f"{block}.torgb", f"to_rgbs.{j}", c)
+        source.check(f"to_rgbs.{j}.upsample.kernel", ("s", "s"))
+
+
 def load_rosinality(path: Path) -> Generator:
     found = _rosinality_state(path)
     if found is None:
         raise CheckpointError(path, f"not a rosinality checkpoint: found {describe(torch_load(path, ROSINALITY_SAFE_GLOBALS))}, "
                                     "expected a dict with 'g_ema' holding style.N / input.input / convs.N tensors")
     src, latent_avg = found
-    try:
-        n_mlp = _count(src, r"style\.(\d+)\.weight")
-        num_up = _count(src, r"to_rgbs\.(\d+)\.conv\.weight")
-        resolution = 4 * 2**num_up
-        w_dim = src["style.1.weight"].shape[0]
-        channels = {4: src["input.input"].shape[1]}
-        for j in range(num_up):
-            channels[8 * 2**j] = src[f"convs.{2 * j}.conv.weight"].shape[1]
-        blur = src.get("convs.0.conv.blur.kernel")
-        config = StyleGAN2Config(
-            resolution=resolution, channels=channels, z_dim=src["style.1.weight"].shape[1], w_dim=w_dim,
-            mapping_layers=n_mlp, mapping_lr_mul=0.01,
-            resample_filter=_filter_1d(blur) if blur is not None else (1.0, 3.0, 3.0, 1.0),
-        )
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(path, f"cannot infer the StyleGAN2 architecture from g_ema ({exc})") from None
-
-    dst: dict[str, torch.Tensor] = {}
-    for i in range(n_mlp):
-        dst[f"mapping.fc{i}.weight"] = src[f"style.{i + 1}.weight"]
-        dst[f"mapping.fc{i}.bias"] = src[f"style.{i + 1}.bias"]
-    dst["synthesis.b4.const"] = src["input.input"][0]
-
-    def layer(ours: str, theirs: str, noise: int, flip: bool = False) -> None:
-        weight = src[f"{theirs}.conv.weight"][0]
-        dst[f"{ours}.weight"] = weight.flip(2, 3) if flip else weight  # rosinality stores up-conv kernels flipped
-        dst[f"{ours}.affine.weight"] = src[f"{theirs}.conv.modulation.weight"]
-        dst[f"{ours}.affine.bias"] = src[f"{theirs}.conv.modulation.bias"]
-        dst[f"{ours}.noise_strength"] = src[f"{theirs}.noise.weight"].reshape([])
-        dst[f"{ours}.bias"] = src[f"{theirs}.activate.bias"]
-        dst[f"{ours}.noise_const"] = src[f"noises.noise_{noise}"][0, 0]
-
-    def torgb(ours: str, theirs: str) -> None:
-        dst[f"{ours}.weight"] = src[f"{theirs}.conv.weight"][0]
-        dst[f"{ours}.affine.weight"] = src[f"{theirs}.conv.modulation.weight"]
-        dst[f"{ours}.affine.bias"] = src[f"{theirs}.conv.modulation.bias"]
-        dst[f"{ours}.bias"] = src[f"{theirs}.bias"].reshape(-1)
-
-    try:
-        layer("synthesis.b4.conv1", "conv1", 0)
-        torgb("synthesis.b4.torgb", "to_rgb1")
-        for j in range(num_up):
-            block = f"synthesis.b{8 * 2**j}"
-            layer(f"{block}.conv0", f"convs.{2 * j}", 2 * j + 1, flip=True)
-            layer(f"{block}.conv1", f"convs.{2 * j + 1}", 2 * j + 2)
-            torgb(f"{block}.torgb", f"to_rgbs.{j}")
-    except KeyError as exc:
-        raise CheckpointError(path, f"g_ema is missing tensor {exc.args[0]!r} for a {resolution}px generator") from None
-
+    source = SourceTensors(path, "g_ema", src)
+    mapping_layers = max(_top_index(src, r"style\.(\d+)\."), 1)
+    num_up = max((_top_index(src, r"convs\.(\d+)\.") + 2) // 2, _top_index(src, r"to_rgbs\.(\d+)\.") + 1,
+                 (_top_index(src, r"noises\.noise_(\d+)$") + 1) // 2)
+    _rosinality_plan(source, mapping_layers, num_up)
+    sizes = source.sizes()
+    source.verify(sizes)
+    config = _config(source, sizes, num_up, mapping_layers,
+                     (_filter(source, [f"convs.{2 * j}.conv.blur.kernel" for j in range(num_up)]),
+                      _filter(source, [f"to_rgbs.{j}.upsample.kernel" for j in range(num_up)])))
+    dst = source.converted()
     generator = Generator(config)
     if latent_avg is None:
         dst["mapping.w_avg"] = _estimate_w_avg(generator, dst, path)
+    elif latent_avg.numel() != config.w_dim:
+        raise CheckpointError(path, f"latent_avg has shape {tuple(latent_avg.shape)}; expected {config.w_dim} values "
+                                    f"(w_dim of g_ema)")
     else:
         dst["mapping.w_avg"] = latent_avg.reshape(-1)
     load_state(generator, dst, path)
@@ -135,76 +265,77 @@ def _estimate_w_avg(generator: Generator, state: dict, path: Path) -> torch.Tens
 
 # -- genforce -----------------------------------------------------------------------
 
-def _genforce_state(path: Path) -> Mapping[str, torch.Tensor] | None:
-    state = state_dict_in(torch_load(path), GENFORCE_KEYS)
+def _genforce_state(path: Path) -> tuple[str, Mapping[str, torch.Tensor]] | None:
+    """(the key holding the generator, its state dict), or None."""
+    ckpt = torch_load(path)
+    state = state_dict_in(ckpt, GENFORCE_KEYS)
     if state is None or "synthesis.early_layer.const" not in state or "synthesis.layer0.style.weight" not in state:
         return None
-    return state
+    return next(key for key in GENFORCE_KEYS if ckpt.get(key) is state), state
 
 
 def sniff_genforce(path: Path) -> bool:
     return path.is_file() and _genforce_state(path) is not None
 
 
+def _genforce_plan(source: SourceTensors, mapping_layers: int, num_up: int) -> None:
+    """Every tensor of genforce's StyleGAN2Generator ('skip' architecture, spatial noise)."""
+    _mapping(source, mapping_layers, "mapping.dense")
+    source.take("truncation.w_avg", ("w",), "mapping.w_avg")
+    source.take("synthesis.early_layer.const", (1, "c4", 4, 4), "synthesis.b4.const", _first)
+
+    def layer(ours: str, theirs: str, c_in: str, c_out: str, res: int | None) -> None:
+        size = 1 if res is None else 3
+        source.take(f"{theirs}.weight", (c_out, c_in, size, size), f"{ours}.weight")
+        source.take(f"{theirs}.bias", (c_out,), f"{ours}.bias")
+        source.take(f"{theirs}.style.weight", (c_in, "w"), f"{ours}.affine.weight")
+        source.take(f"{theirs}.style.bias", (c_in,), f"{ours}.affine.bias", lambda t: t + 1)  # genforce adds 1 at run time
+        if res is not None:  # toRGB layers have no noise
+            source.take(f"{theirs}.noise_strength", (), f"{ours}.noise_strength", _scalar)
+            source.take(f"{theirs}.noise", (1, 1, res, res), f"{ours}.noise_const", lambda t: t[0, 0])
+
+    layer("synthesis.b4.conv1", "synthesis.layer0", "c4", "c4", 4)
+    layer("synthesis.b4.torgb", "synthesis.output0", "c4", "img", None)
+    for j in range(num_up):
+        res = 8 * 2**j
+        block, c_in, c = f"synthesis.b{res}", f"c{res // 2}", f"c{res}"
+        layer(f"{block}.conv0", f"synthesis.layer{2 * j + 1}", c_in, c, res)
+        source.check(f"synthesis.layer{2 * j + 1}.filter.kernel", (1, 1, "k", "k"))
+        layer(f"{block}.conv1", f"synthesis.layer{2 * j + 2}", c, c, res)
+        layer(f"{block}.torgb", f"synthesis.output{j + 1}", c, "img", None)
+    if num_up:
+        source.check("synthesis.upsample.kernel", (1, 1, "s", "s"))
+
+
+def _refuse_other_genforce_variants(source: SourceTensors, num_up: int, sizes: Mapping[str, int]) -> None:
+    src = source.state
+    if "mapping.label_weight" in src:
+        raise source.error("conditional genforce StyleGAN2 generators (mapping.label_weight) are not supported yet")
+    outputs = {int(m.group(1)) for k in src if (m := re.match(r"synthesis\.output(\d+)\.", k))}
+    if num_up and outputs == {num_up}:
+        raise source.error(f"only the 'skip' StyleGAN2 architecture is supported; this generator has 1 output layer "
+                           f"for {num_up + 1} resolutions ('origin' or 'resnet')")
+    w_avg = src.get("truncation.w_avg")
+    if isinstance(w_avg, torch.Tensor) and "w" in sizes and w_avg.numel() == (2 * num_up + 2) * sizes["w"] != sizes["w"]:
+        raise source.error("genforce generators with repeat_w=False (one w per layer in truncation.w_avg) are not supported")
+
+
 def load_genforce(path: Path) -> Generator:
-    src = _genforce_state(path)
-    if src is None:
+    found = _genforce_state(path)
+    if found is None:
         raise CheckpointError(path, f"not a genforce StyleGAN2 checkpoint: found {describe(torch_load(path))}, expected "
                                     "'generator_smooth' or 'generator' holding mapping.denseN / synthesis.layerN tensors")
-    if "mapping.label_weight" in src:
-        raise CheckpointError(path, "conditional genforce StyleGAN2 generators (mapping.label_weight) are not supported yet")
-    try:
-        n_mlp = _count(src, r"mapping\.dense(\d+)\.weight")
-        num_layers = _count(src, r"synthesis\.layer(\d+)\.weight")  # 2 * log2(res / 4) + 1 convs
-        num_up = (num_layers - 1) // 2
-        resolution = 4 * 2**num_up
-        outputs = _count(src, r"synthesis\.output(\d+)\.weight")
-        if outputs != num_up + 1:
-            raise CheckpointError(path, f"only the 'skip' StyleGAN2 architecture is supported; this generator has "
-                                        f"{outputs} output layers for {num_up + 1} resolutions ('origin' or 'resnet')")
-        w_avg = src["truncation.w_avg"]
-        w_dim = src[f"mapping.dense{n_mlp - 1}.weight"].shape[0]
-        if w_avg.numel() != w_dim:
-            raise CheckpointError(path, "genforce generators with repeat_w=False are not supported")
-        channels = {4: src["synthesis.early_layer.const"].shape[1]}
-        for j in range(num_up):
-            channels[8 * 2**j] = src[f"synthesis.layer{2 * j + 1}.weight"].shape[0]
-        kernel = src.get("synthesis.upsample.kernel")
-        hidden = src["mapping.dense0.weight"].shape[0] if n_mlp > 1 else w_dim
-        config = StyleGAN2Config(
-            resolution=resolution, channels=channels, z_dim=src["mapping.dense0.weight"].shape[1], w_dim=w_dim,
-            mapping_layers=n_mlp, mapping_features=None if hidden == w_dim else hidden,
-            resample_filter=_filter_1d(kernel[0, 0]) if kernel is not None else (1.0, 3.0, 3.0, 1.0),
-        )
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(path, f"cannot infer the StyleGAN2 architecture ({exc})") from None
-
-    dst: dict[str, torch.Tensor] = {"mapping.w_avg": w_avg, "synthesis.b4.const": src["synthesis.early_layer.const"][0]}
-    for i in range(n_mlp):
-        dst[f"mapping.fc{i}.weight"] = src[f"mapping.dense{i}.weight"]
-        dst[f"mapping.fc{i}.bias"] = src[f"mapping.dense{i}.bias"]
-
-    def layer(ours: str, theirs: str) -> None:
-        dst[f"{ours}.weight"] = src[f"{theirs}.weight"]
-        dst[f"{ours}.bias"] = src[f"{theirs}.bias"]
-        dst[f"{ours}.affine.weight"] = src[f"{theirs}.style.weight"]
-        dst[f"{ours}.affine.bias"] = src[f"{theirs}.style.bias"] + 1  # genforce adds the 1 at run time
-        if f"{theirs}.noise" in src:
-            dst[f"{ours}.noise_strength"] = src[f"{theirs}.noise_strength"].reshape([])
-            dst[f"{ours}.noise_const"] = src[f"{theirs}.noise"][0, 0]
-
-    try:
-        layer("synthesis.b4.conv1", "synthesis.layer0")
-        layer("synthesis.b4.torgb", "synthesis.output0")
-        for j in range(num_up):
-            block = f"synthesis.b{8 * 2**j}"
-            layer(f"{block}.conv0", f"synthesis.layer{2 * j + 1}")
-            layer(f"{block}.conv1", f"synthesis.layer{2 * j + 2}")
-            layer(f"{block}.torgb", f"synthesis.output{j + 1}")
-    except KeyError as exc:
-        raise CheckpointError(path, f"missing tensor {exc.args[0]!r} for a {resolution}px genforce StyleGAN2") from None
-
+    where, src = found
+    source = SourceTensors(path, where, src)
+    mapping_layers = _top_index(src, r"mapping\.dense(\d+)\.") + 1 or 1
+    num_up = max((_top_index(src, r"synthesis\.layer(\d+)\.") + 1) // 2, _top_index(src, r"synthesis\.output(\d+)\."))
+    _genforce_plan(source, mapping_layers, num_up)
+    sizes = source.sizes()
+    _refuse_other_genforce_variants(source, num_up, sizes)
+    source.verify(sizes)
+    config = _config(source, sizes, num_up, mapping_layers,
+                     (_filter(source, [f"synthesis.layer{2 * j + 1}.filter.kernel" for j in range(num_up)], flip=True),
+                      _filter(source, ["synthesis.upsample.kernel"] if num_up else [], flip=True)))
     generator = Generator(config)
-    load_state(generator, dst, path)
+    load_state(generator, source.converted(), path)
     return generator.eval()
-

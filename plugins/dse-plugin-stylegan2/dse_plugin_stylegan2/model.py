@@ -53,7 +53,10 @@ class StyleGAN2Config:
     mapping_lr_mul: float = 0.01  # learning-rate multiplier of the mapping network (stored-weight scale)
     embed_features: int | None = None  # label embedding size when c_dim > 0; None = w_dim
     img_channels: int = 3
-    resample_filter: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)  # low-pass filter of up/down-sampling
+    resample_filter: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)  # low-pass filter of the upsampling convs (any length)
+    # low-pass filter of the image (skip) upsampling; None = resample_filter, as NVlabs. rosinality and genforce
+    # always use (1, 3, 3, 1) there, whatever their conv filter is.
+    skip_filter: tuple[float, ...] | None = None
     conv_clamp: float | None = None  # clamp conv outputs to ±conv_clamp (NVlabs uses 256); None = off
 
     @classmethod
@@ -100,6 +103,18 @@ class MappingNetwork(nn.Module):
         return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
 
+def up_conv_padding(filter_size: int, kernel_size: int) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) padding of the low-pass filter after a stride-2 transposed conv: output exactly 2x the input.
+
+    The transposed conv gives 2H + kernel_size - 2 pixels and the filter takes filter_size - 1 away, for a filter
+    of any length: (1, 3, 3, 1) pads 1 on each side, (1, 2, 1) pads 1 before and 0 after. The same split as
+    NVlabs' conv2d_resample, rosinality's Blur and genforce's UpsamplingLayer.
+    """
+    before = (filter_size + 1) // 2 - kernel_size + kernel_size // 2 + 1
+    after = (filter_size - 2) // 2 - kernel_size + kernel_size // 2 + 2
+    return before, after, before, after
+
+
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
                      up: bool = False, resample_filter: torch.Tensor | None = None,
                      gain: float = 1.0, add: torch.Tensor | None = None) -> torch.Tensor:
@@ -115,7 +130,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if up:
         # TF-layout weights: upsampling correlates the zero-inserted input with W.
         x = F.conv_transpose2d(x, weight.transpose(0, 1).flip(2, 3), stride=2)
-        x = filter2d(x, resample_filter, padding=(1, 1, 1, 1), gain=4)
+        x = filter2d(x, resample_filter, padding=up_conv_padding(resample_filter.numel(), weight.shape[-1]), gain=4)
     else:
         x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
     scale = x.new_full((n, 1), gain)
@@ -185,7 +200,7 @@ class SynthesisBlock(nn.Module):
     """One resolution: (const | upsampling conv0) -> conv1 -> toRGB added to the upsampled image."""
 
     def __init__(self, in_channels: int, out_channels: int, resolution: int, cfg: StyleGAN2Config,
-                 resample_filter: torch.Tensor):
+                 resample_filter: torch.Tensor, skip_filter: torch.Tensor):
         super().__init__()
         self.resolution = resolution
         if in_channels == 0:
@@ -194,7 +209,7 @@ class SynthesisBlock(nn.Module):
             self.conv0 = SynthesisLayer(in_channels, out_channels, cfg.w_dim, resolution, True, resample_filter, cfg.conv_clamp)
         self.conv1 = SynthesisLayer(out_channels, out_channels, cfg.w_dim, resolution, False, resample_filter, cfg.conv_clamp)
         self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, cfg.conv_clamp)
-        self.register_buffer("resample_filter", resample_filter, persistent=False)
+        self.register_buffer("skip_filter", skip_filter, persistent=False)
         self.num_conv = 1 if in_channels == 0 else 2
 
     def forward(self, x, img, ws: torch.Tensor, noise_mode: str):
@@ -207,7 +222,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
-        img = y if img is None else upsample2d(img, self.resample_filter) + y
+        img = y if img is None else upsample2d(img, self.skip_filter) + y
         return x, img
 
 
@@ -215,10 +230,11 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, cfg: StyleGAN2Config):
         super().__init__()
         f = setup_filter(cfg.resample_filter)
+        f_skip = f if cfg.skip_filter is None else setup_filter(cfg.skip_filter)
         self.resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
         for res in self.resolutions:
             in_channels = cfg.channels[res // 2] if res > 4 else 0
-            setattr(self, f"b{res}", SynthesisBlock(in_channels, cfg.channels[res], res, cfg, f))
+            setattr(self, f"b{res}", SynthesisBlock(in_channels, cfg.channels[res], res, cfg, f, f_skip))
         self.num_ws, self.w_dim = cfg.num_ws, cfg.w_dim
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
