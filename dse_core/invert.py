@@ -323,7 +323,7 @@ def invert_files(
         if refinement:
             log(f"refined ({refinement['paper_row']}): {meta['refinement']}, {refinement['preset']} image loss, "
                 f"LPIPS term {refinement['lpips']}")
-        log(format_table(summary, lpips_note) if rows else "no image was inverted: no metrics")
+        log(format_table(summary, lpips_note, rows) if rows else "no image was inverted: no metrics")
     return InversionReport(len(rows), failed, summary, out_dir, interrupted)
 
 

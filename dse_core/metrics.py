@@ -9,7 +9,7 @@ images on [-1, 1]. Every metric is per image; summaries give mean and std.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +52,21 @@ def summarize(rows: Sequence[Mapping[str, float]], names: Sequence[str] = METRIC
     return summary
 
 
-def format_table(summary: Mapping[str, Mapping[str, float]], lpips_note: str = "") -> str:
-    lines = [f"{'metric':8s} {'mean':>10s} {'std':>10s}"]
+def format_table(summary: Mapping[str, Mapping[str, float]], lpips_note: str = "",
+                 rows: Sequence[Mapping[str, Any]] = (), max_rows: int = 20) -> str:
+    """Per image (up to ``max_rows``: the rest is in metrics.csv), then mean and std of each metric."""
+    lines = []
+    if rows:
+        names = list(summary)
+        width = min(max(len(str(r["output"])) for r in rows), 32)
+        lines.append(f"{'image':{width}s} " + " ".join(f"{n:>8s}" for n in names))
+        for r in rows[:max_rows]:
+            lines.append(f"{str(r['output'])[:width]:{width}s} "
+                         + " ".join(f"{r[n]:8.4f}" if r.get(n) is not None else f"{'-':>8s}" for n in names))
+        if len(rows) > max_rows:
+            lines.append(f"... {len(rows) - max_rows} more in metrics.csv")
+        lines.append("")
+    lines.append(f"{'metric':8s} {'mean':>10s} {'std':>10s}")
     for name, stats in summary.items():
         note = f"  {lpips_note}" if name == "lpips" and lpips_note else ""
         lines.append(f"{name:8s} {stats['mean']:10.4f} {stats['std']:10.4f}{note}")

@@ -38,3 +38,13 @@ def test_summary_mean_and_std():
     s = summarize(rows)
     assert s["psnr"] == {"mean": 15.0, "std": 5.0, "n": 2} and "lpips" not in s
     assert "15.0000" in format_table(s)
+
+
+def test_the_table_lists_each_image_then_mean_and_std():
+    rows = [{"output": f"img{i}", "psnr": 10.0 + i, "ssim": 0.5, "lpips": None} for i in range(3)]
+    table = format_table(summarize(rows), rows=rows, max_rows=2).splitlines()
+    assert table[0].split() == ["image", "psnr", "ssim"]
+    assert table[1].split() == ["img0", "10.0000", "0.5000"] and table[2].split() == ["img1", "11.0000", "0.5000"]
+    assert table[3] == "... 1 more in metrics.csv"
+    assert table[5].split() == ["metric", "mean", "std"] and table[6].split()[:2] == ["psnr", "11.0000"]
+
