@@ -12,7 +12,8 @@ from . import hub, registry
 from .checkpoints import describe, torch_load
 from .encoder import Encoder
 from .encoder.convert import BE_FAMILIES, load_authors_encoder, sniff_authors_encoder
-from .errors import CheckpointError, DseError, UnknownNameError
+from .config import read_json
+from .errors import CheckpointError, ConfigError, DseError, UnknownNameError
 from .families import CheckpointFormat, GanFamily
 from .plugins import get_host
 
@@ -178,9 +179,12 @@ def _trained_for(encoder, entry) -> dict[str, Any]:
             **({"fingerprint": target.fingerprint} if target is not None and target.fingerprint else {})}
 
 
-def _what_is_in(path: Path) -> str | CheckpointError:
+def _what_is_in(path: Path) -> str | DseError:
     """What a path holds, for "found X, expected Y" errors; the read error when it cannot be read."""
     if path.is_dir():
+        broken = _broken_model_dir(path)
+        if broken is not None:
+            return broken
         return f"a folder holding {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'}"
     try:
         return describe(torch_load(path))
@@ -188,9 +192,34 @@ def _what_is_in(path: Path) -> str | CheckpointError:
         return exc
 
 
+def _broken_model_dir(path: Path) -> DseError | None:
+    """Why a folder that looks written by save_pretrained is not one: its config or weights file."""
+    config, weights = path / hub.CONFIG_FILE, path / hub.WEIGHTS_FILE
+    if not config.is_file():
+        if weights.is_file():
+            return CheckpointError(config, "is missing (a dse model folder holds config.json + model.safetensors)",
+                                   hint="convert the original checkpoint again with `dse convert`")
+        return None
+    try:
+        header = read_json(config)
+    except ConfigError as exc:  # beside model.safetensors, or naming a library: a broken model folder
+        text = config.read_text(encoding="utf-8", errors="replace")
+        return exc if weights.is_file() or '"library_name"' in text else None
+    if not isinstance(header, dict) or header.get("library_name") != hub.LIBRARY_NAME:
+        return None  # another library's folder: the plugins' sniffers had their say
+    try:
+        hub.read_header(path)
+    except CheckpointError as exc:
+        return exc  # an unknown format version, ...
+    if not weights.is_file():
+        return CheckpointError(weights, "is missing: the folder holds a dse config.json but no weights",
+                               hint="copy model.safetensors back, or convert the original checkpoint again")
+    return None
+
+
 def _not_an_encoder_error(path: Path) -> CheckpointError:
     found = _what_is_in(path)
-    if isinstance(found, CheckpointError):
+    if isinstance(found, DseError):
         return found  # unreadable, refused global, truncated: that is the real problem
     return CheckpointError(
         path,
@@ -277,7 +306,7 @@ def _sniff(families, path: Path) -> tuple[GanFamily, CheckpointFormat] | None:
 
 def _no_format_error(path: Path, gan, candidates, all_families) -> CheckpointError:
     found = _what_is_in(path)
-    if isinstance(found, CheckpointError):
+    if isinstance(found, DseError):
         return found  # unreadable, refused global, truncated: that is the real problem
     expected = "; ".join(f"{f.name}/{fmt.name}: {fmt.description}" for f in candidates for fmt in f.formats)
     hint = "`dse plugins` lists every format the installed plugins read"

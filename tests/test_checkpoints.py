@@ -91,3 +91,30 @@ def test_zip_checkpoint_written_without_crcs_still_loads(tmp_path):
     finally:
         torch.serialization.set_crc32_options(True)
     assert torch.equal(torch_load(path)["w"], torch.arange(4.0))
+
+
+def test_a_damaged_converted_folder_names_its_broken_file(tmp_path):
+    import shutil
+
+    from dse_core import load_generator
+    from dse_core.errors import DseError
+    from dse_core.loading import demo_path
+
+    good = tmp_path / "good"
+    shutil.copytree(demo_path("stylegan2", "generator"), good)
+    cases = {
+        "bad-json": (lambda d: (d / "config.json").write_text("{broken"), r"config.json: invalid config\n  - not valid JSON"),
+        "no-weights": (lambda d: (d / "model.safetensors").unlink(), r"model.safetensors: is missing"),
+        "no-config": (lambda d: (d / "config.json").unlink(), r"config.json: is missing"),
+    }
+    for name, (damage, message) in cases.items():
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        damage(folder)
+        with pytest.raises(DseError, match=message):
+            load_generator(folder)
+    other = tmp_path / "other-library"  # a folder of another library's model is not reported as a broken dse folder
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "biggan"}')
+    with pytest.raises(CheckpointError, match="found a folder holding config.json"):
+        load_generator(other)
