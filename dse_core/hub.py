@@ -438,18 +438,22 @@ def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: 
 
 def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> None:
     """Raise CheckpointError(``what``: missing / unexpected / mis-shaped tensors) unless ``found`` is ``expected``."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
+    missing = [k for k in expected if k not in found]  # in the order the architecture declares them
+    unexpected = [k for k in found if k not in expected]
     shapes = [f"{k}: file {found[k]} vs expected {v}" for k, v in expected.items() if k in found and found[k] != v]
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)} tensors ({preview(missing)})")
+        problems.append(f"missing {_count(missing, 'tensor')} ({preview(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensors ({preview(unexpected)})")
+        problems.append(f"{_count(unexpected, 'unexpected tensor')} ({preview(unexpected)})")
     if shapes:
-        problems.append(f"{len(shapes)} shape mismatches ({preview(shapes)})")
+        problems.append(f"{_count(shapes, 'shape mismatch', 'es')} ({preview(shapes)})")
     if problems:
         raise CheckpointError(path, f"{what}: " + "; ".join(problems))
+
+
+def _count(items: list, noun: str, plural: str = "s") -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else plural}"
 
 
 def preview(items: list[str], n: int = 4) -> str:

@@ -211,7 +211,7 @@ def test_mismatched_authors_checkpoint_says_found_vs_expected(authors, tmp_path)
 
     del state["decode_block.1.conv_2.weight"]
     torch.save(state, bad)
-    with pytest.raises(CheckpointError, match="decode_block.1 does not match BE's layout: missing 1 tensors \\(conv_2.weight\\)"):
+    with pytest.raises(CheckpointError, match="decode_block.1 does not match BE's layout: missing 1 tensor \\(conv_2.weight\\)"):
         load_encoder(bad)
 
 

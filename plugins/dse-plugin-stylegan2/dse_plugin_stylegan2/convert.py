@@ -29,7 +29,7 @@ import torch
 
 from dse_core.checkpoints import describe, state_dict_in, torch_load
 from dse_core.errors import CheckpointError
-from dse_core.hub import load_state, preview
+from dse_core.hub import check_tensors, load_state
 
 from .model import Generator, StyleGAN2Config
 
@@ -93,31 +93,14 @@ class SourceTensors:
         return {name: counts.most_common(1)[0][0] for name, counts in votes.items()}
 
     def verify(self, sizes: Mapping[str, int]) -> None:
-        declared = {theirs for theirs, *_ in self.rules}
-        missing = [theirs for theirs, *_ in self.rules if theirs not in self.state and theirs not in self.optional]
-        unused = [k for k in self.state if k not in declared]
-        shapes = []
-        for theirs, shape, _, _ in self.rules:
-            if theirs in self.state:
-                found, wanted = tuple(self.state[theirs].shape), tuple(sizes.get(d, d) for d in shape)
-                if found != wanted:
-                    shapes.append(f"{theirs}: file {found} vs expected {wanted}")
-        problems = []
-        if missing:
-            problems.append(f"missing {_count(missing, 'tensor')} ({preview(missing)})")
-        if unused:
-            problems.append(f"{_count(unused, 'tensor')} this StyleGAN2 reader does not use ({preview(unused)})")
-        if shapes:
-            problems.append(f"{_count(shapes, 'shape mismatch', 'es')} ({preview(shapes)})")
-        if problems:
-            raise self.error("cannot read it as a StyleGAN2 generator: " + "; ".join(problems))
+        """Every declared tensor present (optional ones aside), nothing undeclared, every shape as ``sizes`` says."""
+        expected = {theirs: tuple(sizes.get(d, d) for d in shape) for theirs, shape, _, _ in self.rules
+                    if theirs in self.state or theirs not in self.optional}
+        found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in self.state.items()}
+        check_tensors(self.path, f"{self.where}: cannot read it as a StyleGAN2 generator", found, expected)
 
     def converted(self) -> dict[str, torch.Tensor]:
         return {ours: convert(self.state[theirs]) for theirs, _, ours, convert in self.rules if ours is not None}
-
-
-def _count(items: list, noun: str, plural: str = "s") -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else plural}"
 
 
 def _top_index(state: Mapping[str, torch.Tensor], pattern: str) -> int:
