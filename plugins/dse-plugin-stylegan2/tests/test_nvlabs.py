@@ -17,6 +17,7 @@ from dse_core.cli import main
 from dse_core.errors import CheckpointError
 from dse_plugin_stylegan2 import Generator, StyleGAN2Config
 from dse_plugin_stylegan2.nvlabs import sniff_nvlabs
+from test_stylegan2 import perturbed  # every tensor non-trivial
 
 TOL = 1e-4
 
@@ -168,15 +169,6 @@ def to_nvlabs(G, source, num_fp16_res=4, architecture="skip"):
     kwargs = {**sizes, **image, "synthesis_kwargs": synthesis_kwargs, "mapping_kwargs": EasyDict(num_layers=cfg.mapping_layers)}
     return Persistent("Generator", source, children={"mapping": mapping, "synthesis": synthesis}, kwargs=kwargs,
                       **image, **sizes)
-
-
-def perturbed(config):
-    G = Generator(config).eval()
-    with torch.no_grad():
-        for p in G.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-        G.mapping.w_avg.normal_()
-    return G
 
 
 CONDITIONAL = StyleGAN2Config(resolution=16, channels={4: 16, 8: 12, 16: 8}, z_dim=12, w_dim=10, c_dim=5,
