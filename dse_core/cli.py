@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("invert", help="invert images (files or folders) with an encoder")
-    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP) or folders of them")
+    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, BMP, TIFF) or folders of them")
     p.add_argument("-o", "--output", default="out", help="output folder")
     p.add_argument("--gan", help="GAN family; alone, uses its embedded demo generator and encoder")
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")

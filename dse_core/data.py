@@ -1,6 +1,6 @@
 """Reading users' image files into generator-sized tensors.
 
-Any PNG, JPEG or WebP (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
+Any PNG, JPEG, WebP, BMP or TIFF (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
 [-1, 1] at the generator's resolution: turned upright as its EXIF orientation says,
 then the centre square is cropped and resized (antialiased bicubic). What had to
 change (orientation, aspect, alpha, bit depth) is reported per image, and an
@@ -9,8 +9,10 @@ unreadable file (or one too large to decode safely) is reported, not fatal.
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+
 from collections import Counter
+from pathlib import Path
 from typing import Iterable
 
 import attrs
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112  # the EXIF tag: 1 = upright, 2-8 = mirrored and/or rotated
 
 
@@ -51,8 +53,8 @@ def scan_inputs(inputs: Iterable[str | Path]) -> ImageScan:
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             found.extend(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
-            unsupported.update(p.suffix.lower() for p in files
-                               if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith("."))
+            unsupported.update(p.suffix.lower() for p in files  # images in formats we skip; notes etc. silently
+                               if p.suffix.lower() in _other_image_suffixes() and not p.name.startswith("."))
         elif path.is_file():
             found.append(path)
         else:
@@ -66,11 +68,17 @@ def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage
     return scan.found, scan.missing
 
 
+@functools.cache
+def _other_image_suffixes() -> frozenset[str]:
+    """Extensions of image formats PIL knows that dse does not read (.gif, .psd, ...)."""
+    Image.init()
+    return frozenset(Image.registered_extensions()) - set(IMAGE_SUFFIXES)
+
+
 def describe_unsupported(unsupported: dict[str, int]) -> str:
-    """``'3 files (.gif, .txt)'`` for the files :func:`scan_inputs` skipped."""
+    """``'3 images (.gif, .psd)'`` for the images in other formats :func:`scan_inputs` skipped."""
     n = sum(unsupported.values())
-    suffixes = ", ".join(s or "no extension" for s in unsupported)
-    return f"{n} file{'s' if n != 1 else ''} ({suffixes})"
+    return f"{n} image{'s' if n != 1 else ''} ({', '.join(unsupported)})"
 
 
 def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray:

@@ -334,11 +334,11 @@ def _inputs(inputs: Sequence[str | Path], dist: Dist, log: Callable[[str], None]
     skipped = describe_unsupported(scan.unsupported) if scan.unsupported else ""
     if not scan.found and not scan.missing:
         raise DseError(f"no images ({suffixes}) found in {', '.join(map(str, inputs))}"
-                       + (f"; skipped {skipped} with other extensions" if skipped else ""))
+                       + (f"; skipped {skipped} in other formats" if skipped else ""))
     failed = list(scan.missing) if dist.is_main else []  # every rank finds the same missing inputs
     if dist.is_main:
         if skipped:
-            log(f"skipped {skipped} in the input folders: not {suffixes}")
+            log(f"skipped {skipped} in the input folders: dse reads {suffixes}")
         for bad in failed:
             log(f"skipped {bad.path}: {bad.reason}")
     names = output_names(scan.found, [Path(p) for p in inputs])  # over all inputs: the same on every rank

@@ -8,10 +8,11 @@ from PIL import Image
 from dse_core.data import find_images, load_image
 
 
-def test_rgb_png_round_trips_exactly(tmp_path):
+@pytest.mark.parametrize("name", ["a.png", "a.bmp", "a.tif"])  # lossless formats: exact
+def test_rgb_images_round_trip_exactly(tmp_path, name):
     pixels = (np.arange(16 * 16 * 3) % 256).astype(np.uint8).reshape(16, 16, 3)
-    Image.fromarray(pixels).save(tmp_path / "a.png")
-    item = load_image(tmp_path / "a.png", 16)
+    Image.fromarray(pixels).save(tmp_path / name)
+    item = load_image(tmp_path / name, 16)
     assert item.notes == ()
     expected = torch.from_numpy(pixels).permute(2, 0, 1).float() / 127.5 - 1
     assert torch.allclose(item.tensor, expected, atol=1e-6)
@@ -72,12 +73,12 @@ def test_find_images_walks_folders_sorted_and_reports_missing(tmp_path):
 def test_find_images_says_which_files_it_skips(tmp_path):
     from dse_core.data import describe_unsupported, scan_inputs
 
-    for name in ("a.png", "notes.txt", "b.gif", "c.GIF", ".DS_Store"):
+    for name in ("a.png", "d.tif", "notes.txt", "b.gif", "c.GIF", "e.psd", ".DS_Store", ".x.gif"):
         (tmp_path / name).write_bytes(b"x")
     scan = scan_inputs([tmp_path])
-    assert [p.name for p in scan.found] == ["a.png"]
-    assert scan.unsupported == {".gif": 2, ".txt": 1}  # hidden files are not counted
-    assert describe_unsupported(scan.unsupported) == "3 files (.gif, .txt)"
+    assert [p.name for p in scan.found] == ["a.png", "d.tif"]
+    assert scan.unsupported == {".gif": 2, ".psd": 1}  # images in other formats; not notes, not hidden files
+    assert describe_unsupported(scan.unsupported) == "3 images (.gif, .psd)"
 
 
 def test_decompression_bomb_is_a_bad_image(tmp_path, monkeypatch):

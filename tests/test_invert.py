@@ -285,11 +285,12 @@ def test_ctrl_c_writes_the_run_files_for_the_images_done(pair, tmp_path, monkeyp
 def test_no_image_inverted_says_so_instead_of_an_empty_table(pair, tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
-    (tmp_path / "bad" / "notes.txt").write_text("not an image")
+    (tmp_path / "bad" / "notes.txt").write_text("not an image")  # not counted: not an image format
+    (tmp_path / "bad" / "anim.gif").write_bytes(b"GIF89a")
     assert run_invert(tmp_path, tmp_path / "bad", "--quiet") == 1
     captured = capsys.readouterr()
     assert "no image was inverted" in captured.out and "mean" not in captured.err
-    assert "skipped 1 file (.txt)" in captured.err
+    assert "skipped 1 image (.gif)" in captured.err and ".txt" not in captured.err
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["images"] == []
 
 
