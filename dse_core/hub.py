@@ -158,7 +158,7 @@ def download(repo_id: str, revision: str | None = None, pull_hint: str | None = 
                                           local_files_only=offline()))
 
     folder = fetch()
-    bad = [p for p in sorted(folder.iterdir()) if p.is_file() and _mismatch(p) is not None]
+    bad = [p for p in sorted(folder.iterdir()) if p.is_file() and hash_mismatch(p) is not None]
     if not bad:
         return folder
     for path in bad:
@@ -186,7 +186,7 @@ def fetch_file(repo_id: str, filename: str, revision: str | None = None, sha256:
             return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline()))
 
     path = fetch()
-    if _mismatch(path, sha256) is None:
+    if hash_mismatch(path, sha256) is None:
         return path
     _evict(path)
     where = f"{repo_id}@{revision or 'main'} ({filename})"
@@ -230,7 +230,7 @@ def cached_sha256(path: str | Path) -> str:
     return _verified[key]
 
 
-def _mismatch(path: Path, sha256: str | None = None) -> tuple[str, str] | None:
+def hash_mismatch(path: Path, sha256: str | None = None) -> tuple[str, str] | None:
     """(expected, actual) when ``path`` does not hash to ``sha256`` (or, without one, to its Hub hash)."""
     expected = sha256 or expected_hash(path)
     if expected is None:
@@ -244,7 +244,7 @@ def _mismatch_text(sha256: str | None) -> str:
 
 
 def _refuse_if_corrupt(path: Path, sha256: str | None, where: str) -> None:
-    bad = _mismatch(path, sha256)
+    bad = hash_mismatch(path, sha256)
     if bad is not None:
         _evict(path)
         raise ChecksumError(

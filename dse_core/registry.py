@@ -306,21 +306,28 @@ def cache_status(entry: CheckpointEntry) -> str:
 
 
 def check_cached(entry: CheckpointEntry) -> tuple[str, str]:
-    """(status, detail) for the cached checkpoint file: ``ok``, ``MISMATCH``, ``unverified``, ``not cached``."""
+    """(status, detail) for the cached files: ``ok``, ``MISMATCH``, ``unverified``, ``not cached``.
+
+    The checkpoint is checked against its pinned sha256, else the Hub's own hash; its extra files
+    (configs) against the Hub's hash (sha256 for LFS files, git sha1 for the rest).
+    """
     from . import hub
 
     path = cached_path(entry)
     if path is None:
         return "not cached", ""
-    actual = hub.sha256_of(path)
+    bad = []
+    for name in _files(entry):
+        cached = path if name == entry.hub.file else cached_path(entry, name)
+        pin = entry.pinned if name == entry.hub.file else None
+        mismatch = hub.hash_mismatch(cached, pin) if cached is not None else None
+        if mismatch is not None:
+            bad.append(f"{cached}: hashes to {mismatch[1]}, {'the registry pins' if pin else 'the Hub says'} {mismatch[0]}")
+    if bad:
+        return "MISMATCH", "; ".join(bad)
     if entry.pinned:
-        if actual == entry.pinned:
-            return "ok", actual
-        return "MISMATCH", f"{path}: sha256 {actual}, registry pins {entry.pinned}"
-    etag = hub.expected_hash(path)
-    if etag and len(etag) == 64 and etag != actual:
-        return "MISMATCH", f"{path}: sha256 {actual}, the Hub's hash is {etag}"
-    return "unverified", f"sha256 {actual} (no pinned sha256: {entry.hub.unverified_reason})"
+        return "ok", entry.pinned
+    return "unverified", f"sha256 {hub.sha256_of(path)} (no pinned sha256: {entry.hub.unverified_reason})"
 
 
 def check_against_plugins(entry: CheckpointEntry, families: Mapping[str, Any]) -> list[str]:

@@ -281,3 +281,21 @@ def test_a_registry_encoder_is_checked_against_the_generator_id_it_inverts(hub_s
             load_encoder("test-enc", generator=load_generator("test-sg2b"))
         with pytest.warns(DseWarning, match="records only 'test-sg2': cannot check"):
             load_encoder("test-enc", generator=load_generator(ROSINALITY))
+
+
+def test_models_check_covers_extra_files_by_the_hubs_git_hash(hub_server, capsys):
+    data, config = ROSINALITY.read_bytes(), b'{"note": "a small file the reader needs"}\n'
+    hub_server.seed("nv/extra", {"g.pt": data, "cfg.json": config})
+    item = entry("test-extra", "nv/extra", "g.pt")
+    item["hub"]["extra_files"] = ["cfg.json"]
+    with registry_with(item):
+        assert main(["pull", "test-extra"]) == 0
+        assert main(["models", "--check"]) == 0
+        assert "test-extra: unverified" in capsys.readouterr().out
+        [small] = [b for b in blobs("nv/extra") if b.read_bytes() == config]  # stored under its git sha1
+        assert len(small.name) == 40
+        small.chmod(0o644)
+        small.write_bytes(config.replace(b"small", b"SMALL"))
+        assert main(["models", "--check"]) == 1
+        out = capsys.readouterr().out
+        assert "test-extra: MISMATCH:" in out and "cfg.json: hashes to" in out and f"the Hub says {small.name}" in out
