@@ -226,7 +226,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.preset, samples=args.samples, batch_size=args.batch_size, lr=args.lr, truncation_psi=args.truncation,
             truncation_cutoff=args.truncation_cutoff, style_mixing_prob=args.style_mixing, seed=args.seed,
             log_every=args.log_every, grid_every=args.grid_every, checkpoint_every=args.checkpoint_every,
-            precision=args.precision,
+            precision=args.precision, latent_step=args.latent_step,
         )
     except ValueError as exc:  # attrs validators: "'samples' must be > 0: 0"
         raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
@@ -556,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="truncation psi of the training samples (default: the preset's; code-*: 0.7 on 8 ws, else 1)")
     p.add_argument("--truncation-cutoff", type=int, default=None, help="truncate only the first K ws")
     p.add_argument("--style-mixing", type=float, default=None, help="style-mixing probability (default: the preset's)")
+    p.add_argument("--latent-step", choices=["joint", "separate"], default=None,
+                   help="joint: one optimizer step on image + latent loss; separate: a second step on the latent loss "
+                   "alone (the authors' code). Default: the preset's (code-*: separate)")
     p.add_argument("--lpips-weight", type=float, default=None, help="override the preset's LPIPS weight (0: no LPIPS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10, help="steps")

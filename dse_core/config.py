@@ -137,7 +137,15 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it
+    """The process umask, read without changing it where the OS allows (setting it races other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it, briefly
     os.umask(mask)
     return mask
 

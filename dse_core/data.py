@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112  # the EXIF tag: 1 = upright, 2-8 = mirrored and/or rotated
 
 
@@ -68,11 +68,15 @@ def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage
     return scan.found, scan.missing
 
 
+_NOT_PICTURES = {".h5", ".hdf", ".bufr", ".grib", ".mpg", ".mpeg", ".eps", ".ps", ".emf", ".wmf", ".iim"}  # data, video, vector
+
+
 @functools.cache
 def _other_image_suffixes() -> frozenset[str]:
     """Extensions of image formats PIL knows that dse does not read (.gif, .psd, ...)."""
     Image.init()
-    return frozenset(Image.registered_extensions()) - set(IMAGE_SUFFIXES)
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(readable - set(IMAGE_SUFFIXES) - _NOT_PICTURES)
 
 
 def describe_unsupported(unsupported: dict[str, int]) -> str:

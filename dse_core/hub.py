@@ -90,12 +90,10 @@ def split_revision(spec: str) -> tuple[str, str | None]:
 
 
 def is_repo_id(text: str) -> bool:
-    """``owner/name[@rev]``, unless it reads as a local path that is missing: a weights file name
-    (``models/ffhq.pkl``) or a name inside a local folder (``runs/e9`` where ``runs/`` exists)."""
+    """``owner/name[@rev]``, unless it names a weights file (``models/ffhq.pkl``: a missing local path)."""
     if not _REPO_ID.match(text):
         return False
-    name = Path(split_revision(text)[0])
-    return name.suffix.lower() not in _WEIGHT_SUFFIXES and not name.parent.is_dir()
+    return Path(split_revision(text)[0]).suffix.lower() not in _WEIGHT_SUFFIXES
 
 
 # -- Hub I/O through huggingface_hub -------------------------------------------------------------

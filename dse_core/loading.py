@@ -266,7 +266,13 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         return Resolved(_model_folder(path, kind), origin, entry)
     if hub.is_repo_id(text):
         repo_id, rev = hub.split_revision(text)
-        folder = hub.download(repo_id, revision or rev)
+        try:
+            folder = hub.download(repo_id, revision or rev)
+        except DseError as exc:
+            if Path(repo_id).parent.is_dir():  # `runs/e9` beside a local runs/: most likely a mistyped path
+                raise DseError(f"{text}: no such file or folder here, nor a Hub repo I can fetch ({exc.message})",
+                               hint=exc.hint) from None
+            raise
         origin.update(repo_id=repo_id, revision=hub.commit_of(folder) or revision or rev)
         return Resolved(folder, origin)
     if "/" not in text and "\\" not in text and registry.entries():

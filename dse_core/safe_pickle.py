@@ -346,6 +346,21 @@ def _module_children(state: dict) -> dict[str, PersistentRecord]:
     return {k: v for k, v in children.items() if v is not None}
 
 
+def latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    """Stand-in for ``_codecs.encode``, which protocol-2 pickles use to spell a bytes object."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("_codecs.encode is allowed only to turn a str into latin-1 bytes")
+    return text.encode("latin-1")
+
+
+# What protocol 2 and 3 pickles (Python 3.7's default) write for plain values: a module's
+# ``_non_persistent_buffers_set`` as ``set(...)``, and bytes (protocol 2) through _codecs.encode.
+BUILTIN_GLOBALS: dict[str, Callable[..., Any]] = {
+    "builtins.set": set,
+    "__builtin__.set": set,
+    "_codecs.encode": latin1_bytes,
+}
+
 TENSOR_GLOBALS: dict[str, Callable[..., Any]] = {
     "collections.OrderedDict": collections.OrderedDict,
     "torch._utils._rebuild_tensor_v2": rebuild_tensor,

@@ -73,10 +73,10 @@ def test_find_images_walks_folders_sorted_and_reports_missing(tmp_path):
 def test_find_images_says_which_files_it_skips(tmp_path):
     from dse_core.data import describe_unsupported, scan_inputs
 
-    for name in ("a.png", "d.tif", "notes.txt", "b.gif", "c.GIF", "e.psd", ".DS_Store", ".x.gif"):
+    for name in ("a.png", "d.tif", "f.jfif", "notes.txt", "b.gif", "c.GIF", "e.psd", "paper.pdf", "g.h5", ".DS_Store", ".x.gif"):
         (tmp_path / name).write_bytes(b"x")
     scan = scan_inputs([tmp_path])
-    assert [p.name for p in scan.found] == ["a.png", "d.tif"]
+    assert [p.name for p in scan.found] == ["a.png", "d.tif", "f.jfif"]
     assert scan.unsupported == {".gif": 2, ".psd": 1}  # images in other formats; not notes, not hidden files
     assert describe_unsupported(scan.unsupported) == "3 images (.gif, .psd)"
 

@@ -240,3 +240,18 @@ def test_code_presets_sample_like_the_authors_scripts(tmp_path):
                  "--lpips-weight", "0", "--quiet", "--truncation", "0.5"]) == 0
     train_config = json.loads((tmp_path / "p" / "run.json").read_text())["train"]
     assert (train_config["truncation_psi"], train_config["truncation_cutoff"], train_config["latent_step"]) == (0.5, None, "joint")
+
+
+def test_runs_started_before_an_option_existed_resume_with_its_default(tmp_path, capsys):
+    from dse_core.cli import main
+
+    common = ["train", "--gan", "stylegan2", "--batch-size", "2", "--lpips-weight", "0", "--quiet",
+              "--checkpoint-every", "1"]
+    assert main([*common, "-o", str(tmp_path / "r"), "--samples", "2"]) == 0
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    del record["train"]["latent_step"]  # as an older dse wrote it
+    (tmp_path / "r" / "run.json").write_text(json.dumps(record))
+    assert main([*common, "-o", str(tmp_path / "r"), "--samples", "4", "--resume"]) == 0  # absent = "joint"
+    capsys.readouterr()
+    assert main([*common, "-o", str(tmp_path / "r"), "--samples", "6", "--resume", "--latent-step", "separate"]) == 2
+    assert "other settings (train.latent_step)" in capsys.readouterr().err

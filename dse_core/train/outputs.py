@@ -27,6 +27,18 @@ def run_record(config, loss_config, encoder_config, generator_info: dict, loss_m
             "generator": generator_info, "lpips": loss_metadata}
 
 
+_ABSENT = object()
+
+
+def _saved(record: dict, section: str, key: str, train_cls: type, loss_cls: type):
+    """A run.json value; a key the run predates means that option's default (what the older code did)."""
+    value = record.get(section, {}).get(key, _ABSENT)
+    if value is not _ABSENT:
+        return value
+    defaults = {"train": lambda: attrs.asdict(train_cls()), "loss": lambda: to_dict(loss_cls())}.get(section)
+    return json.loads(json.dumps(defaults().get(key))) if defaults else None
+
+
 def _defining(section: str, key: str) -> bool:
     """Whether a run.json entry must match on --resume: not the budget, the generator's path or weight files' paths."""
     if section == "generator":
@@ -70,7 +82,7 @@ class RunFiles:
                            hint="restore it from a backup, or start a new run") from None
         now = json.loads(json.dumps(run_record(config, loss_config, encoder_config, generator_info, loss_metadata)))
         changed = [f"{section}.{key}" for section, values in now.items() for key, value in values.items()
-                   if _defining(section, key) and saved.get(section, {}).get(key) != value]
+                   if _defining(section, key) and _saved(saved, section, key, type(config), type(loss_config)) != value]
         if changed:
             raise DseError(f"{self.run_dir} was started with other settings ({', '.join(changed)})",
                            hint="resume with the same generator and options (only --samples may grow), or start a new run")

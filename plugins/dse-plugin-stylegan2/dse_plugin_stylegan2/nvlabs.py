@@ -26,13 +26,21 @@ import torch
 from dse_core.checkpoints import describe
 from dse_core.errors import CheckpointError
 from dse_core.hub import load_state
-from dse_core.safe_pickle import NUMPY_SCALAR_GLOBALS, TENSOR_GLOBALS, PersistentRecord, persistent_record, safe_load
+from dse_core.safe_pickle import (
+    BUILTIN_GLOBALS,
+    NUMPY_SCALAR_GLOBALS,
+    TENSOR_GLOBALS,
+    PersistentRecord,
+    persistent_record,
+    safe_load,
+)
 
 from .convert import _filter_1d
 from .model import Generator, StyleGAN2Config
 
 # Everything a stylegan2-ada-pytorch snapshot pickle names, mapped to our stand-ins.
 NVLABS_GLOBALS = {
+    **BUILTIN_GLOBALS,
     **TENSOR_GLOBALS,
     **NUMPY_SCALAR_GLOBALS,
     "torch_utils.persistence._reconstruct_persistent_obj": persistent_record,

@@ -180,7 +180,8 @@ def marker_source(marker):
     return f"open({str(marker)!r}, 'w').write('ran')\n" + "# the rest of training/networks.py\n" * 2000
 
 
-def test_conditional_clamped_fp16_pickle_is_read_without_running_its_source(tmp_path, nvlabs_names):
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])  # 3 was Python 3.7's default, when NVlabs released theirs
+def test_conditional_clamped_fp16_pickle_is_read_without_running_its_source(tmp_path, nvlabs_names, protocol):
     reference = perturbed(CONDITIONAL)
     with torch.no_grad():
         reference.synthesis.b4.torgb.bias.fill_(400.0)  # beyond conv_clamp=256: the clamp decides the image
@@ -188,7 +189,7 @@ def test_conditional_clamped_fp16_pickle_is_read_without_running_its_source(tmp_
     path = tmp_path / "network-snapshot-000100.pkl"
     snapshot = {"training_set_kwargs": EasyDict(use_labels=True), "G": to_nvlabs(reference, marker_source(marker)),
                 "D": None, "augment_pipe": None}  # no G_ema: the reader falls back to G
-    path.write_bytes(pickle.dumps(snapshot, protocol=4))
+    path.write_bytes(pickle.dumps(snapshot, protocol=protocol))
 
     G = dse_core.load_generator(path)
     assert G.config == CONDITIONAL and G.source["format"] == "stylegan2/nvlabs"
