@@ -95,6 +95,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .loading import load_generator, resolve_device
 
     device = resolve_device(args.device)
+    args.generator = _generator_spec(args)
     generator = load_generator(args.generator, gan=args.gan, device=device)
     if generator.c_dim and args.class_index is None:
         raise DseError(f"{args.generator} is conditional (c_dim={generator.c_dim})", hint="pass --class INDEX")
@@ -135,13 +136,17 @@ def _generator_spec(args: argparse.Namespace) -> str:
     return f"demo:{args.gan}"
 
 
-def _lpips_for(args: argparse.Namespace, needed: bool):
+def _lpips_for(args: argparse.Namespace, needed: bool, without: str = "--lpips-weight 0 to train without LPIPS"):
     """The LPIPS module the user's options allow, or None when no trained backbone is available and none was allowed."""
     from .loss import load_lpips
 
     if not needed:
         return None
-    return load_lpips(args.lpips_weights, hub_repo=args.lpips_hub, allow_untrained=args.allow_untrained_lpips)
+    try:
+        return load_lpips(args.lpips_weights, hub_repo=args.lpips_hub, allow_untrained=args.allow_untrained_lpips)
+    except DseError as exc:  # the library's hint names Python arguments; say it in options
+        raise DseError(exc.message, hint="pass --lpips-weights FILE (a torchvision vgg16 state dict) or --lpips-hub REPO "
+                       f"(e.g. timm/vgg16.tv_in1k); or --allow-untrained-lpips (recorded), or {without}") from None
 
 
 def _lpips_note(lpips) -> str:
@@ -163,8 +168,8 @@ def _positive_int(text: str) -> int:
 
 def cmd_invert(args: argparse.Namespace) -> int:
     from .hub import generator_fingerprint
-    from .invert import Inverter, invert_files, portable_spec
-    from .loading import load_encoder, load_generator, resolve_device
+    from .invert import Inverter, invert_files
+    from .loading import check_encoder_matches, load_encoder, load_generator, portable_spec, recorded_generator, resolve_device
     from .refine import make_refinement
     from .train import distributed
 
@@ -172,14 +177,20 @@ def cmd_invert(args: argparse.Namespace) -> int:
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
     device = resolve_device(args.device)
     dist, device = distributed.init(device)
-    generator_spec = _generator_spec(args)
     encoder_spec = args.encoder or (f"demo:{args.gan}" if not args.generator and args.gan else None)
     if encoder_spec is None:
         raise DseError("say which encoder to use", hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
-    generator = load_generator(generator_spec, gan=args.gan, device=device)
-    encoder = load_encoder(encoder_spec, gan=generator.family, device=device, generator=generator, force=args.force)
+    if args.encoder and not args.generator and not args.gan:  # the generator the encoder was trained for
+        encoder = load_encoder(encoder_spec, device=device)
+        generator_spec = recorded_generator(encoder)
+        generator = load_generator(generator_spec, device=device)
+        check_encoder_matches(encoder, generator, force=args.force)
+    else:
+        generator_spec = _generator_spec(args)
+        generator = load_generator(generator_spec, gan=args.gan, device=device)
+        encoder = load_encoder(encoder_spec, gan=generator.family, device=device, generator=generator, force=args.force)
     try:
-        lpips = _lpips_for(args, needed=not args.no_lpips)
+        lpips = _lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
     except DseError as exc:
         if args.lpips_weights or args.lpips_hub:
             raise
@@ -216,29 +227,34 @@ def cmd_invert(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import attrs
 
-    from .loading import load_generator, resolve_device
-    from .loss import get_preset
+    from .config import from_dict
+    from .loading import load_generator, portable_spec, resolve_device
+    from .loss import LossConfig, get_preset
     from .train import config_for_preset, train
 
-    preset = get_preset(args.preset)
+    # options not given: the run's own on --resume, else the preset's / the defaults
+    saved = _saved_run(Path(args.output)) if args.resume else {}
+    given = {"preset": args.preset, "samples": args.samples, "batch_size": args.batch_size, "lr": args.lr,
+             "truncation_psi": args.truncation, "truncation_cutoff": args.truncation_cutoff,
+             "style_mixing_prob": args.style_mixing, "seed": args.seed, "log_every": args.log_every,
+             "grid_every": args.grid_every, "checkpoint_every": args.checkpoint_every, "precision": args.precision,
+             "latent_step": args.latent_step}
+    options = {k: v if v is not None else saved.get("train", {}).get(k) for k, v in given.items()}
+    preset_name = options.pop("preset") or "paper-s2"
+    preset = get_preset(preset_name)
     try:
-        config = config_for_preset(
-            args.preset, samples=args.samples, batch_size=args.batch_size, lr=args.lr, truncation_psi=args.truncation,
-            truncation_cutoff=args.truncation_cutoff, style_mixing_prob=args.style_mixing, seed=args.seed,
-            log_every=args.log_every, grid_every=args.grid_every, checkpoint_every=args.checkpoint_every,
-            precision=args.precision, latent_step=args.latent_step,
-        )
+        config = config_for_preset(preset_name, **options)
     except ValueError as exc:  # attrs validators: "'samples' must be > 0: 0"
         raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
     device = resolve_device(args.device)
-    generator_spec = _generator_spec(args)
+    generator_spec = args.generator or (None if args.gan else saved.get("generator", {}).get("id")) or _generator_spec(args)
     generator = load_generator(generator_spec, gan=args.gan)
     family = _family(generator.family)
     if family.encoder is None:
         raise DseError(f"the {family.name} plugin defines no encoder variant; it cannot be inverted yet")
     encoder_config = family.encoder(generator)
     encoder_config = attrs.evolve(encoder_config, downsample="fused" if preset.fused_downsample else "avgpool")
-    loss_config = preset.loss
+    loss_config = from_dict(LossConfig, saved["loss"], Path(args.output) / "run.json") if saved else preset.loss
     if args.lpips_weight is not None:
         loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=args.lpips_weight))
     if args.attention is not None:
@@ -247,7 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     gradcam = _gradcam_for(args, needed=loss_config.attention == "gradcam")
     from .hub import generator_record
 
-    info = generator_record(generator, generator_spec)  # id, fingerprint, repo/revision: what dse invert checks
+    info = generator_record(generator, portable_spec(generator_spec))  # id, fingerprint, repo/revision: what invert checks
     try:
         result = train(generator, args.output, config, loss_config, encoder_config, lpips=lpips, gradcam=gradcam,
                        resume=args.resume, device=device, generator_info=info, progress=not args.quiet,
@@ -257,6 +273,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.rank == 0:
         print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
     return 0
+
+
+def _saved_run(run_dir: Path) -> dict:
+    """run.json of the run to resume ({} when there is none: train() then says there is nothing to resume)."""
+    from .config import read_json
+
+    return read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
 
 
 def _gradcam_for(args: argparse.Namespace, needed: bool):
@@ -276,16 +299,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .invert import find_latents, match_latents, read_latents
     from .loading import load_generator, resolve_device
 
+    if Path(args.output).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        raise DseError(f"-o {args.output}: dse generate writes one PNG per latent file into a folder",
+                       hint="pass a folder name")
     device = resolve_device(args.device)
     paths = find_latents(args.latents)
     generators: dict[str, object] = {}
     checked: set[tuple[str, str]] = set()  # (generator spec, recorded fingerprint) pairs already compared
     for path in paths:
         file = read_latents(path)
-        spec = args.generator or file.metadata.get("generator")
+        spec = args.generator or file.metadata.get("generator") or (f"demo:{args.gan}" if args.gan else None)
         if not spec:
             raise DseError(f"{path}: no generator recorded (a {path.suffix} file without its .safetensors beside it)",
-                           hint="pass --generator with the generator the latents were inverted with")
+                           hint="pass --generator with the generator the latents were inverted with "
+                                "(--gan FAMILY alone: its demo generator)")
         if spec not in generators:
             generators[spec] = load_generator(spec, gan=args.gan or file.metadata.get("family"), device=device)
         generator = generators[spec]
@@ -502,8 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("sample", help="draw random samples from a generator")
-    p.add_argument("--generator", required=True, help="checkpoint file, converted folder or Hub repo id")
-    p.add_argument("--gan", help="GAN family (default: detected)")
+    p.add_argument("--generator", help="checkpoint file, converted folder, Hub repo id or demo:FAMILY")
+    p.add_argument("--gan", help="GAN family (default: detected); alone, samples its embedded demo generator")
     p.add_argument("-n", "--num", type=_positive_int, default=16, help="number of samples")
     p.add_argument("-o", "--output", default="samples.png", help="a .png grid, or a folder for one PNG each plus grid.png")
     p.add_argument("--seed", type=int, default=0)
@@ -546,12 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gan", help="GAN family; alone, trains on its embedded demo generator")
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
     p.add_argument("-o", "--output", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in -o from its latest checkpoint")
-    p.add_argument("--preset", default="paper-s2", help="paper-s2 (default), paper-s1, code-s2, code-s1, "
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its latest checkpoint, with "
+                   "its own generator and options (those given must match, except --samples, which may grow)")
+    p.add_argument("--preset", default=None, help="paper-s2 (default), paper-s1, code-s2, code-s1, "
                    "paper-s1-misaligned, code-s1-misaligned (the last two: Grad-CAM areas)")
-    p.add_argument("--samples", type=int, default=210_000, help="training budget in samples (paper: 30000 x 7)")
+    p.add_argument("--samples", type=int, default=None, help="training budget in samples (default 210000, the paper's "
+                   "30000 x 7; with --resume, the run's own, so an interrupted run finishes where it meant to)")
     p.add_argument("--batch-size", type=int, default=None, help="per process (default 8 / 4 / 2 at 256 / 512 / 1024 px)")
-    p.add_argument("--lr", type=float, default=0.0015)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.0015)")
     p.add_argument("--truncation", type=float, default=None,
                    help="truncation psi of the training samples (default: the preset's; code-*: 0.7 on 8 ws, else 1)")
     p.add_argument("--truncation-cutoff", type=int, default=None, help="truncate only the first K ws")
@@ -560,11 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joint: one optimizer step on image + latent loss; separate: a second step on the latent loss "
                    "alone (the authors' code). Default: the preset's (code-*: separate)")
     p.add_argument("--lpips-weight", type=float, default=None, help="override the preset's LPIPS weight (0: no LPIPS)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=10, help="steps")
-    p.add_argument("--grid-every", type=int, default=500, help="steps")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="bf16/fp16 on GPUs")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--log-every", type=int, default=None, help="steps (default 10)")
+    p.add_argument("--grid-every", type=int, default=None, help="steps (default 500)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps (default 500)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="bf16/fp16 on GPUs (default fp32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _lpips_args(p)
     group = p.add_argument_group("AT1/AT2 areas (Sec. III-B); Grad-CAM uses an ImageNet VGG16 with its classifier, never downloaded")

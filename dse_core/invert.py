@@ -118,14 +118,6 @@ def check_latent_shapes(generator, encoder) -> None:
                        hint="pass the encoder trained for this generator (`dse train --generator ...` makes one)")
 
 
-def portable_spec(spec: str | Path) -> str:
-    """A model spec that loads from any working directory: local paths made absolute, ids kept as they are."""
-    text = str(spec)
-    if text.startswith("demo:") or not Path(text).exists():
-        return text  # demo:FAMILY, a registry id or a Hub repo id
-    return str(Path(text).absolute())
-
-
 def _stem(path: Path, roots: Sequence[Path]) -> str:
     """A readable output name: the path below the input folder it came from."""
     for root in roots:

@@ -169,6 +169,26 @@ def check_encoder_matches(encoder, generator, force: bool = False, entry=None) -
     warnings.warn(message + "; using it anyway (--force)", hub.DseWarning, stacklevel=3)
 
 
+def recorded_generator(encoder, entry=None) -> str:
+    """The spec of the generator ``encoder`` was trained for, to load it by (``dse invert --encoder`` alone)."""
+    record = _trained_for(encoder, entry)
+    spec = record.get("registry_id") or (f"{record['repo_id']}@{record['revision']}" if record.get("repo_id")
+                                         and record.get("revision") else record.get("repo_id")) or record.get("id")
+    if not spec:
+        name = (getattr(encoder, "origin", None) or {}).get("spec") or "the encoder"
+        raise DseError(f"{name} does not record the generator it was trained for",
+                       hint="pass --generator (and --gan) for the generator it inverts")
+    return spec
+
+
+def portable_spec(spec: str | Path) -> str:
+    """A model spec that loads from any working directory: local paths made absolute, ids kept as they are."""
+    text = str(spec)
+    if text.startswith(DEMO_PREFIX) or not Path(text).exists():
+        return text  # demo:FAMILY, a registry id or a Hub repo id
+    return str(Path(text).absolute())
+
+
 def _trained_for(encoder, entry) -> dict[str, Any]:
     """The encoder's record of its generator, else what its registry entry says it inverts."""
     record = dict(((getattr(encoder, "source", None) or {}).get("generator")) or {})
@@ -259,6 +279,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         if entry.kind != kind:
             raise DseError(f"{entry.id} is a registry {entry.kind}, not a {kind}",
                            hint=f"pass it as --{entry.kind}" if entry.kind in ("generator", "encoder") else None)
+        get_host().family(entry.family)  # no download for a family no installed plugin can read
         rev = revision or hub.split_revision(text)[1]
         path = registry.fetch(entry, rev)
         origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,

@@ -67,3 +67,11 @@ def test_bad_sample_and_convert_arguments_are_errors_not_tracebacks(tmp_path, fi
     assert main(["sample", "--generator", "demo:stylegan2", "-n", "1", "-o", str(target)]) == 2
     assert f"dse: error: {target}: cannot write here ({tmp_path / 'a-file'} is a file, not a folder)" in capsys.readouterr().err
     assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+def test_gan_alone_means_its_demo_model_and_generate_wants_a_folder(tmp_path, capsys):
+    assert main(["sample", "--gan", "stylegan2", "-n", "2", "-o", str(tmp_path / "s.png")]) == 0
+    assert "stylegan2, 32px" in capsys.readouterr().out and (tmp_path / "s.png").is_file()
+    assert main(["generate", str(tmp_path), "-o", str(tmp_path / "regen.png")]) == 2
+    assert "writes one PNG per latent file into a folder" in capsys.readouterr().err
+    assert not (tmp_path / "regen.png").exists()

@@ -80,3 +80,22 @@ def test_dse_train_records_the_fingerprint_and_dse_invert_checks_it(tiny_generat
     assert "dse: warning: encoder" in capsys.readouterr().err
     assert main(["invert", "--generator", str(tmp_path / "g"), "-o", str(tmp_path / "o3"), *common]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_invert_with_only_an_encoder_loads_the_generator_it_was_trained_for(tiny_generator, tmp_path, monkeypatch, capsys,
+                                                                            fixtures):
+    monkeypatch.chdir(tmp_path)
+    tiny_generator.save_pretrained(tmp_path / "g")
+    save_image(torch.zeros(3, 16, 16), tmp_path / "in" / "a.png")
+    assert main(["train", "--generator", "g", "-o", "run", "--samples", "2", "--batch-size", "2",  # a relative path
+                 "--lpips-weight", "0", "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path / "in")  # elsewhere: the recorded path still leads to g
+    assert main(["invert", "a.png", "--encoder", str(tmp_path / "run"), "-o", str(tmp_path / "out"), "--no-lpips",
+                 "--quiet"]) == 0
+    meta = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert json.dumps(meta).count(str(tmp_path / "g")) >= 1
+    capsys.readouterr()
+    # an encoder that records nothing (the authors' .pth) needs --generator
+    authors = str(fixtures / "dse-encoder-stylegan2" / "E_model_ep6_iter29999.pth")
+    assert main(["invert", "a.png", "--encoder", authors, "-o", str(tmp_path / "o2")]) == 2
+    assert "does not record the generator it was trained for" in capsys.readouterr().err

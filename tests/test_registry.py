@@ -126,6 +126,9 @@ def test_plugins_add_entries_and_a_broken_one_is_named(tmp_path):
             load_generator("stylegan2-ffhq-1042")
         with pytest.raises(DseError, match="toy-enc-64 is a registry encoder, not a generator"):
             load_generator("toy-enc-64")
+        # a family no installed plugin reads: refused before anything is fetched (HF_HUB_OFFLINE would say "not cached")
+        with pytest.raises(UnknownNameError, match="pip install dse-plugin-biggan"):
+            load_generator("biggan-deep-128")
 
 
 def test_dse_models_still_works_and_names_a_broken_plugin(capsys):

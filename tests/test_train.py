@@ -255,3 +255,24 @@ def test_runs_started_before_an_option_existed_resume_with_its_default(tmp_path,
     capsys.readouterr()
     assert main([*common, "-o", str(tmp_path / "r"), "--samples", "6", "--resume", "--latent-step", "separate"]) == 2
     assert "other settings (train.latent_step)" in capsys.readouterr().err
+
+
+def test_resume_takes_the_runs_own_generator_and_options(tmp_path, tiny_generator, capsys):
+    from dse_core.cli import main
+
+    tiny_generator.save_pretrained(tmp_path / "g")
+    run = str(tmp_path / "r")
+    assert main(["train", "--generator", str(tmp_path / "g"), "-o", run, "--samples", "4", "--batch-size", "2",
+                 "--lpips-weight", "0", "--preset", "code-s2", "--lr", "0.01", "--checkpoint-every", "1", "--quiet"]) == 0
+    log = (tmp_path / "r" / "log.jsonl").read_text()
+    # nothing repeated: generator, preset, lr, LPIPS off and the budget all come from run.json
+    assert main(["train", "-o", run, "--resume", "--quiet"]) == 0
+    assert "trained 2 steps (4 samples)" in capsys.readouterr().out  # a finished run stays finished
+    assert main(["train", "-o", run, "--resume", "--samples", "8", "--quiet"]) == 0
+    assert "trained 4 steps (8 samples)" in capsys.readouterr().out
+    assert (tmp_path / "r" / "log.jsonl").read_text().startswith(log)
+    assert main(["train", "-o", run, "--resume", "--samples", "10", "--lr", "0.1", "--quiet"]) == 2
+    assert "other settings (train.lr)" in capsys.readouterr().err
+    assert main(["train", "-o", run, "--resume", "--samples", "10", "--lpips-weight", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-untrained-lpips" in err and "allow_untrained=True" not in err
