@@ -593,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=None, help="steps (default 10)")
     p.add_argument("--grid-every", type=int, default=None, help="steps (default 500)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps (default 500)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="bf16/fp16 on GPUs (default fp32)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="autocast: bf16 (GPUs, and CPUs with bf16 support) or fp16 (GPUs, with loss scaling); default fp32")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _lpips_args(p)
     group = p.add_argument_group("AT1/AT2 areas (Sec. III-B); Grad-CAM uses an ImageNet VGG16 with its classifier, never downloaded")

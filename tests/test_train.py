@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -276,3 +277,27 @@ def test_resume_takes_the_runs_own_generator_and_options(tmp_path, tiny_generato
     assert main(["train", "-o", run, "--resume", "--samples", "10", "--lpips-weight", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--allow-untrained-lpips" in err and "allow_untrained=True" not in err
+
+
+@pytest.mark.parametrize("precision, latent_step", [("bf16", "joint"), ("fp16", "separate")])
+def test_mixed_precision_steps_run_and_keep_float32_weights(tiny_generator, precision, latent_step):
+    # CPU autocast exercises the dtype paths CUDA autocast takes (a bf16/fp16 conv output beside a float32 tensor)
+    config = TrainConfig(samples=2, precision=precision, latent_step=latent_step)
+    encoder = Encoder(encoder_plan(tiny_generator)).train()
+    before = [p.detach().clone() for p in encoder.parameters()]
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu") if precision == "fp16" else None
+    latents, x = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(0), config,
+                                                    torch.device("cpu"))
+    terms = trainer_module.training_step(tiny_generator, encoder, trainer_module.DSELoss(NO_LPIPS), optimizer, latents, x,
+                                         config, scaler)
+    assert all(torch.isfinite(v) for v in terms.values())
+    assert all(p.dtype == torch.float32 for p in encoder.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, encoder.parameters()))  # it stepped
+
+
+def test_bf16_training_runs_on_a_cpu_and_fp16_asks_for_a_gpu(tiny_generator, tmp_path):
+    result = run(tiny_generator, tmp_path / "bf16", samples=4, precision="bf16")
+    assert result.samples == 4 and all(map(math.isfinite, result.final_terms.values()))
+    with pytest.raises(DseError, match="--precision fp16 needs a CUDA GPU"):
+        run(tiny_generator, tmp_path / "fp16", samples=4, precision="fp16")

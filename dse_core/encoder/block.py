@@ -57,7 +57,8 @@ class DSEBlock(EncoderBlock):
             residual = F.avg_pool2d(residual, 2)
         if self.in_channels != self.out_channels:
             residual = self.skip(residual)
-        return torch.lerp(x, residual, self.residual_weight), styles
+        # under autocast the conv path may be fp16/bf16 while the pooled residual is not: lerp wants one dtype
+        return torch.lerp(x, residual.to(x.dtype), self.residual_weight), styles
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, down={self.down}, num_styles={self.num_styles}"

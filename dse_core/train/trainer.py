@@ -140,8 +140,8 @@ def train(
     built by :class:`DSELoss` from local weights when None and the loss config asks for them).
     """
     dist, device = distributed.init(device)
-    if config.precision != "fp32" and device.type != "cuda":
-        raise DseError(f"--precision {config.precision} needs a CUDA GPU; this run is on {device}")
+    if config.precision == "fp16" and device.type != "cuda":
+        raise DseError(f"--precision fp16 needs a CUDA GPU; this run is on {device}", hint="on a CPU use --precision bf16")
     G = generator.to(device).eval().requires_grad_(False)
     torch.manual_seed(config.seed)  # the same initial encoder on every rank and in every rerun
     encoder = Encoder(encoder_config).to(device).train()
