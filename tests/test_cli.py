@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from dse_core.cli import main
+from dse_core.errors import DseError
 
 
 def test_plugins_lists_families_and_formats(capsys):
@@ -75,3 +76,23 @@ def test_gan_alone_means_its_demo_model_and_generate_wants_a_folder(tmp_path, ca
     assert main(["generate", str(tmp_path), "-o", str(tmp_path / "regen.png")]) == 2
     assert "writes one PNG per latent file into a folder" in capsys.readouterr().err
     assert not (tmp_path / "regen.png").exists()
+
+
+def test_device_auto_picks_what_is_there_and_bad_devices_are_named(monkeypatch, capsys):
+    import torch
+
+    from dse_core.loading import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")  # CUDA first when present
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DseError, match="this machine has 1 CUDA device"):
+        resolve_device("cuda:3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["sample", "--gan", "stylegan2", "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
