@@ -15,7 +15,7 @@ from dse_core.errors import CheckpointError, ConfigError, DseError, UnknownNameE
 from dse_core.interfaces import LossTerm
 from dse_core.loss import (
     DEFAULT_PRESET, KL, MSE, PRESETS, SSIM, BatchCosine, CentreCrops, Cosine, DSELoss, ImageWeights, LatentWeights,
-    LossConfig, Preset, UntrainedLPIPSWarning, crop_box, load_lpips, pool_to, torchvision_cache_file,
+    LossConfig, PaddedSSIM, Preset, UntrainedLPIPSWarning, crop_box, load_lpips, pool_to, torchvision_cache_file,
 )
 
 
@@ -353,3 +353,27 @@ def test_lpips_stays_frozen_and_moves_with_the_loss(lpips_untrained):
     x = images(1, 32).double().requires_grad_()
     lp(x, torch.zeros_like(x)).sum().backward()
     assert x.grad is not None and all(p.grad is None for p in lp.parameters())
+
+
+def test_padded_ssim_is_the_codes_pytorch_ssim():
+    """Zero-padded 11 px Gaussian window on raw [-1, 1] images, computed here pixel by pixel."""
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 12, 10) * 2 - 1
+    b = (a + 0.3 * torch.randn_like(a)).clamp(-1, 1)
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :]) / g.sum() ** 2
+    pa, pb = torch.nn.functional.pad(a, (5, 5, 5, 5)), torch.nn.functional.pad(b, (5, 5, 5, 5))
+    expected = torch.zeros(2)
+    for n in range(2):
+        total = 0.0
+        for c in range(3):
+            for i in range(12):
+                for j in range(10):
+                    x, y = pa[n, c, i : i + 11, j : j + 11], pb[n, c, i : i + 11, j : j + 11]
+                    mx, my = (w * x).sum(), (w * y).sum()
+                    vx, vy, cxy = (w * x * x).sum() - mx**2, (w * y * y).sum() - my**2, (w * x * y).sum() - mx * my
+                    total += ((2 * mx * my + 1e-4) * (2 * cxy + 9e-4)) / ((mx**2 + my**2 + 1e-4) * (vx + vy + 9e-4))
+        expected[n] = 1 - total / (3 * 12 * 10)
+    torch.testing.assert_close(PaddedSSIM()(a, b), expected, rtol=1e-5, atol=1e-6)
+    assert PaddedSSIM()(a, a).abs().max() < 1e-6
+    assert PRESETS["code-s2"].loss.ssim == "code" and PRESETS["paper-s2"].loss.ssim == "unit"

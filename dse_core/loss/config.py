@@ -72,6 +72,9 @@ class LossConfig:
     detach_images: bool = False  # strategy 1: image terms are monitored only, the latent loss alone trains E
     # "sample": 1 - cosine per sample (split-invariant); "batch": over the whole flattened batch (the code)
     cosine: Literal["sample", "batch"] = "sample"
+    # "unit": SSIM of images mapped to [0, 1] (pytorch-msssim, valid window); "code": pytorch_ssim as the code
+    # calls it, on raw [-1, 1] images with a zero-padded window
+    ssim: Literal["unit", "code"] = "unit"
     # average-pool by 2 while the height exceeds this before SSIM and LPIPS (the code: 256); None = never
     metric_max_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
 

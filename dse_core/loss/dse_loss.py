@@ -25,7 +25,7 @@ from .areas import CentreCrops, pool_to, resize_to
 from .config import LossConfig
 from .gradcam import GradCam, GradCamAttention, load_gradcam
 from .perceptual import load_lpips
-from .terms import KL, MSE, SSIM, BatchCosine, Cosine
+from .terms import KL, MSE, SSIM, BatchCosine, Cosine, PaddedSSIM
 
 _POOLED = ("lpips", "ssim")  # the terms the code scores on images pooled to metric_max_size
 
@@ -61,7 +61,8 @@ class DSELoss(nn.Module):
             attention = GradCamAttention(gradcam if gradcam is not None else load_gradcam(), config.gradcam_variant)
         self.attention = attention if attention is not None else CentreCrops([config.at1_crop, config.at2_crop])
         cosine = BatchCosine() if config.cosine == "batch" else Cosine()
-        self._terms: dict[str, LossTerm] = {"kl": KL(), "mse": MSE(), "cos": cosine, "ssim": SSIM()}
+        ssim = PaddedSSIM() if config.ssim == "code" else SSIM()
+        self._terms: dict[str, LossTerm] = {"kl": KL(), "mse": MSE(), "cos": cosine, "ssim": ssim}
 
     def forward(self, x: torch.Tensor, x_rec: torch.Tensor, w: torch.Tensor | None = None,
                 w_rec: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

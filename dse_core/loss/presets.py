@@ -49,6 +49,7 @@ _CODE_LOSS = LossConfig(
     latent=LatentWeights(kl=0.0),
     resize_areas=False,
     cosine="batch",
+    ssim="code",
     metric_max_size=256,
 )
 

@@ -75,5 +75,32 @@ class SSIM(LossTerm):
         return 1 - ssim(_to_unit(target), _to_unit(recon), data_range=1.0, size_average=False)
 
 
+class PaddedSSIM(LossTerm):
+    """1 - SSIM as the public code computes it (pytorch_ssim): raw [-1, 1] images, 11 px Gaussian window
+    (sigma 1.5) with zero padding, so borders count; constants for data range 1."""
+
+    name = "ssim"
+
+    def __init__(self, window: int = 11, sigma: float = 1.5):
+        offsets = torch.arange(window, dtype=torch.float64) - window // 2
+        gauss = torch.exp(-(offsets**2) / (2 * sigma**2))
+        self.kernel = (gauss / gauss.sum()).float()
+
+    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        x, y = target.float(), recon.float()
+        channels, pad = x.shape[1], len(self.kernel) // 2
+        k1 = self.kernel.to(x.device)
+        window = (k1[:, None] * k1[None, :]).expand(channels, 1, -1, -1)
+
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(t, window, padding=pad, groups=channels)
+
+        mu_x, mu_y = blur(x), blur(y)
+        var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+        c1, c2 = 0.01**2, 0.03**2
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        return 1 - ssim_map.mean(dim=(1, 2, 3))
+
+
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return (x.float() + 1) / 2
