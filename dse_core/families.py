@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import attrs
 
-# Families the project publishes plugins for: an unknown --gan names the package to install.
+# Families the project publishes plugins for: an unknown --gan names the package to install, and
+# only that distribution may register the name (the plugin host refuses it from any other).
 KNOWN_PACKAGES = {
     "stylegan": "dse-plugin-stylegan",
     "stylegan2": "dse-plugin-stylegan2",
@@ -18,11 +19,19 @@ KNOWN_PACKAGES = {
 
 @attrs.frozen
 class CheckpointFormat:
-    """A file format a family can read, e.g. rosinality's ``.pt`` checkpoints."""
+    """A file format a family can read, e.g. rosinality's ``.pt`` checkpoints.
+
+    ``load_generator`` tries every format whose ``sniff`` says yes (the project's families
+    first, then the others by name; a family's formats in its order) until a ``load``
+    succeeds; when none does, one CheckpointError lists each reader's failure. So ``sniff``
+    should look at the content (tensor names, a magic header), not just the suffix, and
+    ``load`` should raise CheckpointError saying what it found: anything else is reported
+    as a bug in the plugin.
+    """
 
     name: str  # short id, unique within the family: "rosinality", "genforce"
     description: str  # one line for `dse plugins`
-    sniff: Callable[[Path], bool]  # cheap and never raising: does this path look like the format?
+    sniff: Callable[[Path], bool]  # cheap and never raising: do this file's keys / magic say it is this format?
     load: Callable[[Path], Any]  # path -> generator in eval mode; raises CheckpointError when it cannot
 
 
@@ -40,7 +49,9 @@ class GanFamily:
     generator_class: type
     formats: tuple[CheckpointFormat, ...] = attrs.field(converter=tuple)
     latent: str  # what inversion predicts, e.g. "w+ (num_ws x w_dim)"
-    encoder: Any = None  # the family's encoder variant (none: inversion unavailable)
+    # generator -> EncoderConfig of the DSE encoder that inverts it (its outputs named as the
+    # generator's latent_names, shaped as decode() takes them); None: inversion unavailable
+    encoder: Callable[[Any], Any] | None = None
     demo: Path | None = None  # folder of the embedded demo models, if the plugin ships one
     package: str = ""  # the distribution that registered it; filled in by the plugin host
 

@@ -24,7 +24,15 @@ class Generator(nn.Module, ABC):
     Images are never clamped here: callers clamp when they write pixels.
     ``noise_mode``: ``const`` uses the stored per-layer noise buffers (deterministic),
     ``random`` draws fresh noise, ``none`` switches noise off. Families without
-    noise accept and ignore it; families without truncation accept only psi=1.
+    noise accept and ignore it; families without truncation accept only psi=1 and
+    raise ValueError for any other ``truncation_psi``.
+
+    A generator is built from one config: ``__init__(self, config)`` stores it as
+    ``self.config`` (what ``save_pretrained`` writes) and sets ``resolution``,
+    ``z_dim``, ``c_dim`` and ``img_channels``. A wrongly shaped z or c raises
+    ValueError (:func:`check_latents`). ``decode(sample_latents(z, c))`` gives the
+    images ``forward(z, c)`` gives. :func:`dse_core.testing.check_generator_contract`
+    checks all of this.
     """
 
     family: ClassVar[str]  # GAN family name, e.g. "stylegan2"
@@ -84,7 +92,12 @@ class StyleGenerator(Generator):
 
 
 def check_latents(owner: str, z: torch.Tensor, z_dim: int, c: torch.Tensor | None, c_dim: int) -> None:
-    """Shape checks at a public entry point, with messages a user can act on."""
+    """Check z (N, z_dim) and, for a conditional model (``c_dim > 0``), c (N, c_dim); raise ValueError otherwise.
+
+    Call it first thing in ``forward`` / ``sample_latents`` (``owner`` names the model in the
+    message): the contract test feeds wrongly shaped z and requires a ValueError, not whatever
+    error a matmul further in happens to raise.
+    """
     if z.ndim != 2 or z.shape[1] != z_dim:
         raise ValueError(f"{owner}: z must be (N, {z_dim}), got {tuple(z.shape)}")
     if c_dim and (c is None or tuple(c.shape) != (z.shape[0], c_dim)):
@@ -93,11 +106,13 @@ def check_latents(owner: str, z: torch.Tensor, z_dim: int, c: torch.Tensor | Non
 
 
 def check_ws(owner: str, ws: torch.Tensor, num_ws: int, w_dim: int) -> None:
+    """Check ws (N, num_ws, w_dim) at a synthesis entry point; raise ValueError otherwise."""
     if ws.ndim != 3 or tuple(ws.shape[1:]) != (num_ws, w_dim):
         raise ValueError(f"{owner}: ws must be (N, {num_ws}, {w_dim}), got {tuple(ws.shape)}")
 
 
 def check_noise_mode(noise_mode: str) -> None:
+    """Raise ValueError unless ``noise_mode`` is one of :data:`NOISE_MODES`."""
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
 

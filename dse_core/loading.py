@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,7 +15,7 @@ from .encoder import Encoder
 from .encoder.convert import BE_FAMILIES, load_authors_encoder, sniff_authors_encoder
 from .config import read_json
 from .errors import CheckpointError, ConfigError, DseError, UnknownNameError
-from .families import CheckpointFormat, GanFamily
+from .families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
 from .plugins import get_host
 
 
@@ -79,14 +80,13 @@ def load_generator(
         family = host.family(entry.family)
         if gan is not None and gan != family.name:
             raise DseError(f"{entry.id} is a {family.name} generator, not {gan}", hint=f"use --gan {family.name}")
-        match = (family, family.format(entry.format))
+        matches = [(family, family.format(entry.format))]
     else:
         candidates = [host.family(gan or entry.family)] if (gan or entry) else list(host.families.values())
-        match = _sniff(candidates, path)
-        if match is None:
+        matches = _sniff(candidates, path)
+        if not matches:
             raise _no_format_error(path, gan, candidates, host.families.values())
-    family, fmt = match
-    generator = fmt.load(path)
+    family, fmt, generator = _load_first(matches, path)
     generator.source = {"format": f"{family.name}/{fmt.name}", "file": path.name}
     generator.origin = spec.origin
     return generator.to(device).eval()
@@ -320,15 +320,54 @@ def _commit(path: Path) -> str | None:
     return None
 
 
-def _sniff(families, path: Path) -> tuple[GanFamily, CheckpointFormat] | None:
-    for family in families:
+def _sniff(families, path: Path) -> list[tuple[GanFamily, CheckpointFormat]]:
+    """Every (family, format) whose sniff says yes to ``path``, in the order they are tried.
+
+    The project's own families (:data:`KNOWN_PACKAGES`) come first, then the others by
+    name; each family's formats in the order it lists them. The order does not depend on
+    which plugin happened to load first.
+    """
+    ordered = sorted(families, key=lambda f: (f.name not in KNOWN_PACKAGES, f.name))
+    matches = []
+    for family in ordered:
         for fmt in family.formats:
             try:
                 if fmt.sniff(path):
-                    return family, fmt
+                    matches.append((family, fmt))
             except Exception:  # a sniffer must never decide the outcome by crashing
                 continue
-    return None
+    return matches
+
+
+def _load_first(matches, path: Path) -> tuple[GanFamily, CheckpointFormat, Any]:
+    """The first of ``matches`` whose ``load`` succeeds; one CheckpointError with each reader's failure if none does.
+
+    A loose sniff (say, "any .pt file") must not stop the right reader from getting its turn,
+    so any exception moves on to the next candidate, not only a :class:`DseError`.
+    """
+    failures = []
+    for family, fmt in matches:
+        try:
+            return family, fmt, fmt.load(path)
+        except Exception as exc:
+            failures.append((f"{family.name}/{fmt.name}", exc))
+    if len(failures) == 1 and isinstance(failures[0][1], DseError):
+        raise failures[0][1]  # the only reader's own message says it best
+    if len(failures) == 1:
+        name, exc = failures[0]
+        raise CheckpointError(path, f"the {name} reader failed: {_failure(exc, path)}",
+                              hint=f"a bug in the plugin that provides {name.split('/')[0]}: report it there") from exc
+    reasons = "; ".join(f"{name}: {_failure(exc, path)}" for name, exc in failures)
+    raise CheckpointError(path, f"{len(failures)} readers recognised it but none could load it: {reasons}")
+
+
+def _failure(exc: BaseException, path: Path) -> str:
+    """One reader's failure in one line: a DseError's own message (less the path), else the exception and its line."""
+    if isinstance(exc, DseError):
+        return exc.message.removeprefix(f"{path}: ")
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{at}"
 
 
 def _no_format_error(path: Path, gan, candidates, all_families) -> CheckpointError:
@@ -338,8 +377,9 @@ def _no_format_error(path: Path, gan, candidates, all_families) -> CheckpointErr
     expected = "; ".join(f"{f.name}/{fmt.name}: {fmt.description}" for f in candidates for fmt in f.formats)
     hint = "`dse plugins` lists every format the installed plugins read"
     if gan:
-        other = _sniff([f for f in all_families if f.name != gan], path)
-        if other:
+        others = _sniff([f for f in all_families if f.name != gan], path)
+        if others:
+            other = others[0]
             hint = f"it looks like a {other[0].name} checkpoint ({other[1].name} format): use --gan {other[0].name}"
     return CheckpointError(
         path,

@@ -5,14 +5,22 @@ try/except, and every hook call is made plugin by plugin: a plugin that fails to
 import or whose hook raises is recorded (and shown by ``dse plugins`` and ``dse
 models``) while the others keep working. The host also gathers the checkpoint
 registry: the project's ``registry/*.toml`` files, then each plugin's
-``register_checkpoints`` entries. ``DSE_LOAD_PLUGINS=a,b`` loads only the named entry points;
+``register_checkpoints`` entries. ``DSE_LOAD_PLUGINS=a,b`` loads only the named plugins
+(entry-point names, e.g. ``stylegan2``, or distribution names, e.g. ``dse-plugin-stylegan2``);
 set and empty, none.
+
+A family name in :data:`dse_core.families.KNOWN_PACKAGES` may only be registered by that
+package's distribution; any other name goes to the first plugin that registers it, and a
+second plugin registering it is reported on both rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import os
+import re
 import traceback
 from importlib import metadata
 from typing import Any, Iterator
@@ -48,6 +56,7 @@ class PluginHost:
         self._errors: dict[str, str] = {}
         self._families: dict[str, GanFamily] | None = None
         self._family_owner: dict[str, str] = {}
+        self._conflicts: dict[str, list[str]] = {}  # plugin name -> its families that later plugins registered too
         self._checkpoints: dict[str, Any] | None = None
         self.registry_errors: list[str] = []  # bad registry files (the plugins' go to their own row)
         self.skipped: dict[str, str] = {}  # installed entry points DSE_LOAD_PLUGINS leaves out -> distribution
@@ -57,6 +66,7 @@ class PluginHost:
         """Load every ``dse`` entry point, or those named in ``only`` (``DSE_LOAD_PLUGINS``)."""
         installed = metadata.entry_points(group=ENTRY_POINT_GROUP)
         if only is not None:
+            only = _entry_point_names(only, installed)
             self.skipped = {ep.name: ep.dist.name if ep.dist else "" for ep in installed if ep.name not in only}
             for name in sorted(only - {ep.name for ep in installed}):
                 self._origin[name] = ("", "")
@@ -87,12 +97,11 @@ class PluginHost:
         self._checkpoints = None
         return name
 
-    def _fail(self, name: str, distribution: str, version: str, exc: BaseException) -> None:
+    def _fail(self, name: str, distribution: str, version: str, exc: BaseException, hook: Any = None) -> None:
+        """Record why plugin ``name`` failed; ``hook`` is the hook function that raised, if one did."""
         self._origin.setdefault(name, (distribution, version))
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
-        where = frames[-1] if frames else None  # the plugin's own line, not importlib's
-        at = f" (at {where.filename}:{where.lineno})" if where else ""
-        self._errors[name] = f"{type(exc).__name__}: {exc}{at}"
+        at = _plugin_location(exc, hook)
+        self._errors[name] = f"{type(exc).__name__}: {exc}" + (f" (at {at})" if at else "")
 
     # -- what plugins registered ----------------------------------------------
     @property
@@ -103,29 +112,42 @@ class PluginHost:
         return self._families
 
     def _collect_families(self) -> None:
+        self._family_owner = {}
+        self._conflicts = {}
         for impl in self.pm.hook.register_gan_families.get_hookimpls():
             plugin_name = impl.plugin_name
-            distribution = self._origin.get(plugin_name, ("", ""))[0]
-
-            def register(family: GanFamily, _plugin=plugin_name, _dist=distribution) -> None:
-                if not isinstance(family, GanFamily):
-                    raise PluginError(f"register() takes a GanFamily, got {type(family).__name__}")
-                if family.name in self._families:
-                    owner = self._family_owner[family.name]
-                    raise PluginError(f"GAN family {family.name!r} is already registered by plugin {owner!r}")
-                if getattr(family.generator_class, "family", None) != family.name:
-                    raise PluginError(
-                        f"{family.generator_class.__name__}.family must be {family.name!r} "
-                        f"(is {getattr(family.generator_class, 'family', None)!r})"
-                    )
-                self._families[family.name] = attrs.evolve(family, package=family.package or _dist)
-                self._family_owner[family.name] = _plugin
-
             try:
-                impl.function(register=register)
+                impl.function(register=lambda family, _plugin=plugin_name: self._add_family(family, _plugin))
             except Exception as exc:
                 dist, version = self._origin.get(plugin_name, ("", ""))
-                self._fail(plugin_name, dist, version, exc)
+                self._fail(plugin_name, dist, version, exc, hook=impl.function)
+
+    def _add_family(self, family: GanFamily, plugin: str) -> None:
+        """``register`` of the ``register_gan_families`` hook, for ``plugin``: validate, then keep ``family``."""
+        if not isinstance(family, GanFamily):
+            raise PluginError(f"register() takes a GanFamily, got {type(family).__name__}")
+        distribution = self._origin.get(plugin, ("", ""))[0]
+        official = KNOWN_PACKAGES.get(family.name)
+        if official and _canonical(distribution) != _canonical(official):
+            raise PluginError(f"GAN family {family.name!r} is reserved for the project's {official}; plugin "
+                              f"{self._describe(plugin)} may not register it (choose another family name)")
+        if family.name in self._families:
+            owner = self._family_owner[family.name]
+            self._conflicts.setdefault(owner, []).append(
+                f"GAN family {family.name!r} is also registered by plugin {self._describe(plugin)}; "
+                "this plugin's is used (uninstall one of them)")
+            raise PluginError(f"GAN family {family.name!r} is already registered by plugin {self._describe(owner)}")
+        if getattr(family.generator_class, "family", None) != family.name:
+            raise PluginError(
+                f"{family.generator_class.__name__}.family must be {family.name!r} "
+                f"(is {getattr(family.generator_class, 'family', None)!r})"
+            )
+        self._families[family.name] = attrs.evolve(family, package=family.package or distribution)
+        self._family_owner[family.name] = plugin
+
+    def _describe(self, plugin: str) -> str:
+        distribution = self._origin.get(plugin, ("", ""))[0]
+        return f"{plugin!r}" + (f" ({distribution})" if distribution else "")
 
     @property
     def checkpoints(self) -> dict:
@@ -161,24 +183,35 @@ class PluginHost:
                 impl.function(register=register)
             except Exception as exc:
                 dist, version = self._origin.get(plugin_name, ("", ""))
-                self._fail(plugin_name, dist, version, exc)
+                self._fail(plugin_name, dist, version, exc, hook=impl.function)
 
     def family(self, name: str) -> GanFamily:
         families = self.families
         if name in families:
             return families[name]
-        if name in KNOWN_PACKAGES:
-            package = KNOWN_PACKAGES[name]
-            failed = [p for p in self._errors if p == name or self._origin.get(p, ("",))[0] == package]
-            if failed:
-                hint = f"plugin {failed[0]!r} failed to load: {self._errors[failed[0]]}"
-            elif name in self.skipped or package in self.skipped.values():
-                hint = f"{package} is installed, but DSE_LOAD_PLUGINS={os.environ.get('DSE_LOAD_PLUGINS', '')!r} leaves it out"
-            else:
-                hint = f"install it with `pip install {package}`"
+        failed = sorted(self._errors)
+        suspects = [p for p in failed if self._resembles(p, name)]
+        package = KNOWN_PACKAGES.get(name)
+        if suspects:
+            hint = "; ".join(f"plugin {self._describe(p)} failed to load: {self._errors[p]}" for p in suspects)
+        elif package and (name in self.skipped or package in self.skipped.values()):
+            hint = f"{package} is installed, but DSE_LOAD_PLUGINS={os.environ.get('DSE_LOAD_PLUGINS', '')!r} leaves it out"
         else:
-            hint = "GAN families come from plugins; `dse plugins` lists the installed ones"
+            hint = (f"install it with `pip install {package}`" if package
+                    else "GAN families come from plugins; `dse plugins` lists the installed ones")
+            if failed:
+                hint += f"; plugins that failed to load or register: {', '.join(failed)} (`dse plugins` shows why)"
         raise UnknownNameError("GAN family", name, families, hint=hint)
+
+    def _resembles(self, plugin: str, family: str) -> bool:
+        """Whether a plugin's name or distribution looks like it would provide ``family``."""
+        distribution = _canonical(self._origin.get(plugin, ("",))[0])
+        if family in KNOWN_PACKAGES:  # an official family: only its own package is to blame
+            return plugin == family or distribution == _canonical(KNOWN_PACKAGES[family])
+        names = {_canonical(plugin), distribution} - {""}
+        names |= {n.removeprefix("dse-plugin-") for n in names}
+        wanted = _canonical(family)
+        return any(n == wanted or difflib.SequenceMatcher(None, n, wanted).ratio() >= 0.8 for n in names)
 
     def plugins(self) -> list[PluginInfo]:
         families = self.families  # runs the hooks, so hook failures are recorded too
@@ -187,8 +220,52 @@ class PluginHost:
         for name in sorted(set(self._origin) | set(self._errors)):
             dist, version = self._origin.get(name, ("", ""))
             owned = tuple(sorted(f for f, owner in self._family_owner.items() if owner == name and f in families))
-            rows.append(PluginInfo(name, dist, version, owned, self._errors.get(name)))
+            problems = [self._errors[name]] if name in self._errors else []
+            problems += self._conflicts.get(name, [])
+            rows.append(PluginInfo(name, dist, version, owned, "; ".join(problems) or None))
         return rows
+
+
+def _canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): ``dse_plugin_X`` is ``dse-plugin-x``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _entry_point_names(wanted: set[str], installed) -> set[str]:
+    """``DSE_LOAD_PLUGINS`` names as entry-point names: a distribution's name stands for its entry points."""
+    by_dist: dict[str, set[str]] = {}
+    for ep in installed:
+        if ep.dist is not None:
+            by_dist.setdefault(_canonical(ep.dist.name), set()).add(ep.name)
+    names = set()
+    for name in wanted:
+        if name not in {ep.name for ep in installed} and _canonical(name) in by_dist:
+            names |= by_dist[_canonical(name)]
+        else:
+            names.add(name)
+    return names
+
+
+_CORE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _plugin_location(exc: BaseException, hook: Any = None) -> str | None:
+    """``file:line`` in the plugin where ``exc`` came from: its last frame outside the core and importlib.
+
+    Errors the host raises while validating a registration have only core frames after the
+    plugin's ``register(...)`` call, so that call is the line shown; without any plugin frame,
+    the hook function's own first line.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    outside = [f for f in frames if not os.path.abspath(f.filename).startswith(_CORE_DIR)]
+    if outside:
+        return f"{outside[-1].filename}:{outside[-1].lineno}"
+    if hook is not None:
+        try:
+            return f"{inspect.getsourcefile(hook)}:{inspect.getsourcelines(hook)[1]}"
+        except (OSError, TypeError):
+            pass
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
 
 _host: PluginHost | None = None

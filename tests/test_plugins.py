@@ -52,7 +52,6 @@ def test_registered_plugin_provides_its_family():
 
 @pytest.mark.parametrize("bad, message", [
     (RaisingPlugin, "RuntimeError: boom in hook"),
-    (DuplicatePlugin, "already registered by plugin 'good'"),
     (WrongTypePlugin, "register() takes a GanFamily, got dict"),
 ])
 def test_a_failing_hook_is_reported_and_the_others_keep_working(bad, message):
@@ -63,6 +62,39 @@ def test_a_failing_hook_is_reported_and_the_others_keep_working(bad, message):
     rows = {r.name: r for r in host.plugins()}
     assert rows["good"].error is None
     assert message in rows["bad"].error
+
+
+def test_a_bad_registration_points_at_the_plugin_not_at_the_host():
+    host = PluginHost()
+    host.register(WrongTypePlugin(), name="bad")
+    error = host.plugins()[0].error
+    line = WrongTypePlugin.register_gan_families.__code__.co_firstlineno + 2  # its register(...) call
+    assert error.endswith(f"(at {__file__}:{line})"), error
+
+
+def test_a_duplicate_family_name_is_reported_on_both_rows_and_the_first_keeps_it():
+    host = PluginHost()
+    host.register(GoodPlugin(), name="good", distribution="dse-plugin-good")
+    host.register(DuplicatePlugin(), name="dup", distribution="dse-plugin-dup")
+    assert host.family("toygan").package == "dse-plugin-good"
+    rows = {r.name: r for r in host.plugins()}
+    assert "GAN family 'toygan' is already registered by plugin 'good' (dse-plugin-good)" in rows["dup"].error
+    assert "GAN family 'toygan' is also registered by plugin 'dup' (dse-plugin-dup)" in rows["good"].error
+    assert rows["good"].families == ("toygan",) and rows["dup"].families == ()
+
+
+@pytest.mark.parametrize("official_first", [True, False])
+def test_an_official_family_name_belongs_to_its_package_whatever_the_load_order(monkeypatch, official_first):
+    monkeypatch.setitem(dse_core.plugins.KNOWN_PACKAGES, "toygan", "dse-plugin-toygan")
+    plugins = [(GoodPlugin(), "toygan", "dse_plugin_toygan"), (DuplicatePlugin(), "impostor", "dse-plugin-impostor")]
+    host = PluginHost()
+    for plugin, name, dist in plugins if official_first else plugins[::-1]:
+        host.register(plugin, name=name, distribution=dist)
+    assert host.family("toygan").package == "dse_plugin_toygan"
+    rows = {r.name: r for r in host.plugins()}
+    assert rows["toygan"].error is None and rows["toygan"].families == ("toygan",)
+    assert ("GAN family 'toygan' is reserved for the project's dse-plugin-toygan; plugin 'impostor' "
+            "(dse-plugin-impostor) may not register it") in rows["impostor"].error
 
 
 def test_family_class_must_declare_the_same_name():
@@ -126,11 +158,39 @@ def test_dse_load_plugins_names_what_it_leaves_out_and_what_it_cannot_find(monke
         host.family("toygan")
 
 
+def test_dse_load_plugins_accepts_a_distribution_name(monkeypatch):
+    eps = [FakeEntryPoint("broken", None, fail=True), FakeEntryPoint("good", GoodPlugin())]
+    monkeypatch.setattr(metadata, "entry_points", lambda group: eps)
+    monkeypatch.setenv("DSE_LOAD_PLUGINS", "dse_plugin_Good")
+    monkeypatch.setattr(dse_core.plugins, "_host", None)
+    host = get_host()
+    assert [(r.name, r.error) for r in host.plugins()] == [("good", None)]
+    assert host.skipped == {"broken": "dse-plugin-broken"}
+
+
 def test_a_failed_plugin_is_blamed_only_for_its_own_family():
     host = PluginHost()
     host._fail("stylegan2x", "dse-plugin-stylegan2x", "0.1", ImportError("boom"))
     with pytest.raises(UnknownNameError, match="pip install dse-plugin-stylegan`"):
         host.family("stylegan")  # not "plugin 'stylegan2x' failed"
+
+
+def test_an_unknown_family_names_the_failed_plugin_that_looks_like_it():
+    host = PluginHost()
+    host.register(GoodPlugin(), name="good")
+    host._fail("unrelated", "dse-plugin-unrelated", "1.0", ImportError("nope"))
+    host._fail("mygan", "dse-plugin-mygan", "0.1", ImportError("No module named 'mygan_ops'"))
+    with pytest.raises(UnknownNameError) as err:
+        host.family("mygan")
+    assert err.value.hint.startswith("plugin 'mygan' (dse-plugin-mygan) failed to load: "
+                                     "ImportError: No module named 'mygan_ops'")
+    with pytest.raises(UnknownNameError) as err:
+        host.family("toygn")
+    assert "did you mean 'toygan'" in str(err.value)
+    assert "plugins that failed to load or register: mygan, unrelated (`dse plugins` shows why)" in err.value.hint
+    with pytest.raises(UnknownNameError) as err:
+        host.family("biggan")
+    assert "pip install dse-plugin-biggan" in err.value.hint and "mygan, unrelated" in err.value.hint
 
 
 def test_unknown_family_suggests_close_names_and_the_package_to_install():
@@ -159,3 +219,12 @@ def test_use_host_swaps_and_restores():
     with use_host(PluginHost()) as host:
         assert get_host() is host
     assert get_host() is before
+
+
+def test_what_a_plugin_needs_is_exported_from_dse_core():
+    from dse_core import checkpoints, hub, interfaces
+
+    assert dse_core.check_latents is interfaces.check_latents
+    assert dse_core.load_state is hub.load_state and dse_core.torch_load is checkpoints.torch_load
+    assert {"check_latents", "check_ws", "check_noise_mode", "truncate", "load_state", "check_tensors",
+            "torch_load", "EncoderConfig"} <= set(dse_core.__all__)
