@@ -33,7 +33,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         families = host.families
         print(json.dumps([
-            {"plugin": r.name, "distribution": r.distribution, "version": r.version, "error": r.error,
+            {"plugin": r.name, "distribution": r.distribution, "version": r.version, "error": r.error, "warning": r.warning,
              "families": [{"name": f, "formats": [fmt.name for fmt in families[f].formats]} for f in r.families]}
             for r in rows
         ], indent=2))
@@ -45,9 +45,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print("no plugins installed (GAN families come from plugins: pip install dse-plugin-stylegan2)")
         return 0
     for r in rows:
-        print(f"{r.name}  ({r.distribution or 'not installed'} {r.version})".rstrip())
+        print(f"{r.name}  ({' '.join(filter(None, [r.distribution or 'not installed', r.version]))})")
         if r.error:
             print(f"  FAILED: {r.error}")
+        if r.warning:
+            print(f"  warning: {r.warning}")
         for name in r.families:
             family = host.families[name]
             print(f"  family {name}: {family.description}")

@@ -44,6 +44,7 @@ class PluginInfo:
     version: str = ""
     families: tuple[str, ...] = ()
     error: str | None = None  # why it (or one of its hooks) failed, if it did
+    warning: str | None = None  # it works, but something about it needs the user's attention (a shared family name)
 
 
 class PluginHost:
@@ -220,9 +221,8 @@ class PluginHost:
         for name in sorted(set(self._origin) | set(self._errors)):
             dist, version = self._origin.get(name, ("", ""))
             owned = tuple(sorted(f for f, owner in self._family_owner.items() if owner == name and f in families))
-            problems = [self._errors[name]] if name in self._errors else []
-            problems += self._conflicts.get(name, [])
-            rows.append(PluginInfo(name, dist, version, owned, "; ".join(problems) or None))
+            rows.append(PluginInfo(name, dist, version, owned, self._errors.get(name),
+                                   "; ".join(self._conflicts.get(name, [])) or None))
         return rows
 
 
