@@ -96,7 +96,7 @@ def test_when_every_match_fails_one_error_lists_each_reader_and_why(toy_file):
     text = str(err.value)
     assert "2 readers recognised it but none could load it" in text
     assert "aaagreedy/fmt: KeyError: 'net.0.weight'" in text
-    assert f"toygan/fmt: weights do not match the architecture" in text
+    assert "toygan/fmt: weights do not match the architecture" in text
     assert f"{toy_file}: weights" not in text  # the path is said once, not per reader
 
 
