@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -105,6 +106,30 @@ def offline() -> bool:
     return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
+def unreachable() -> str | None:
+    """Why the Hub cannot be reached at all, found at once (the endpoint's name does not resolve: no network),
+    instead of huggingface_hub's five retries; None when it may be reachable."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname
+    if not host or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # behind a proxy the name is resolved there, not here
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        return f"{host} cannot be resolved ({exc.strerror or exc}): no network?"
+    except (OSError, UnicodeError):
+        return None
+    return None
+
+
+def _local_only() -> bool:
+    """Read the cache only: offline mode, or a Hub that cannot be reached."""
+    return offline() or unreachable() is not None
+
+
 def pull_command(spec: str, revision: str | None = None) -> str:
     return f"dse pull {spec}" + (f" --revision {revision}" if revision else "")
 
@@ -121,7 +146,7 @@ def _hub_errors(repo_id: str, revision: str | None, filename: str | None = None,
     except LocalEntryNotFoundError:
         raise DseError(
             f"{where} is not in the local Hugging Face cache and the Hub cannot be reached"
-            + (" (HF_HUB_OFFLINE is set)" if offline() else ""),
+            + (" (HF_HUB_OFFLINE is set)" if offline() else f" ({unreachable()})" if unreachable() else ""),
             hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}` and copy the cache "
                  f"({_cache_dir()}) here, or point HF_HOME at a copy of it",
         ) from None
@@ -153,7 +178,7 @@ def download(repo_id: str, revision: str | None = None, pull_hint: str | None = 
     def fetch() -> Path:
         with _hub_errors(repo_id, revision, pull_hint=pull_hint):
             return Path(snapshot_download(repo_id, revision=revision, allow_patterns=REPO_FILES,
-                                          local_files_only=offline()))
+                                          local_files_only=_local_only()))
 
     folder = fetch()
     bad = [p for p in sorted(folder.iterdir()) if p.is_file() and hash_mismatch(p) is not None]
@@ -161,7 +186,7 @@ def download(repo_id: str, revision: str | None = None, pull_hint: str | None = 
         return folder
     for path in bad:
         _evict(path)
-    if offline():
+    if _local_only():
         raise ChecksumError(f"{repo_id}@{revision or 'main'}: the cached {', '.join(p.name for p in bad)} "
                             "did not match the Hub's hash and was removed from the cache",
                             hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}`")
@@ -181,14 +206,14 @@ def fetch_file(repo_id: str, filename: str, revision: str | None = None, sha256:
 
     def fetch() -> Path:
         with _hub_errors(repo_id, revision, filename, pull_hint=pull_hint):
-            return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline()))
+            return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=_local_only()))
 
     path = fetch()
     if hash_mismatch(path, sha256) is None:
         return path
     _evict(path)
     where = f"{repo_id}@{revision or 'main'} ({filename})"
-    if offline():
+    if _local_only():
         raise ChecksumError(f"{where}: the cached copy does not match its sha256 and was removed from the cache",
                             hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}`")
     warnings.warn(f"{where}: does not hash to {_mismatch_text(sha256)}; removed from the cache, fetching it again",
@@ -280,8 +305,9 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, revisio
     folder = Path(folder)
     if not is_pretrained_dir(folder):
         raise DseError(f"{folder}: not a saved dse model (config.json + model.safetensors)")
-    if offline():
-        raise DseError(f"cannot push to {repo_id}: HF_HUB_OFFLINE is set", hint="unset HF_HUB_OFFLINE on a connected machine")
+    if offline() or unreachable():
+        why = "HF_HUB_OFFLINE is set" if offline() else unreachable()
+        raise DseError(f"cannot push to {repo_id}: {why}", hint="push from a connected machine (HF_HUB_OFFLINE unset)")
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="dse-push-") as tmp:
         stage = Path(tmp)

@@ -177,6 +177,28 @@ def test_offline_a_cached_model_loads_without_network_and_a_miss_names_the_fix(h
         assert len(hub_server.requests) == seen
 
 
+def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, tiny_generator, monkeypatch):
+    import socket
+
+    import dse_core.hub
+
+    tiny_generator.push_to_hub("alice/g")
+    load_generator("alice/g")
+    seen = len(hub_server.requests)
+
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(dse_core.hub.socket, "getaddrinfo", no_dns)  # HF_HUB_OFFLINE is not set
+    assert torch.equal(outputs(load_generator("alice/g")), outputs(tiny_generator))
+    with pytest.raises(DseError, match=r"alice/other@main is not in the local Hugging Face cache and the Hub cannot be "
+                                       r"reached \(127.0.0.1 cannot be resolved"):
+        load_generator("alice/other")
+    with pytest.raises(DseError, match="cannot push to alice/g: 127.0.0.1 cannot be resolved"):
+        tiny_generator.push_to_hub("alice/g")
+    assert len(hub_server.requests) == seen  # no request, and none of huggingface_hub's retries
+
+
 def test_a_private_repo_needs_the_token(hub_server, tiny_generator, monkeypatch):
     tiny_generator.push_to_hub("alice/secret", private=True)
     assert hub_server.repos["alice/secret"].private
