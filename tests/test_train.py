@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -57,24 +58,52 @@ def test_n_steps_equal_half_then_resume_then_half(tiny_generator, tmp_path):
         assert torch.equal(whole[name], split[name]), name
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_same_weights(tiny_generator, tmp_path, monkeypatch):
+@pytest.mark.parametrize("when", ["during the encoder forward", "after the optimizer step"])
+def test_ctrl_c_mid_step_stops_at_the_step_boundary_and_resumes_exactly(tiny_generator, tmp_path, monkeypatch, when):
     run(tiny_generator, tmp_path / "whole", samples=12)
-    real_step, calls = trainer_module.training_step, []
+    real_step, calls, messages = trainer_module.training_step, [], []
 
-    def interrupted(*args, **kwargs):
+    def interrupted(G, model, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
+        if len(calls) == 4 and when == "during the encoder forward":
+            model.register_forward_hook(lambda *a: os.kill(os.getpid(), signal.SIGINT))  # a real SIGINT, mid-step
+        terms = real_step(G, model, *args, **kwargs)
+        if len(calls) == 4 and when == "after the optimizer step":
+            os.kill(os.getpid(), signal.SIGINT)
+        return terms
 
     monkeypatch.setattr(trainer_module, "training_step", interrupted)
+    config = TrainConfig(samples=12, batch_size=2, log_every=1, grid_every=3, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_generator, tmp_path / "cut", samples=12)
-    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step-00000003"
+        train(tiny_generator, tmp_path / "cut", config, NO_LPIPS, encoder_plan(tiny_generator), progress=False,
+              log=messages.append)
+    assert len(calls) == 4  # the step in progress finished; no fifth began
+    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step-00000004"
+    assert any("interrupted after step 4" in m for m in messages)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
     monkeypatch.setattr(trainer_module, "training_step", real_step)
     run(tiny_generator, tmp_path / "cut", samples=12, resume=True)
     for name, value in weights(tmp_path / "whole").items():
         assert torch.equal(value, weights(tmp_path / "cut")[name]), name
+
+
+def test_a_second_ctrl_c_stops_at_once_without_saving(tiny_generator, tmp_path, monkeypatch):
+    real_step, calls, messages = trainer_module.training_step, [], []
+
+    def impatient(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "training_step", impatient)
+    config = TrainConfig(samples=12, batch_size=2, log_every=1, grid_every=100, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_generator, tmp_path / "r", config, NO_LPIPS, encoder_plan(tiny_generator), progress=False,
+              log=messages.append)
+    assert (tmp_path / "r" / "checkpoints" / "latest").read_text().strip() == "step-00000002"
+    assert "stopped during step 3: not saved; --resume continues from step-00000002" in messages
 
 
 def test_resume_refuses_other_settings_and_new_runs_refuse_old_folders(tiny_generator, tmp_path):

@@ -62,11 +62,11 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
-def broadcast_flag(flag: bool, d: Dist) -> bool:
-    """True on every rank when any rank says True (e.g. a NaN seen by one rank stops all)."""
+def broadcast_flags(flags: tuple[bool, ...], d: Dist) -> tuple[bool, ...]:
+    """Each flag True on every rank when any rank says True (a NaN or a Ctrl-C seen by one rank stops all)."""
     if not d.enabled:
-        return flag
-    return any(gather(flag, d))
+        return tuple(flags)
+    return tuple(any(column) for column in zip(*gather(tuple(flags), d)))
 
 
 def average_gradients(module: torch.nn.Module) -> None:

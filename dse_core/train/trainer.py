@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -161,6 +162,7 @@ def train(
     checkpoint = latest_checkpoint(Path(run_dir)) if resume else None
     terms: dict = {}
     bar = files.progress(total=config.samples, initial=samples, enabled=progress and dist.is_main)
+    ctrl_c = _CtrlC(log if dist.is_main else lambda m: None)
     started, done_at_start = time.perf_counter(), samples
     try:
         while samples < config.samples:
@@ -174,7 +176,9 @@ def train(
                 continue
             step += 1
             samples += n * dist.world_size
-            if distributed.broadcast_flag(not all(math.isfinite(float(v)) for v in terms.values()), dist):
+            nonfinite, stop = distributed.broadcast_flags(
+                (not all(math.isfinite(float(v)) for v in terms.values()), ctrl_c.requested), dist)
+            if nonfinite:
                 raise _nan_error(step, terms, checkpoint)
             rate = (samples - done_at_start) / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix_str(progress_line(terms, rate), refresh=False)  # shown by the update
@@ -185,12 +189,19 @@ def train(
                 files.grid(step, G, encoder, config, device)
             if step % config.checkpoint_every == 0 and dist.is_main:
                 checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
-    except KeyboardInterrupt:
-        if dist.is_main and step:
-            checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
-            log(f"interrupted at step {step}: saved {checkpoint}; continue with --resume")
+            if stop:  # Ctrl-C: at a step boundary, so --resume continues exactly as if never stopped
+                if dist.is_main and step % config.checkpoint_every:
+                    checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+                if dist.is_main:
+                    log(f"interrupted after step {step}: saved {checkpoint}; continue with --resume")
+                raise _Stopped
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, _Stopped) and dist.is_main:
+            log(f"stopped during step {step + 1}: not saved; --resume continues from "
+                f"{checkpoint.name if checkpoint else 'the start'}")
         raise
     finally:
+        ctrl_c.close()
         bar.close()
     if dist.is_main:
         if step % config.log_every:
@@ -206,6 +217,33 @@ def train(
         distributed.barrier(dist)
         distributed.shutdown()
     return TrainResult(Path(run_dir), step, samples, {k: float(v) for k, v in terms.items()}, dist.rank)
+
+
+class _Stopped(KeyboardInterrupt):
+    """Ctrl-C honoured at a step boundary, after the checkpoint was written."""
+
+
+class _CtrlC:
+    """Ctrl-C during training finishes the step in progress, then the loop saves and stops: an interrupt in
+    mid-step would leave weights, step count and RNG out of step with each other. A second Ctrl-C stops at once."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.requested, self._log = False, log
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: SIGINT is delivered elsewhere
+            self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self._log("Ctrl-C: stopping after this step (press again to stop now, without saving)")
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _check_ranks_in_sync(encoder, dist, log) -> None:
