@@ -236,6 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # options not given: the run's own on --resume, else the preset's / the defaults
     saved = _saved_run(Path(args.output)) if args.resume else {}
+    if args.resume and not saved:
+        raise DseError(f"{args.output}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
     given = {"preset": args.preset, "samples": args.samples, "batch_size": args.batch_size, "lr": args.lr,
              "truncation_psi": args.truncation, "truncation_cutoff": args.truncation_cutoff,
              "style_mixing_prob": args.style_mixing, "seed": args.seed, "log_every": args.log_every,
@@ -278,7 +280,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _saved_run(run_dir: Path) -> dict:
-    """run.json of the run to resume ({} when there is none: train() then says there is nothing to resume)."""
+    """run.json of the run to resume ({} when there is none)."""
     from .config import read_json
 
     return read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}

@@ -59,7 +59,12 @@ def scan_inputs(inputs: Iterable[str | Path]) -> ImageScan:
             found.append(path)
         else:
             missing.append(BadImage(path, "no such file or folder"))
-    return ImageScan(found, missing, dict(sorted(unsupported.items())))
+    unique, seen = [], set()
+    for p in found:  # a file given twice (or also inside a folder given) is one input, at its first mention
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return ImageScan(unique, missing, dict(sorted(unsupported.items())))
 
 
 def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage]]:

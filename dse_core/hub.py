@@ -137,12 +137,15 @@ def pull_command(spec: str, revision: str | None = None) -> str:
 @contextlib.contextmanager
 def _hub_errors(repo_id: str, revision: str | None, filename: str | None = None, pull_hint: str | None = None):
     """Translate huggingface_hub's exceptions into one :class:`DseError` naming repo, revision and file."""
-    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (HFValidationError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
 
     where = f"{repo_id}@{revision or 'main'}" + (f" ({filename})" if filename else "")
     try:
         yield
+    except HFValidationError as exc:  # "a/b/c", "bad..name/x", "alice/g@v1" given as a repo id
+        raise DseError(f"{repo_id!r} is not a valid Hub repo id ({exc})",
+                       hint="Hub repos are owner/name (letters, digits, - _ .); give a revision with --revision") from None
     except LocalEntryNotFoundError:
         raise DseError(
             f"{where} is not in the local Hugging Face cache and the Hub cannot be reached"
@@ -305,6 +308,10 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, revisio
     folder = Path(folder)
     if not is_pretrained_dir(folder):
         raise DseError(f"{folder}: not a saved dse model (config.json + model.safetensors)")
+    from huggingface_hub.utils import validate_repo_id
+
+    with _hub_errors(repo_id, revision):
+        validate_repo_id(repo_id)  # before anything else: a typo is not a network problem
     if offline() or unreachable():
         why = "HF_HUB_OFFLINE is set" if offline() else unreachable()
         raise DseError(f"cannot push to {repo_id}: {why}", hint="push from a connected machine (HF_HUB_OFFLINE unset)")

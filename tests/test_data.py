@@ -98,3 +98,12 @@ def test_exif_orientation_is_applied(tmp_path):
     item = load_image(tmp_path / "phone.png", 8)
     assert item.notes == ("rotated as its EXIF orientation says",)
     assert torch.all(item.tensor[:, :, 7] == 1) and torch.all(item.tensor[:, :, :7] == -1)
+
+
+def test_a_file_given_twice_or_also_inside_a_folder_is_one_input(tmp_path):
+    from dse_core.data import scan_inputs
+
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"x")
+    scan = scan_inputs([tmp_path / "b.png", tmp_path, tmp_path / "b.png", str(tmp_path / "." / "a.png")])
+    assert [p.name for p in scan.found] == ["b.png", "a.png"]  # first mention kept, order kept

@@ -104,3 +104,13 @@ def test_a_missing_local_path_is_not_mistaken_for_a_hub_repo(tmp_path, monkeypat
         load_generator("models/ffhq.pkl")
     with pytest.raises(DseError, match=r"^runs/e9: no such file or folder here, nor a Hub repo I can fetch \(runs/e9"):
         load_generator("runs/e9")  # offline: the cache does not have it either
+
+
+def test_invalid_repo_ids_are_one_line_errors(tiny_generator):
+    from dse_core import load_generator
+
+    for bad in ("bad..name/x", "a--b/x"):
+        with pytest.raises(DseError, match=f"'{bad}' is not a valid Hub repo id"):
+            load_generator(bad)
+    with pytest.raises(DseError, match="'alice/g@v1' is not a valid Hub repo id"):
+        tiny_generator.push_to_hub("alice/g@v1")  # checked before any network or offline question

@@ -330,3 +330,13 @@ def test_bf16_training_runs_on_a_cpu_and_fp16_asks_for_a_gpu(tiny_generator, tmp
     assert result.samples == 4 and all(map(math.isfinite, result.final_terms.values()))
     with pytest.raises(DseError, match="--precision fp16 needs a CUDA GPU"):
         run(tiny_generator, tmp_path / "fp16", samples=4, precision="fp16")
+
+
+def test_resume_names_what_is_wrong_with_the_budget_or_the_folder(tiny_generator, tmp_path, capsys):
+    from dse_core.cli import main
+
+    assert main(["train", "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume (no run.json)" in capsys.readouterr().err
+    run(tiny_generator, tmp_path / "r", samples=8)
+    with pytest.raises(DseError, match="already trained on 8 samples; --samples 4 is fewer"):
+        run(tiny_generator, tmp_path / "r", samples=4, resume=True)

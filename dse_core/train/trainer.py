@@ -154,7 +154,7 @@ def train(
     run = (config, loss_config, encoder_config, generator_info or {}, loss_fn.metadata())
     if resume:
         files.check_resumable(*run)
-        step, samples, batch = _resume(Path(run_dir), encoder, optimizer, log)
+        step, samples, batch = _resume(Path(run_dir), encoder, optimizer, config.samples, log)
     else:
         files.start(*run)
     model = DistributedDataParallel(encoder) if dist.enabled else encoder
@@ -267,11 +267,14 @@ def _encoder_source(config: TrainConfig, generator_info, step: int, samples: int
             "samples": samples, "loss": to_dict(loss_fn.config), **loss_fn.metadata()}
 
 
-def _resume(run_dir: Path, encoder, optimizer, log) -> tuple[int, int, int]:
+def _resume(run_dir: Path, encoder, optimizer, budget: int, log) -> tuple[int, int, int]:
     path = latest_checkpoint(run_dir)
     if path is None:
         raise DseError(f"{run_dir}: nothing to resume (no checkpoints/latest)", hint="drop --resume to start a new run")
     trainer, optimizer_state, rng = load_checkpoint(path)
+    if budget < trainer["samples"]:
+        raise DseError(f"{run_dir} has already trained on {trainer['samples']} samples; --samples {budget} is fewer",
+                       hint=f"resume with --samples {trainer['samples']} or more")
     load_state(encoder, read_weights(path / "encoder" / WEIGHTS_FILE), path / "encoder" / WEIGHTS_FILE)
     optimizer.load_state_dict(optimizer_state)
     set_rng_state(rng)
