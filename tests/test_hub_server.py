@@ -251,6 +251,16 @@ def test_train_push_pull_invert_through_the_hub(hub_server, tiny_generator, tmp_
     assert main(["invert", "--generator", "alice/other", "-o", str(tmp_path / "forced"), "--force", *common]) == 0
     assert "dse: warning: encoder bob/enc was trained for" in capsys.readouterr().err
 
+    # a branch: dse push --revision, then dse pull / invert of owner/name@branch and pull --revision
+    assert main(["push", str(run), "--repo-id", "bob/enc", "--revision", "v1"]) == 0
+    assert "pushed stylegan2 encoder -> bob/enc@v1" in capsys.readouterr().out
+    assert set(hub_server.repos["bob/enc"].branches) == {"main", "v1"}
+    v1 = hub_server.repos["bob/enc"].branches["v1"]
+    assert main(["pull", "bob/enc@v1"]) == 0 and f"bob/enc@{v1}" in capsys.readouterr().out
+    assert main(["pull", "bob/enc", "--revision", "v1"]) == 0 and f"bob/enc@{v1}" in capsys.readouterr().out
+    assert main(["invert", "--generator", "alice/g", "-o", str(tmp_path / "v1"), "--no-lpips", "--quiet",
+                 "--encoder", "bob/enc@v1", str(tmp_path / "in")]) == 0
+
 
 def test_models_pull_check_and_push_of_converted_weights(hub_server, tmp_path, capsys):
     data = ROSINALITY.read_bytes()
