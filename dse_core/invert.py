@@ -351,7 +351,7 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
     if not loaded:
         return
     images = torch.stack([item.tensor for item, _ in loaded])
-    result = inverter(images)
+    result = _invert_fitting(inverter, images, log)
     recon = result.reconstructions.cpu()
     scores = image_metrics(images, recon, lpips=lpips)
     for i, (item, name) in enumerate(loaded):
@@ -364,6 +364,22 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
             log(f"{item.path}: {note}")
         if len(pairs) < 64:
             pairs.extend([images[i], recon[i]])
+
+
+def _invert_fitting(inverter: Inverter, images: torch.Tensor, log: Callable[[str], None]) -> Inversion:
+    """``inverter(images)``, in halves (and halves of those) when the GPU runs out of memory."""
+    try:
+        return inverter(images)
+    except torch.cuda.OutOfMemoryError:
+        if len(images) == 1:
+            raise DseError("CUDA out of memory inverting a single image",
+                           hint="use --device cpu, or drop --refine (refinement keeps gradients through G)") from None
+    torch.cuda.empty_cache()
+    half = (len(images) + 1) // 2
+    log(f"CUDA out of memory at batch size {len(images)}: inverting it as {half} + {len(images) - half}")
+    parts = [_invert_fitting(inverter, images[:half], log), _invert_fitting(inverter, images[half:], log)]
+    return Inversion({k: torch.cat([p.latents[k] for p in parts]) for k in parts[0].latents},
+                     torch.cat([p.reconstructions for p in parts]))
 
 
 def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict,

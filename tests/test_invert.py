@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from dse_core import Encoder, Inverter
 from dse_core.cli import main
@@ -298,3 +299,31 @@ def test_refine_progress_writes_no_cursor_moves_when_not_a_terminal(pair, tmp_pa
     write_inputs(pair[0], tmp_path / "in", n=1)
     assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--refine", "w", "--refine-steps", "2") == 0
     assert "\x1b[A" not in capsys.readouterr().err
+
+
+def test_cuda_out_of_memory_splits_the_batch_and_loses_nothing(pair, tmp_path, monkeypatch):
+    from dse_core.invert import invert_files
+
+    G, E = pair
+    write_inputs(G, tmp_path / "in", n=5)
+    whole = invert_files([tmp_path / "in"], Inverter(G, E), tmp_path / "whole", batch_size=8, progress=False,
+                         log=lambda m: None)
+    real_call, sizes, messages = Inverter.__call__, [], []
+
+    def tight(self, images):
+        sizes.append(len(images))
+        if len(images) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_call(self, images)
+
+    monkeypatch.setattr(Inverter, "__call__", tight)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    split = invert_files([tmp_path / "in"], Inverter(G, E), tmp_path / "split", batch_size=8, progress=False,
+                         log=messages.append)
+    assert sizes == [6, 3, 2, 1, 3, 2, 1] and split.inverted == whole.inverted == 6
+    assert "CUDA out of memory at batch size 6: inverting it as 3 + 3" in messages
+    for name in (tmp_path / "whole" / "latents").iterdir():
+        torch.testing.assert_close(load_file(str(name)), load_file(str(tmp_path / "split" / "latents" / name.name)))
+    monkeypatch.setattr(Inverter, "__call__", lambda self, images: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
+    with pytest.raises(DseError, match="CUDA out of memory inverting a single image"):
+        invert_files([tmp_path / "in" / "img0.png"], Inverter(G, E), tmp_path / "none", progress=False, log=lambda m: None)
