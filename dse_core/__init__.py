@@ -11,7 +11,7 @@ tests); the submodules behind these names stay importable but are not the plugin
 
 from .checkpoints import describe, state_dict_in, torch_load
 from .encoder import Encoder, EncoderConfig, EncoderOutput, block_resolutions
-from .errors import CheckpointError, ConfigError, DseError, DseWarning, PluginError, UnknownNameError
+from .errors import CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, PluginError, UnknownNameError
 from .families import CheckpointFormat, GanFamily
 from .hookspecs import hookimpl
 from .hub import ChecksumError, PretrainedMixin, check_tensors, generator_fingerprint, load_state, push_folder
@@ -25,7 +25,7 @@ from .registry import CheckpointEntry, HubLocation
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointEntry", "CheckpointError", "CheckpointFormat", "ChecksumError", "ConfigError", "DseError", "DseWarning",
+    "CheckpointEntry", "CheckpointError", "CheckpointFormat", "ChecksumError", "ConfigError", "DamagedFileError", "DseError", "DseWarning",
     "Encoder", "EncoderConfig", "EncoderOutput", "GanFamily", "Generator", "HubLocation", "Inversion", "Inverter",
     "PluginError", "PluginHost", "PretrainedMixin", "Refinement", "StyleGenerator", "UnknownNameError",
     "block_resolutions", "check_encoder_matches", "check_latents", "check_noise_mode", "check_tensors", "check_ws",

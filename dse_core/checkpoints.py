@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, DamagedFileError
 
 _UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
 
@@ -29,7 +29,7 @@ def torch_load(path: str | Path, allowed_globals: Iterable[Any] = ()) -> Any:
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     if path.stat().st_size == 0:
-        raise CheckpointError(path, "the file is empty (0 bytes)")
+        raise DamagedFileError(path, "the file is empty (0 bytes)")
     return _torch_load_cached(path.resolve(), path.stat().st_mtime_ns, tuple(allowed_globals))
 
 
@@ -70,8 +70,9 @@ def _read(path: Path, allowed: tuple) -> Any:
             ) from None
         raise CheckpointError(path, f"not a PyTorch checkpoint ({_first_line(exc)})") from None
     except Exception as exc:  # the unpickler raises KeyError, IndexError, ... on garbage
-        what = "it is corrupt or truncated" if _looks_like_checkpoint(path) else "it is not a PyTorch checkpoint"
-        raise CheckpointError(path, f"cannot read the file; {what} ({_first_line(exc)})") from None
+        if _looks_like_checkpoint(path):
+            raise DamagedFileError(path, f"cannot read the file; it is corrupt or truncated ({_first_line(exc)})") from None
+        raise CheckpointError(path, f"cannot read the file; it is not a PyTorch checkpoint ({_first_line(exc)})") from None
 
 
 def _check_zip_crcs(path: Path) -> None:
@@ -91,7 +92,7 @@ def _check_zip_crcs(path: Path) -> None:
                     while f.read(1 << 24):
                         pass
     except Exception as exc:  # BadZipFile, zlib.error, EOFError, an encrypted or unknown-compression member, ...
-        raise CheckpointError(path, f"the file is damaged: zip member {member!r} fails its integrity check "
+        raise DamagedFileError(path, f"the file is damaged: zip member {member!r} fails its integrity check "
                                     f"({_first_line(exc)})",
                               hint="download or copy the checkpoint again") from None
 

@@ -238,6 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     saved = _saved_run(Path(args.output)) if args.resume else {}
     if args.resume and not saved:
         raise DseError(f"{args.output}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
+    _restore_backbones(args, saved.get("lpips") or {})
     given = {"preset": args.preset, "samples": args.samples, "batch_size": args.batch_size, "lr": args.lr,
              "truncation_psi": args.truncation, "truncation_cutoff": args.truncation_cutoff,
              "style_mixing_prob": args.style_mixing, "seed": args.seed, "log_every": args.log_every,
@@ -277,6 +278,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.rank == 0:
         print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
     return 0
+
+
+def _restore_backbones(args: argparse.Namespace, recorded: dict) -> None:
+    """On --resume, the VGG16 weights the run used (a file, a Hub repo, or untrained), unless given again."""
+    for kind in ("lpips", "gradcam"):
+        source = recorded.get(f"{kind}_source")
+        if not isinstance(source, str) or getattr(args, f"{kind}_weights") or getattr(args, f"{kind}_hub"):
+            continue
+        if source == "untrained":
+            setattr(args, f"allow_untrained_{kind}", True)
+        elif source.startswith("hf://"):
+            setattr(args, f"{kind}_hub", source[len("hf://"):].rsplit("/", 1)[0])
+        elif Path(source).is_file():
+            setattr(args, f"{kind}_weights", source)
 
 
 def _saved_run(run_dir: Path) -> dict:

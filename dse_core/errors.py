@@ -32,6 +32,10 @@ class CheckpointError(DseError):
         super().__init__(f"{self.path}: {problem}", hint)
 
 
+class DamagedFileError(CheckpointError):
+    """The file's bytes are broken (empty, truncated, failing its checksums): no format could read it."""
+
+
 class ConfigError(DseError):
     """A config file (or dict) whose fields do not have the expected types or values."""
 

@@ -22,6 +22,7 @@ the cache, fetched once more, and refused if it still does not match.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -109,17 +110,26 @@ def offline() -> bool:
 def unreachable() -> str | None:
     """Why the Hub cannot be reached at all, found at once (the endpoint's name does not resolve: no network),
     instead of huggingface_hub's five retries; None when it may be reachable."""
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants
 
-    host = urlparse(constants.ENDPOINT).hostname
-    if not host or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # behind a proxy the name is resolved there, not here
+    return _unresolvable(constants.ENDPOINT)
+
+
+@functools.lru_cache(maxsize=4)  # one lookup per endpoint and process
+def _unresolvable(endpoint: str) -> str | None:
+    from urllib.parse import urlparse
+    from urllib.request import getproxies, proxy_bypass
+
+    url = urlparse(endpoint)
+    if not url.hostname:
+        return None
+    if url.scheme in getproxies() or "all" in getproxies():
+        if not proxy_bypass(url.hostname):
+            return None  # behind a proxy the name is resolved there, not here
     try:
-        socket.getaddrinfo(host, None)
+        socket.getaddrinfo(url.hostname, None)
     except socket.gaierror as exc:
-        return f"{host} cannot be resolved ({exc.strerror or exc}): no network?"
+        return f"{url.hostname} cannot be resolved ({exc.strerror or exc}): no network?"
     except (OSError, UnicodeError):
         return None
     return None
@@ -149,7 +159,7 @@ def _hub_errors(repo_id: str, revision: str | None, filename: str | None = None,
     except LocalEntryNotFoundError:
         raise DseError(
             f"{where} is not in the local Hugging Face cache and the Hub cannot be reached"
-            + (" (HF_HUB_OFFLINE is set)" if offline() else f" ({unreachable()})" if unreachable() else ""),
+            + (" (HF_HUB_OFFLINE is set)" if offline() else f" ({why})" if (why := unreachable()) else ""),
             hint=f"on a connected machine run `{pull_hint or pull_command(repo_id, revision)}` and copy the cache "
                  f"({_cache_dir()}) here, or point HF_HOME at a copy of it",
         ) from None

@@ -14,7 +14,7 @@ from .checkpoints import describe, torch_load
 from .encoder import Encoder
 from .encoder.convert import BE_FAMILIES, load_authors_encoder, sniff_authors_encoder
 from .config import read_json
-from .errors import CheckpointError, ConfigError, DseError, UnknownNameError
+from .errors import CheckpointError, ConfigError, DamagedFileError, DseError, UnknownNameError
 from .families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
 from .plugins import get_host
 
@@ -334,6 +334,8 @@ def _sniff(families, path: Path) -> list[tuple[GanFamily, CheckpointFormat]]:
             try:
                 if fmt.sniff(path):
                     matches.append((family, fmt))
+            except DamagedFileError:
+                raise  # truncated or failing its checksums: no reader can load it, whatever else would try
             except Exception:  # a sniffer must never decide the outcome by crashing
                 continue
     return matches

@@ -136,3 +136,18 @@ def test_official_families_are_tried_before_third_party_ones(fixtures):
     with use_host(host):
         G = load_generator(fixtures / "stylegan2-genforce" / "checkpoint.pth")
     assert G.family == "stylegan2"
+
+
+@pytest.mark.parametrize("greedy_load", ["crashes", "succeeds"])
+def test_a_truncated_file_is_reported_as_damaged_not_handed_to_a_loose_reader(fixtures, tmp_path, greedy_load):
+    from dse_core.errors import DamagedFileError
+
+    data = (fixtures / "stylegan2-rosinality" / "checkpoint.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    load = _raise(KeyError("net.0.weight")) if greedy_load == "crashes" else (lambda path: GreedyGenerator())
+    host = PluginHost()
+    host.register(Plugin(greedy_family(load)), name="aaagreedy", distribution="dse-plugin-aaagreedy")
+    host.load_entry_points()
+    with use_host(host), pytest.raises(DamagedFileError, match="corrupt or truncated"):
+        load_generator(cut)

@@ -190,6 +190,7 @@ def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, ti
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(dse_core.hub.socket, "getaddrinfo", no_dns)  # HF_HUB_OFFLINE is not set
+    dse_core.hub._unresolvable.cache_clear()
     assert torch.equal(outputs(load_generator("alice/g")), outputs(tiny_generator))
     with pytest.raises(DseError, match=r"alice/other@main is not in the local Hugging Face cache and the Hub cannot be "
                                        r"reached \(127.0.0.1 cannot be resolved"):
@@ -197,6 +198,39 @@ def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, ti
     with pytest.raises(DseError, match="cannot push to alice/g: 127.0.0.1 cannot be resolved"):
         tiny_generator.push_to_hub("alice/g")
     assert len(hub_server.requests) == seen  # no request, and none of huggingface_hub's retries
+    dse_core.hub._unresolvable.cache_clear()
+
+
+@pytest.mark.parametrize("endpoint, proxy, no_proxy, unreachable", [
+    ("https://huggingface.co", {}, "", True),
+    ("https://huggingface.co", {"HTTPS_PROXY": "http://proxy:3128"}, "", False),  # the proxy resolves names
+    ("http://hf-mirror.internal", {"HTTP_PROXY": "http://proxy:3128"}, "", False),
+    ("http://hf-mirror.internal", {"HTTP_PROXY": "http://proxy:3128"}, "hf-mirror.internal", True),  # bypassed
+])
+def test_no_network_check_respects_proxies(monkeypatch, endpoint, proxy, no_proxy, unreachable):
+    import socket
+
+    import dse_core.hub
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in proxy.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    lookups = []
+
+    def no_dns(host, *args):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(dse_core.hub.socket, "getaddrinfo", no_dns)
+    dse_core.hub._unresolvable.cache_clear()
+    try:
+        assert (dse_core.hub._unresolvable(endpoint) is not None) == unreachable
+        dse_core.hub._unresolvable(endpoint)
+        assert len(lookups) == (1 if unreachable else 0)  # asked once per endpoint
+    finally:
+        dse_core.hub._unresolvable.cache_clear()
 
 
 def test_a_private_repo_needs_the_token(hub_server, tiny_generator, monkeypatch):

@@ -340,3 +340,33 @@ def test_resume_names_what_is_wrong_with_the_budget_or_the_folder(tiny_generator
     run(tiny_generator, tmp_path / "r", samples=8)
     with pytest.raises(DseError, match="already trained on 8 samples; --samples 4 is fewer"):
         run(tiny_generator, tmp_path / "r", samples=4, resume=True)
+
+
+def test_resume_uses_the_lpips_backbone_the_run_used(tiny_generator, tmp_path, capsys):
+    from dse_core.cli import main
+
+    tiny_generator.save_pretrained(tmp_path / "g")
+    run_dir = str(tmp_path / "r")
+    assert main(["train", "--generator", str(tmp_path / "g"), "-o", run_dir, "--samples", "2", "--batch-size", "2",
+                 "--allow-untrained-lpips", "--checkpoint-every", "1", "--quiet"]) == 0
+    assert main(["train", "-o", run_dir, "--resume", "--samples", "4", "--quiet"]) == 0  # untrained again, as recorded
+    assert "trained 2 steps (4 samples)" in capsys.readouterr().out
+
+
+def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_generator, tmp_path, monkeypatch):
+    real_step, calls = trainer_module.training_step, []
+
+    def poke(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # `cmd &` in a script: the shell made SIGINT ignored
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "training_step", poke)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = run(tiny_generator, tmp_path / "r", samples=8)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.samples == 8

@@ -162,7 +162,7 @@ def train(
     checkpoint = latest_checkpoint(Path(run_dir)) if resume else None
     terms: dict = {}
     bar = files.progress(total=config.samples, initial=samples, enabled=progress and dist.is_main)
-    ctrl_c = _CtrlC(log if dist.is_main else lambda m: None)
+    ctrl_c = _CtrlC((lambda m: (bar.clear(), log(m))) if dist.is_main else (lambda m: None))
     started, done_at_start = time.perf_counter(), samples
     try:
         while samples < config.samples:
@@ -193,10 +193,13 @@ def train(
                 if dist.is_main and step % config.checkpoint_every:
                     checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
                 if dist.is_main:
+                    bar.clear()
                     log(f"interrupted after step {step}: saved {checkpoint}; continue with --resume")
+                distributed.barrier(dist)  # the others wait for rank 0's save: torchrun stops all on the first exit
                 raise _Stopped
     except KeyboardInterrupt as exc:
         if not isinstance(exc, _Stopped) and dist.is_main:
+            bar.clear()
             log(f"stopped during step {step + 1}: not saved; --resume continues from "
                 f"{checkpoint.name if checkpoint else 'the start'}")
         raise
@@ -228,11 +231,12 @@ class _CtrlC:
     mid-step would leave weights, step count and RNG out of step with each other. A second Ctrl-C stops at once."""
 
     def __init__(self, log: Callable[[str], None]):
-        self.requested, self._log = False, log
+        self.requested, self._log, self._previous = False, log, None
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started with SIGINT ignored (cmd &): keep it so
+                self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread: SIGINT is delivered elsewhere
-            self._previous = None
+            pass
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
