@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timing import timed  # benchmarks/timing.py, beside this script
 
 
 def build_dse(resolution: int):
@@ -46,21 +46,7 @@ def measure(impl: str, resolution: int, batch: int, iters: int, threads: int, de
     G, run = build_dse(resolution) if impl == "dse" else build_rosinality(resolution, baseline_dir)
     G.to(device)
     z = torch.randn(batch, 512, device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    with torch.no_grad():
-        run(z)  # warm-up
-        sync()
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        for _ in range(iters):
-            run(z)
-        sync()
-        elapsed = time.perf_counter() - start
-    if device.startswith("cuda"):
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    elapsed, peak_mb = timed(run, z, iters, device)
     return {"impl": impl, "device": device, "img_per_s": batch * iters / elapsed, "peak_mb": peak_mb}
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
+
+from timing import timed  # benchmarks/timing.py, beside this script
 
 
 def build(case: str):
@@ -41,18 +41,7 @@ def measure(case: str, batch: int, iters: int, threads: int, device: str) -> dic
     inverter.encoder.to(device)
     res = inverter.generator.resolution
     images = torch.rand(batch, 3, res, res, device=device) * 2 - 1
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    inverter(images)  # warm-up
-    sync()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(iters):
-        inverter(images)
-    sync()
-    elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    elapsed, peak = timed(inverter, images, iters, device)
     return {"case": case, "device": device, "resolution": res, "batch": batch, "img_per_s": batch * iters / elapsed,
             "peak_mb": peak}
 
