@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
+import math
 import os
 import tempfile
 import typing
@@ -170,3 +171,24 @@ def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
 
+
+# -- validators shared by model configs ------------------------------------------------------------
+
+def resolutions(resolution: int) -> list[int]:
+    """The feature-map sizes of a network working at ``resolution``, ascending: ``[4, 8, ..., resolution]``."""
+    return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+
+
+def power_of_two(_, attribute, value: int) -> None:
+    """attrs validator: a resolution, a power of two >= 4."""
+    if value < 4 or value & (value - 1):
+        raise ValueError(f"{attribute.name} must be a power of two >= 4, got {value}")
+
+
+def channel_plan(instance: Any, attribute, value: dict[int, int]) -> None:
+    """attrs validator: a positive width for each of :func:`resolutions` ``(instance.resolution)``, none else."""
+    wanted = resolutions(instance.resolution)
+    if sorted(value) != wanted:
+        raise ValueError(f"{attribute.name} must give a width for each resolution {wanted}, got {sorted(value)}")
+    if any(c <= 0 for c in value.values()):
+        raise ValueError(f"{attribute.name} must be positive, got {value}")

@@ -2,15 +2,19 @@
 
 Any PNG, JPEG, WebP, BMP or TIFF (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
 [-1, 1] at the generator's resolution: turned upright as its EXIF orientation says,
-then the centre square is cropped and resized (antialiased bicubic). What had to
-change (orientation, aspect, alpha, bit depth) is reported per image, and an
+then the centre square is cropped and resized (antialiased bicubic). Transparent pixels
+are composited on a background colour (the model's, see ``dse invert --background``). A
+photo far larger than the generator is decoded reduced (JPEG's DCT scaling, else PIL's box
+reduce) so that a 12000 px file inverting into a 32 px model costs megabytes, not gigabytes.
+What had to change (orientation, aspect, alpha, bit depth, size) is reported per image, and an
 unreadable file (or one too large to decode safely) is reported, not fatal.
 """
 
 from __future__ import annotations
 
 import functools
-
+import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -40,6 +44,7 @@ class BadImage:
 
 @attrs.frozen
 class ImageScan:
+    roots: list[Path]  # the inputs as given (output names are relative to the folders among them)
     found: list[Path]  # image files, each folder's sorted
     missing: list[BadImage]  # inputs that do not exist
     unsupported: dict[str, int]  # suffix ("" for none) -> files in the folders skipped for it (hidden files not counted)
@@ -47,6 +52,7 @@ class ImageScan:
 
 def scan_inputs(inputs: Iterable[str | Path]) -> ImageScan:
     """Expand files and folders (recursively, sorted) into image paths; say what was missing or skipped."""
+    inputs = list(inputs)
     found, missing, unsupported = [], [], Counter()
     for item in inputs:
         path = Path(item)
@@ -64,7 +70,7 @@ def scan_inputs(inputs: Iterable[str | Path]) -> ImageScan:
         if p.resolve() not in seen:
             seen.add(p.resolve())
             unique.append(p)
-    return ImageScan(unique, missing, dict(sorted(unsupported.items())))
+    return ImageScan([Path(p) for p in inputs], unique, missing, dict(sorted(unsupported.items())))
 
 
 def find_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[BadImage]]:
@@ -90,7 +96,22 @@ def describe_unsupported(unsupported: dict[str, int]) -> str:
     return f"{n} image{'s' if n != 1 else ''} ({', '.join(unsupported)})"
 
 
-def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray:
+COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """``white``, ``black``, ``grey`` or ``#rrggbb`` as an RGB triple; a :class:`DseError` for anything else."""
+    from .errors import DseError
+
+    value = text.strip().lower()
+    if value in COLOURS:
+        return COLOURS[value]
+    if re.fullmatch(r"#[0-9a-f]{6}", value):
+        return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))
+    raise DseError(f"background {text!r}: expected white, black, grey or #rrggbb")
+
+
+def _to_array(image: Image.Image, channels: int, notes: list[str], background: tuple[int, int, int]) -> np.ndarray:
     """HWC float32 in [0, 1] with ``channels`` channels."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         scale = 65535.0 if image.mode.startswith("I;16") or np.asarray(image).max() > 255 else 255.0
@@ -100,13 +121,17 @@ def _to_array(image: Image.Image, channels: int, notes: list[str]) -> np.ndarray
     else:
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-            notes.append("transparency composited on white")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
+            notes.append(f"transparency composited on {_colour_name(background)}")
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if channels == 1:
         return (array @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
     return array
+
+
+def _colour_name(rgb: tuple[int, int, int]) -> str:
+    names = {v: k for k, v in COLOURS.items() if k != "gray"}
+    return names.get(tuple(rgb), "#{:02x}{:02x}{:02x}".format(*rgb))
 
 
 def _upright(image: Image.Image, notes: list[str]) -> Image.Image:
@@ -117,27 +142,49 @@ def _upright(image: Image.Image, notes: list[str]) -> Image.Image:
     return ImageOps.exif_transpose(image)
 
 
-def load_image(path: str | Path, resolution: int, channels: int = 3) -> LoadedImage:
+REDUCE_ABOVE = 4  # decode reduced while the centre square stays at least this many times the resolution
+
+
+def _centre_square(image: Image.Image, resolution: int, notes: list[str]) -> Image.Image:
+    """The centre square, box-reduced by an integer factor while it stays >= REDUCE_ABOVE x the resolution."""
+    width, height = image.size
+    side = min(width, height)
+    if width != height:
+        notes.append(f"cropped {width}x{height} to its centre square")
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    factor = side // (REDUCE_ABOVE * resolution)
+    if factor >= 2 and image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.reduce(factor)
+    return image
+
+
+def load_image(path: str | Path, resolution: int, channels: int = 3,
+               background: tuple[int, int, int] = (255, 255, 255)) -> LoadedImage:
     """One image file as a tensor; raises ValueError (with the reason) when it cannot be read."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
+    notes: list[str] = []
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)  # ours to report, as a note
+            image = Image.open(path)
+        with image:
+            side = min(image.size)
+            if side >= 2 * REDUCE_ABOVE * resolution:
+                image.draft(image.mode, (image.size[0] * REDUCE_ABOVE * resolution // side,
+                                         image.size[1] * REDUCE_ABOVE * resolution // side))  # JPEG: decode scaled down
             image.load()  # decode now: truncated files fail here, not later
-            notes: list[str] = []
-            array = _to_array(_upright(image, notes), channels, notes)
+            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+                notes.append(f"a very large image ({side}px): decoded reduced to what a {resolution}px model needs")
+            array = _to_array(_centre_square(_upright(image, notes), resolution, notes), channels, notes, background)
     except Image.DecompressionBombError as exc:  # not an OSError: PIL's guard against huge images
         raise ValueError(f"too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
-    height, width = array.shape[:2]
-    side = min(width, height)
-    if width != height:
-        notes.append(f"cropped {width}x{height} to its centre square")
-    top, left = (height - side) // 2, (width - side) // 2
-    tensor = torch.from_numpy(np.ascontiguousarray(array[top : top + side, left : left + side])).permute(2, 0, 1)
-    if side != resolution:
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    if tensor.shape[-1] != resolution:
         notes.append(f"resized {side}px to {resolution}px")
         # antialiased bicubic: no aliasing when shrinking large photos to small generators
         tensor = F.interpolate(tensor[None], size=(resolution, resolution), mode="bicubic", antialias=True)[0]

@@ -32,7 +32,7 @@ class CheckpointFormat:
     name: str  # short id, unique within the family: "rosinality", "genforce"
     description: str  # one line for `dse plugins`
     sniff: Callable[[Path], bool]  # cheap and never raising: do this file's keys / magic say it is this format?
-    load: Callable[[Path], Any]  # path -> generator in eval mode; raises CheckpointError when it cannot
+    load: Callable[[Path], Any]  # path -> generator (an Encoder for encoder formats) in eval mode; CheckpointError when it cannot
 
 
 @attrs.frozen
@@ -41,18 +41,22 @@ class GanFamily:
 
     ``generator_class`` is an ``nn.Module`` that implements
     :class:`dse_core.interfaces.Generator` and mixes in
-    :class:`dse_core.hub.PretrainedMixin` (its ``family`` equals ``name``).
+    :class:`dse_core.PretrainedMixin` (its ``family`` equals ``name``).
     """
 
     name: str  # the --gan name: "stylegan2"
     description: str
     generator_class: type
     formats: tuple[CheckpointFormat, ...] = attrs.field(converter=tuple)
-    latent: str  # what inversion predicts, e.g. "w+ (num_ws x w_dim)"
+    latent: str  # what inversion predicts, in words: "ws (num_ws x w_dim)", "z (z_dim)"
     # generator -> EncoderConfig of the DSE encoder that inverts it (its outputs named as the
     # generator's latent_names, shaped as decode() takes them); None: inversion unavailable
     encoder: Callable[[Any], Any] | None = None
     demo: Path | None = None  # folder of the embedded demo models, if the plugin ships one
+    # encoder checkpoint formats (e.g. the DSE authors' encoders for this family): load returns an Encoder
+    encoder_formats: tuple[CheckpointFormat, ...] = attrs.field(default=(), converter=tuple)
+    # a small config of generator_class: the contract tests run every installed family on it (tests/test_families.py)
+    tiny_config: Any = None
     package: str = ""  # the distribution that registered it; filled in by the plugin host
 
     def format(self, name: str) -> CheckpointFormat:

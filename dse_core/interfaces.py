@@ -1,14 +1,15 @@
 """The small contracts that plugins implement and the core relies on.
 
-Dimension names are the same everywhere: ``z_dim`` (input latent), ``c_dim``
-(class/condition vector, 0 = unconditional), ``w_dim`` (intermediate latent),
-``num_ws`` (how many w vectors the synthesis network consumes), ``resolution`` and
-``img_channels`` of the output image.
+One vocabulary everywhere: ``z`` (input latent, ``z_dim``), ``c`` (class/condition vector,
+``c_dim``, 0 = unconditional), ``w`` (one intermediate latent, ``w_dim``), ``ws`` (the
+``num_ws`` w vectors the synthesis network consumes, one per layer), ``resolution`` and
+``img_channels`` of the output image; ``x`` an image batch and ``x_rec`` its reconstruction.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import math
 from typing import ClassVar, Literal, Sequence
 
 import torch
@@ -24,19 +25,39 @@ class Generator(nn.Module, ABC):
     Images are never clamped here: callers clamp when they write pixels.
     ``noise_mode``: ``const`` uses the stored per-layer noise buffers (deterministic),
     ``random`` draws fresh noise, ``none`` switches noise off. Families without
-    noise accept and ignore it; families without truncation accept only psi=1 and
-    raise ValueError for any other ``truncation_psi``.
+    noise accept and ignore it.
 
     A generator is built from one config: ``__init__(self, config)`` stores it as
     ``self.config`` (what ``save_pretrained`` writes) and sets ``resolution``,
     ``z_dim``, ``c_dim`` and ``img_channels``. A wrongly shaped z or c raises
-    ValueError (:func:`check_latents`). ``decode(sample_latents(z, c))`` gives the
-    images ``forward(z, c)`` gives. :func:`dse_core.testing.check_generator_contract`
+    ValueError (:func:`check_latents`). :func:`dse_core.testing.check_generator_contract`
     checks all of this.
+
+    **Latents.** ``sample_latents(z, c, psi, cutoff)`` returns the latents ``decode`` takes,
+    by name; ``decode(sample_latents(z, c, psi, cutoff))`` gives the images
+    ``G(z, c, psi, cutoff)`` gives. ``latent_names`` are the ones an encoder predicts (and
+    the latent loss compares): ``("ws",)`` for a style-based family, ``("z",)``, ``("z", "c")``.
+    ``latent_shapes`` gives each latent's per-sample shape, and may name more than
+    ``latent_names``: inputs ``decode`` needs that no encoder predicts because they are
+    fixed for a model and a run (BigGAN's truncation, which selects batch-norm
+    statistics, is ``{"truncation": ()}``): *truncation lives in the latents* for a family
+    whose synthesis depends on it. An encoder records the values it was trained at
+    (``EncoderConfig.fixed_latents``) and inversion passes them to ``decode``.
+
+    **Truncation.** ``has_truncation`` says whether ``truncation_psi != 1`` does anything; a
+    family without it raises ValueError for any other psi. ``truncation_cutoff`` (truncate
+    only the first k ws) is for style-based families.
+
+    **Conditions.** A conditional family (``c_dim`` > 0) takes c as (N, c_dim) class
+    vectors (one-hot, or a mixture); ``class_names`` names the classes when known;
+    ``sample_c(n)`` draws the training conditions (uniform classes by default) and
+    ``class_vector(classes)`` turns indices or names into c.
     """
 
     family: ClassVar[str]  # GAN family name, e.g. "stylegan2"
-    latent_names: ClassVar[tuple[str, ...]]  # what an encoder must predict for decode(): ("w",), ("z",), ("z", "c")
+    latent_names: ClassVar[tuple[str, ...]]  # what an encoder predicts for decode(): ("ws",), ("z",), ("z", "c")
+    has_truncation: ClassVar[bool] = False  # truncation_psi != 1 truncates (else it raises ValueError)
+    class_names: tuple[str, ...] | None = None  # the c_dim classes' names, when known
     resolution: int
     z_dim: int
     c_dim: int
@@ -59,7 +80,45 @@ class Generator(nn.Module, ABC):
 
     @abstractmethod
     def decode(self, latents: dict[str, torch.Tensor], noise_mode: NoiseMode = "const") -> torch.Tensor:
-        """Images from latents named as in ``latent_names`` (an encoder's output, or ``sample_latents``)."""
+        """Images from latents named as in ``latent_shapes`` (an encoder's output, or ``sample_latents``)."""
+
+    @property
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of every latent ``decode`` takes: ``latent_names`` first, then fixed inputs.
+
+        Known for ``z`` (z_dim,) and ``c`` (c_dim,); a family with other latents overrides this.
+        """
+        known = {"z": (self.z_dim,), "c": (self.c_dim,)}
+        missing = [name for name in self.latent_names if name not in known]
+        if missing:
+            raise NotImplementedError(f"{type(self).__name__} must define latent_shapes for {missing}")
+        return {name: known[name] for name in self.latent_names}
+
+    def sample_c(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Training conditions for n samples: uniformly drawn classes, one-hot (None for an unconditional model)."""
+        if not self.c_dim:
+            return None
+        return self.class_vector(torch.randint(self.c_dim, (n,), generator=generator).tolist())
+
+    def class_vector(self, classes: Sequence[int | str]) -> torch.Tensor:
+        """(N, c_dim) one-hot class vectors for class indices or names; a :class:`DseError` names a wrong one."""
+        from .errors import DseError, UnknownNameError
+
+        if not self.c_dim:
+            raise DseError(f"the {self.family} generator is unconditional: it takes no class")
+        names = list(self.class_names or [])
+        indices = []
+        for item in classes:
+            if isinstance(item, str) and not item.lstrip("-").isdigit():
+                if item not in names:
+                    raise UnknownNameError(f"{self.family} class", item, names or [], hint="or give the class index")
+                indices.append(names.index(item))
+                continue
+            index = int(item)
+            if not 0 <= index < self.c_dim:
+                raise DseError(f"class {index}: the {self.family} generator has classes 0..{self.c_dim - 1}")
+            indices.append(index)
+        return nn.functional.one_hot(torch.tensor(indices, dtype=torch.long), self.c_dim).float()
 
 
 class StyleGenerator(Generator):
@@ -71,24 +130,53 @@ class StyleGenerator(Generator):
         G.mapping(z, c=None, truncation_psi=1.0, truncation_cutoff=None) -> ws (N, num_ws, w_dim)
         G.synthesis(ws, noise_mode="const") -> images (N, img_channels, resolution, resolution)
 
+    The encoder predicts ws, one w per synthesis layer (the paper's w+).
     ``truncation_cutoff=k`` truncates ws[:, :k] only (None: all of them).
     """
 
-    latent_names: ClassVar[tuple[str, ...]] = ("w",)
+    latent_names: ClassVar[tuple[str, ...]] = ("ws",)
+    has_truncation: ClassVar[bool] = True
     w_dim: int
     num_ws: int
     mapping: nn.Module
     synthesis: nn.Module
 
+    @property
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"ws": (self.num_ws, self.w_dim)}
+
     def sample_latents(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None):
-        return {"w": self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)}
+        return {"ws": self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)}
 
     def decode(self, latents, noise_mode="const"):
-        return self.synthesis(latents["w"], noise_mode=noise_mode)
+        return self.synthesis(latents["ws"], noise_mode=noise_mode)
 
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const"):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
+
+
+MAX_TRUNCATION_PSI = 2.0  # beyond 1 truncation exaggerates; further out the images are noise
+
+
+def check_truncation(G: Generator, truncation_psi: float, truncation_cutoff: int | None = None) -> None:
+    """A :class:`DseError` unless ``G`` can honour this truncation (every command checks it before sampling)."""
+    from .errors import DseError
+
+    psi, cutoff = truncation_psi, truncation_cutoff
+    if not (isinstance(psi, (int, float)) and math.isfinite(psi) and 0 <= psi <= MAX_TRUNCATION_PSI):
+        raise DseError(f"truncation psi {psi}: must be a number from 0 (the average) to {MAX_TRUNCATION_PSI:g} "
+                       "(1 = no truncation)")
+    if psi != 1 and not G.has_truncation:
+        raise DseError(f"truncation psi {psi}: the {G.family} generator has no truncation", hint="leave psi at 1")
+    if cutoff is None:
+        return
+    num_ws = getattr(G, "num_ws", 0) if isinstance(G, StyleGenerator) else 0
+    if not num_ws:
+        raise DseError(f"truncation cutoff {cutoff}: the {G.family} generator has no per-layer ws to cut",
+                       hint="drop the cutoff")
+    if not 1 <= cutoff <= num_ws:
+        raise DseError(f"truncation cutoff {cutoff}: the {G.family} generator has {num_ws} ws; the cutoff must be 1..{num_ws}")
 
 
 def check_latents(owner: str, z: torch.Tensor, z_dim: int, c: torch.Tensor | None, c_dim: int) -> None:
@@ -127,25 +215,6 @@ def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | No
     return torch.cat([head, ws[:, cutoff:]], dim=1)
 
 
-class EncoderBlock(nn.Module, ABC):
-    """One resolution step of an encoder: halves the spatial size (all but the last, 4x4 block) and may emit style vectors.
-
-    ``forward(x, cond)`` returns the output features and the list of vectors the
-    block predicts, in forward order (one per conv for style-based generators, none
-    otherwise; ``num_styles`` says how many); ``cond`` is the condition vector for
-    conditional norms and ``None`` otherwise.
-    """
-
-    in_channels: int
-    out_channels: int
-    num_styles: int
-
-    @abstractmethod
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
-
-
 class LossTerm(ABC):
     """A similarity term between a target and its reconstruction, one value per sample.
 
@@ -156,13 +225,11 @@ class LossTerm(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor: ...
 
 
 class Attention(ABC):
     """Picks the extra image areas (AT1, AT2) compared besides the whole image."""
 
     @abstractmethod
-    def areas(
-        self, target: torch.Tensor, recon: torch.Tensor
-    ) -> Sequence[tuple[torch.Tensor, torch.Tensor]]: ...
+    def areas(self, x: torch.Tensor, x_rec: torch.Tensor) -> Sequence[tuple[torch.Tensor, torch.Tensor]]: ...

@@ -4,8 +4,8 @@ Entry points in the ``dse`` group are loaded one by one, each in its own
 try/except, and every hook call is made plugin by plugin: a plugin that fails to
 import or whose hook raises is recorded (and shown by ``dse plugins`` and ``dse
 models``) while the others keep working. The host also gathers the checkpoint
-registry: the project's ``registry/*.toml`` files, then each plugin's
-``register_checkpoints`` entries. ``DSE_LOAD_PLUGINS=a,b`` loads only the named plugins
+registry: every ``register_checkpoints`` entry, the project's own ``registry/*.toml`` files
+first (:class:`dse_core.models.registry.BuiltinCatalogue`, a built-in plugin), then each plugin's. ``DSE_LOAD_PLUGINS=a,b`` loads only the named plugins
 (entry-point names, e.g. ``stylegan2``, or distribution names, e.g. ``dse-plugin-stylegan2``);
 set and empty, none.
 
@@ -29,10 +29,12 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError
+from .errors import DseError, PluginError, UnknownNameError
 from .families import KNOWN_PACKAGES, GanFamily
+from .models import registry
 
 ENTRY_POINT_GROUP = "dse"
+BUILTIN = "dse-gan"  # the built-in plugin (the project's registry): listed by `dse plugins` only if it fails
 
 
 @attrs.frozen
@@ -61,6 +63,7 @@ class PluginHost:
         self._checkpoints: dict[str, Any] | None = None
         self.registry_errors: list[str] = []  # bad registry files (the plugins' go to their own row)
         self.skipped: dict[str, str] = {}  # installed entry points DSE_LOAD_PLUGINS leaves out -> distribution
+        self.register(registry.BuiltinCatalogue(), name=BUILTIN, distribution=BUILTIN)
 
     # -- loading ---------------------------------------------------------------
     def load_entry_points(self, only: set[str] | None = None) -> None:
@@ -160,31 +163,44 @@ class PluginHost:
         return self._checkpoints
 
     def _collect_checkpoints(self) -> None:
-        from . import registry
-
-        for folder in registry.search_path():
-            entries, errors = registry.load_dir(folder)
-            self.registry_errors += [str(e) for e in errors]
-            for entry in entries:
-                if entry.id in self._checkpoints:
-                    self.registry_errors.append(f"{entry.origin}: $.id: {entry.id!r} is already defined by "
-                                                f"{self._checkpoints[entry.id].origin}")
-                    continue
-                self._checkpoints[entry.id] = entry
-        for impl in self.pm.hook.register_checkpoints.get_hookimpls():
+        for impl in self.pm.hook.register_checkpoints.get_hookimpls():  # in registration order: the built-in first
             plugin_name = impl.plugin_name
-
-            def register(item, _plugin=plugin_name) -> None:
-                for entry in registry.coerce(item, origin=f"plugin {_plugin}"):
-                    if entry.id in self._checkpoints:
-                        raise PluginError(f"registry id {entry.id!r} is already defined by {self._checkpoints[entry.id].origin}")
-                    self._checkpoints[entry.id] = entry
-
             try:
-                impl.function(register=register)
+                impl.function(register=lambda item, _plugin=plugin_name: self._add_checkpoints(item, _plugin))
             except Exception as exc:
                 dist, version = self._origin.get(plugin_name, ("", ""))
                 self._fail(plugin_name, dist, version, exc, hook=impl.function)
+
+    def _add_checkpoints(self, item: Any, plugin: str) -> None:
+        """``register`` of the ``register_checkpoints`` hook: an entry, a dict, a .toml file or a folder of them.
+
+        A bad entry (an invalid file, an id already taken) is reported in ``registry_errors``, naming where it
+        came from, and the others are kept; a hook that raises fails its plugin.
+        """
+        origin = "the dse registry" if plugin == BUILTIN else f"plugin {plugin}"
+        if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
+            entries, errors = registry.load_dir(item)
+            self.registry_errors += [str(e) if plugin == BUILTIN else f"{origin}: {e}" for e in errors]
+            if plugin != BUILTIN:  # the project's files are named by their path
+                entries = [attrs.evolve(e, origin=f"{origin}: {os.path.basename(e.origin)}") for e in entries]
+        else:
+            try:
+                entries = registry.coerce(item, origin=origin)
+            except DseError as exc:
+                self.registry_errors.append(f"{origin}: {exc}")
+                return
+        for entry in entries:
+            if entry.id in self._checkpoints:
+                self.registry_errors.append(f"{entry.origin}: $.id: {entry.id!r} is already defined by "
+                                            f"{self._checkpoints[entry.id].origin}")
+            else:
+                self._checkpoints[entry.id] = entry
+
+    def checkpoint(self, name: str):
+        """The registry entry ``name`` (an id, or ``id@revision``); None when it names none."""
+        if "/" in name or not registry.is_id(name.partition("@")[0]):
+            return None
+        return self.checkpoints.get(name.partition("@")[0])
 
     def family(self, name: str) -> GanFamily:
         families = self.families
@@ -214,16 +230,47 @@ class PluginHost:
         wanted = _canonical(family)
         return any(n == wanted or difflib.SequenceMatcher(None, n, wanted).ratio() >= 0.8 for n in names)
 
+    def plugin_folders(self) -> dict[str, str]:
+        """Each registered plugin's package folder (a module plugin's), to tell its frames in a traceback."""
+        folders = {}
+        for name, plugin in self.pm.list_name_plugin():
+            module = plugin if inspect.ismodule(plugin) else inspect.getmodule(type(plugin))
+            file = getattr(module, "__file__", None)
+            folder = os.path.dirname(os.path.abspath(file)) + os.sep if file else None
+            if folder and not folder.startswith(_CORE_DIR):  # the core's own (built-in, test) plugins blame nobody
+                folders[name] = folder
+        return folders
+
     def plugins(self) -> list[PluginInfo]:
         families = self.families  # runs the hooks, so hook failures are recorded too
         self.checkpoints
         rows = []
         for name in sorted(set(self._origin) | set(self._errors)):
+            if name == BUILTIN and name not in self._errors:
+                continue
             dist, version = self._origin.get(name, ("", ""))
             owned = tuple(sorted(f for f, owner in self._family_owner.items() if owner == name and f in families))
             rows.append(PluginInfo(name, dist, version, owned, self._errors.get(name),
                                    "; ".join(self._conflicts.get(name, [])) or None))
         return rows
+
+
+def plugin_of_traceback(exc: BaseException) -> tuple[str, str, str] | None:
+    """(family, distribution, file:line) of the plugin an exception was raised in; None when it came from elsewhere.
+
+    Only the plugins already loaded are asked (nothing is imported to blame one).
+    """
+    host = _host
+    if host is None:
+        return None
+    folders = host.plugin_folders()
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        for name, folder in folders.items():
+            if path.startswith(folder):
+                families = sorted(f for f, owner in host._family_owner.items() if owner == name) or [name]
+                return "/".join(families), host._origin.get(name, ("", ""))[0] or name, f"{frame.filename}:{frame.lineno}"
+    return None
 
 
 def _canonical(name: str) -> str:

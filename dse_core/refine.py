@@ -1,12 +1,13 @@
-"""Refining the inversion of real images (paper Table III): optimise w, or fine-tune E.
+"""Refining the inversion of real images (paper Table III): optimise the latents, or fine-tune E.
 
 Both minimise the DSE image loss between the real image y and G(latents): a preset's
 Eq. 6-7 image terms with gradients on (``detach_images`` is forced off, or the
 ``*-s1`` presets would give no gradient) and no latent term (a real image has no
 true w). LPIPS is a term only when a module is given; without one its weight is 0.
 
-- ``refine_w``, the paper's "In-domain (W)" row (after In-Domain GAN): start from
-  E's latents and optimise them with Adam, G frozen. Each image's loss is summed over
+- ``refine_latents``, the paper's "In-domain (W)" row (after In-Domain GAN): start from
+  E's latents (ws, z, a predicted class: whatever the family's encoder predicts) and optimise
+  them with Adam, G frozen. Each image's loss is summed over
   the batch, not averaged, so every image is optimised on its own: its result does
   not depend on its batch mates or on the batch size (except with the ``code-*``
   presets, whose batch cosine couples a batch).
@@ -31,12 +32,14 @@ import attrs
 import torch
 
 from .errors import DseError
-from .loss import DEFAULT_PRESET, DSELoss, get_preset
+from .latents import encode
+from .loss import DSELoss
+from .train.presets import DEFAULT_PRESET, get_preset
 
-METHODS = ("w", "encoder")
-PAPER_ROWS = {"w": "In-domain (W)", "encoder": "DSE (E)"}  # Table III
+METHODS = ("latents", "encoder")
+PAPER_ROWS = {"latents": "In-domain (W)", "encoder": "DSE (E)"}  # Table III
 DEFAULT_STEPS = 100
-DEFAULT_LR = {"w": 0.01, "encoder": 1e-3}  # Adam; w: In-Domain GAN's rate; encoder: near training's 1.5e-3
+DEFAULT_LR = {"latents": 0.01, "encoder": 1e-3}  # Adam; latents: In-Domain GAN's rate; encoder: near training's 1.5e-3
 
 
 def image_loss(preset: str = DEFAULT_PRESET, lpips=None) -> DSELoss:
@@ -47,39 +50,39 @@ def image_loss(preset: str = DEFAULT_PRESET, lpips=None) -> DSELoss:
     return DSELoss(config, lpips=lpips)
 
 
-def refine_w(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss,
-             steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["w"], names: Sequence[str] | None = None,
-             noise_mode: str = "const", seed: int = 0, progress: bool = False) -> dict[str, torch.Tensor]:
-    """Adam on ``latents[names]`` (default: all but a class vector ``c``); returns new, detached latents.
+def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss, names: Sequence[str],
+                   steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["latents"], noise_mode: str = "const",
+                   seed: int = 0, progress: bool = False) -> dict[str, torch.Tensor]:
+    """Adam on ``latents[names]`` (what the encoder predicted); returns new, detached latents.
 
-    ``images`` (N, C, H, W) in [-1, 1] on G's device; ``latents`` as ``G.decode`` takes them (E's output).
+    ``images`` (N, C, H, W) in [-1, 1] on G's device; ``latents`` every input of ``G.decode`` (the
+    others, a given class or fixed inputs, stay as they are).
     """
-    names = [n for n in G.latent_names if n != "c"] if names is None else list(names)
     if missing := [n for n in names if n not in latents]:
-        raise DseError(f"refine_w: no latents named {missing}; got {sorted(latents)}")
+        raise DseError(f"refine_latents: no latents named {missing}; got {sorted(latents)}")
     out = {k: v.detach().clone() for k, v in latents.items()}
     params = [out[n].requires_grad_(True) for n in names]
 
     def reconstruct() -> torch.Tensor:
         return G.decode(out, noise_mode=noise_mode)
 
-    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, "refining w")
+    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, f"refining {', '.join(names)}")
     return {k: v.detach() for k, v in out.items()}
 
 
-def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, steps: int = DEFAULT_STEPS,
-                   lr: float = DEFAULT_LR["encoder"], noise_mode: str = "const", seed: int = 0,
-                   progress: bool = False):
+def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | None = None,
+                   steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["encoder"], noise_mode: str = "const",
+                   seed: int = 0, progress: bool = False):
     """A deep copy of E fine-tuned on ``images`` in eval mode (see the module notes), returned frozen.
 
-    E itself is unchanged. ``images`` (N, C, H, W) in [-1, 1] on E's and G's device.
+    E itself is unchanged. ``images`` (N, C, H, W) in [-1, 1] on E's and G's device; ``c`` the given
+    class (it conditions a conditional E and replaces E's predicted class).
     """
     tuned = copy.deepcopy(E).eval().requires_grad_(True)
     params = list(tuned.parameters())
 
     def reconstruct() -> torch.Tensor:
-        encoded = tuned(images)
-        return G.decode({n: getattr(encoded, n) for n in G.latent_names}, noise_mode=noise_mode)
+        return G.decode(encode(G, tuned, images, c)[0], noise_mode=noise_mode)
 
     _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, "fine-tuning E")
     return tuned.requires_grad_(False)
@@ -109,7 +112,7 @@ def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, los
 
 @attrs.frozen(eq=False)
 class Refinement:
-    """What :class:`~dse_core.invert.Inverter` does after E: ``method`` ``"w"`` or ``"encoder"``, steps, lr, loss.
+    """What :class:`~dse_core.invert.Inverter` does after E: ``method`` ``"latents"`` or ``"encoder"``, steps, lr, loss.
 
     ``lr`` None takes ``DEFAULT_LR[method]``. With ``"encoder"`` each call (one batch)
     fine-tunes its own copy of E from the original. ``record()`` is what a run stores.
@@ -129,20 +132,16 @@ class Refinement:
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
 
-    def __call__(self, G, E, images: torch.Tensor, latents: dict[str, torch.Tensor] | None = None,
-                 noise_mode: str = "const") -> dict[str, torch.Tensor]:
-        """Refined latents for ``images``; ``latents`` (E's output) is where ``"w"`` starts."""
+    def __call__(self, G, E, images: torch.Tensor, latents: dict[str, torch.Tensor], names: Sequence[str],
+                 c: torch.Tensor | None = None, noise_mode: str = "const") -> dict[str, torch.Tensor]:
+        """Refined latents for ``images``: ``latents`` (for ``G.decode``) are where ``"latents"`` starts, ``names``
+        what it optimises (what E predicted); ``"encoder"`` re-encodes with a tuned copy of E (``c``: a given class)."""
         kwargs = dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, progress=self.progress)
-        if self.method == "w":
-            if latents is None:
-                with torch.no_grad():
-                    encoded = E(images)
-                latents = {n: getattr(encoded, n) for n in G.latent_names}
-            return refine_w(G, latents, images, self.loss, **kwargs)
-        tuned = refine_encoder(G, E, images, self.loss, **kwargs)
+        if self.method == "latents":
+            return refine_latents(G, latents, images, self.loss, names, **kwargs)
+        tuned = refine_encoder(G, E, images, self.loss, c, **kwargs)
         with torch.no_grad():
-            encoded = tuned(images)
-        return {n: getattr(encoded, n) for n in G.latent_names}
+            return encode(G, tuned, images, c)[0]
 
     def record(self) -> dict:
         lpips = self.loss.lpips
@@ -158,7 +157,7 @@ class Refinement:
                                                         else "VGG, UNTRAINED backbone"),
             "loss_config": attrs.asdict(self.loss.config),
             "seed": self.seed,
-            "scope": "each image on its own" if self.method == "w"
+            "scope": "each image on its own" if self.method == "latents"
             else "one fine-tuned copy of E per batch (per process under torchrun)",
         }
 
@@ -174,7 +173,7 @@ def make_refinement(method: str | None, steps: int | None = None, lr: float | No
     if method is None:
         if given:
             raise DseError(f"{', '.join('--refine-' + k for k in given)} given without --refine",
-                           hint="add --refine w or --refine encoder")
+                           hint="add --refine latents or --refine encoder")
         return None
     try:
         return Refinement(method, lpips=lpips, progress=progress, **given)

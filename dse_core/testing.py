@@ -1,18 +1,27 @@
-"""Contract tests every GAN plugin runs on itself.
+"""Contract tests every GAN plugin runs on itself, and test plugins for any family.
 
-A plugin's test suite calls :func:`check_generator_contract` with its family and a
-tiny config; the checks are the promises the core relies on (construction from the
-config, shapes, noise modes, truncation, ``sample_latents``/``decode``, the
-mapping/synthesis split, gradients, the family's encoder plan, save/load round trip).
-Each failure is an AssertionError saying what is wrong and what the contract wants.
+:func:`check_generator_contract` checks a family on a tiny config: the promises the core relies on
+(construction from the config, shapes, noise modes, truncation as ``has_truncation`` says,
+conditions, ``sample_latents``/``decode`` and ``latent_shapes``, the mapping/synthesis split,
+gradients, batch-norm layers in eval mode, the family's encoder plan and encoder formats, save/load
+round trip). Each failure is an AssertionError saying what is wrong and what the contract wants.
+The core's own test suite runs it over every installed family (each ``GanFamily.tiny_config``).
+
+:func:`plugin` makes a plugin object from families and registry entries, and :func:`host` a plugin
+host that holds it: what a test needs to register a family without packaging it::
+
+    with dse_core.testing.host(families=[FAMILY]):
+        G = dse_core.load_generator("weights.pt")
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
+from torch import nn
 
 from .families import KNOWN_PACKAGES, GanFamily
 from .hookspecs import hookimpl
@@ -22,28 +31,23 @@ from .plugins import PluginHost, use_host
 REQUIRED_ATTRIBUTES = ("config", "resolution", "z_dim", "c_dim", "img_channels", "latent_names")
 
 
-def _latents(G, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _inputs(G, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.z_dim, generator=rng)
-    c = None
-    if G.c_dim:
-        c = torch.nn.functional.one_hot(torch.arange(n) % G.c_dim, G.c_dim).float()
-    return z, c
+    return torch.randn(n, G.z_dim, generator=rng), G.sample_c(n, generator=rng)
 
 
 def check_generator_contract(family: GanFamily, config: Any, tmp_path: Path) -> None:
     """Raise AssertionError when ``family.generator_class(config)`` breaks the Generator contract."""
     G = _build(family, config)
-    z, c = _latents(G, 3)
+    z, c = _inputs(G, 3)
     with torch.no_grad():
         x = G(z, c)
         assert x.shape == (3, G.img_channels, G.resolution, G.resolution), x.shape
         assert torch.isfinite(x).all()
-        assert torch.equal(G(z, c), x), "noise_mode='const' must be deterministic"
-        G(z, c, noise_mode="none")
-        G(z, c, noise_mode="random")
+        _check_noise_modes(G, z, c, x)
         _check_latents_and_decode(G, z, c, x)
         _check_truncation(G, z, c, x)
+        _check_conditions(G, z)
         if isinstance(G, StyleGenerator):
             _check_style_split(G, z, c, x)
 
@@ -71,29 +75,69 @@ def _build(family: GanFamily, config: Any):
     return G
 
 
+def _check_noise_modes(G, z, c, x) -> None:
+    """``const`` is deterministic and is what G(z) uses; ``none`` and ``random`` run; ``random`` draws afresh."""
+    assert torch.equal(G(z, c, noise_mode="const"), x), "noise_mode='const' must be the default and deterministic"
+    quiet = G(z, c, noise_mode="none")
+    assert quiet.shape == x.shape and torch.isfinite(quiet).all(), "noise_mode='none' must give finite images"
+    first, second = G(z, c, noise_mode="random"), G(z, c, noise_mode="random")
+    assert first.shape == x.shape and torch.isfinite(first).all(), "noise_mode='random' must give finite images"
+    noisy = not torch.equal(quiet, x)  # const noise changed the images: the family has noise layers
+    assert torch.equal(first, second) != noisy, (
+        "noise_mode='random' must draw fresh noise for a family with noise (two calls differ), and a family "
+        "without noise must give the same images in every mode")
+    try:
+        G(z, c, noise_mode="loud")
+    except ValueError:
+        return
+    raise AssertionError("an unknown noise_mode must raise ValueError (dse_core.check_noise_mode does)")
+
+
 def _check_latents_and_decode(G, z, c, x) -> None:
     latents = G.sample_latents(z, c)
-    assert isinstance(latents, dict) and set(latents) == set(G.latent_names), (
-        f"sample_latents() must return a dict keyed by latent_names {G.latent_names}, "
+    shapes = G.latent_shapes
+    assert isinstance(latents, dict) and set(latents) == set(shapes), (
+        f"sample_latents() must return a dict keyed as latent_shapes {sorted(shapes)}, "
         f"got {sorted(latents) if isinstance(latents, dict) else type(latents).__name__}")
+    assert set(G.latent_names) <= set(shapes), f"latent_shapes must give a shape for each of latent_names {G.latent_names}"
+    for name, shape in shapes.items():
+        assert tuple(latents[name].shape) == (z.shape[0], *shape), (
+            f"sample_latents()[{name!r}] is {tuple(latents[name].shape)}, latent_shapes says (N, *{shape})")
     assert torch.allclose(G.decode(latents), x, atol=1e-6), \
         "decode(sample_latents(z, c)) must give the images G(z, c) gives"
 
 
 def _check_truncation(G, z, c, x) -> None:
-    """psi != 1 either truncates (other images, and sample_latents agrees) or raises ValueError."""
-    try:
-        half = G(z, c, truncation_psi=0.5)
-    except ValueError:
-        try:
-            G.sample_latents(z, c, truncation_psi=0.5)
-        except ValueError:
-            return
-        raise AssertionError("forward() refuses truncation_psi=0.5 but sample_latents() accepts it") from None
-    assert not torch.equal(half, x), ("truncation_psi=0.5 gave the same images as 1: a family without truncation "
-                                      "must raise ValueError for truncation_psi != 1")
+    """psi != 1 truncates (other images, and sample_latents + decode agree) exactly when has_truncation says so."""
+    if not G.has_truncation:
+        for call in (lambda: G(z, c, truncation_psi=0.5), lambda: G.sample_latents(z, c, truncation_psi=0.5)):
+            try:
+                call()
+            except ValueError:
+                continue
+            raise AssertionError("has_truncation is False, so truncation_psi=0.5 must raise ValueError "
+                                 "(in forward() and sample_latents())")
+        return
+    half = G(z, c, truncation_psi=0.5)
+    assert not torch.equal(half, x), ("truncation_psi=0.5 gave the same images as 1: has_truncation is True, "
+                                      "so truncation must change them (else set has_truncation = False)")
     assert torch.allclose(G.decode(G.sample_latents(z, c, truncation_psi=0.5)), half, atol=1e-6), (
-        "decode(sample_latents(z, c, truncation_psi=0.5)) must give the images G(z, c, truncation_psi=0.5) gives")
+        "decode(sample_latents(z, c, truncation_psi=0.5)) must give the images G(z, c, truncation_psi=0.5) gives: "
+        "where truncation changes the synthesis itself, sample_latents carries it (a fixed latent in latent_shapes)")
+
+
+def _check_conditions(G, z) -> None:
+    """A conditional family samples one-hot training classes and names them consistently."""
+    if not G.c_dim:
+        assert G.sample_c(3) is None, "an unconditional generator's sample_c must return None"
+        return
+    c = G.sample_c(5, generator=torch.Generator().manual_seed(1))
+    assert c is not None and tuple(c.shape) == (5, G.c_dim), f"sample_c(5) must be (5, {G.c_dim}), got {c}"
+    names = G.class_names
+    assert names is None or len(names) == G.c_dim, f"class_names must name all {G.c_dim} classes, got {len(names)}"
+    assert torch.equal(G.class_vector([0, G.c_dim - 1]).argmax(dim=1), torch.tensor([0, G.c_dim - 1]))
+    if names:
+        assert torch.equal(G.class_vector([names[-1]]), G.class_vector([G.c_dim - 1]))
 
 
 def _check_style_split(G, z, c, x) -> None:
@@ -122,8 +166,9 @@ def _check_bad_latents_raise(G, c) -> None:
 
 
 def _check_encoder_plan(family: GanFamily, G, z, c, x) -> None:
-    """``Encoder(family.encoder(G))`` takes G's images and predicts every latent G decodes, in its shapes."""
+    """``Encoder(family.encoder(G))`` takes G's images and predicts each latent G decodes, in its shape."""
     from .encoder import Encoder, EncoderConfig
+    from .latents import for_decode
 
     plan = family.encoder(G)
     assert isinstance(plan, EncoderConfig), \
@@ -133,18 +178,19 @@ def _check_encoder_plan(family: GanFamily, G, z, c, x) -> None:
         f"encoder plan: the encoder reads {plan.img_channels}x{plan.resolution}px images, "
         f"G makes {G.img_channels}x{G.resolution}px")
     E = Encoder(plan).eval()
-    out = E(x, c if plan.cond_dim else None)
-    wanted = G.sample_latents(z, c)
-    latents = {}
+    predicted = E(x, c if plan.c_dim else None)
+    wanted = G.latent_shapes
     for name in G.latent_names:
-        assert name in out._fields, (f"encoder plan: decode() takes {name!r}, which the encoder does not predict "
-                                     f"(it predicts {', '.join(out._fields)})")
-        got = getattr(out, name)
-        shape = None if got is None else tuple(got.shape)
-        assert shape == tuple(wanted[name].shape), (
-            f"encoder plan: E(x).{name} is {shape} but decode() takes {name} as {tuple(wanted[name].shape)} "
-            "(num_ws / w_dim for w, z_head for z)")
-        latents[name] = got
+        if name == "c" and name not in predicted:
+            continue  # a class the caller gives (conditional encoders read it)
+        shape = tuple(predicted[name].shape[1:]) if name in predicted else None
+        assert shape == wanted[name], (
+            f"encoder plan: E(x)[{name!r}] is {shape and (len(x), *shape)} but decode() takes {name} as "
+            f"{(len(x), *wanted[name])} (num_ws / w_dim for ws, z_head for z, num_classes for c)")
+    extra = sorted(set(predicted) - set(G.latent_names))
+    assert not extra, f"encoder plan: the encoder predicts {extra}, which are not among latent_names {G.latent_names}"
+    targets = G.sample_latents(z, c)  # fixed inputs (a truncation) as sampled: the trainer records them in the plan
+    latents = {**{k: v for k, v in targets.items() if k not in G.latent_names}, **for_decode(G, E, predicted, c)}
     images = G.decode(latents)
     assert images.shape == x.shape, f"encoder plan: decode(E(x)) gave {tuple(images.shape)}, not {tuple(x.shape)}"
 
@@ -154,22 +200,56 @@ def _check_round_trip(family: GanFamily, G, z, c, x, tmp_path: Path) -> None:
     out = G.save_pretrained(tmp_path / f"{family.name}-roundtrip")
     G2 = family.generator_class.from_pretrained(out)
     assert G2.config == G.config
-    host = PluginHost()
-    # an official family name may only come from its package: the test host stands in for it
-    host.register(_SingleFamily(family), name=f"contract-{family.name}",
-                  distribution=KNOWN_PACKAGES.get(family.name, family.package))
-    from .loading import load_generator
+    from .models.loading import load_generator
 
-    with use_host(host), torch.no_grad():
+    with host(families=[family]), torch.no_grad():
         G3 = load_generator(out)
         assert type(G3) is type(G)
         assert torch.equal(G2(z, c), x) and torch.equal(G3(z, c), x)
+        _check_eval_mode(G3)
 
 
-class _SingleFamily:
-    def __init__(self, family: GanFamily):
-        self.family = family
+def _check_eval_mode(G) -> None:
+    """A generator comes back from load_generator in eval mode: batch norm uses its running statistics."""
+    training = [name for name, m in G.named_modules() if m.training]
+    assert not training, f"load_generator must return the generator in eval mode; in train mode: {training[:4]}"
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(not m.training for m in norms)
 
-    @hookimpl
-    def register_gan_families(self, register):
-        register(self.family)
+
+# -- test plugins -----------------------------------------------------------------------------------
+
+def plugin(families: Iterable[GanFamily] = (), checkpoints: Iterable[Any] = ()) -> object:
+    """A plugin object registering ``families`` and ``checkpoints`` (registry entries, dicts, .toml files, folders)."""
+    families, checkpoints = list(families), list(checkpoints)
+
+    class TestPlugin:
+        @hookimpl
+        def register_gan_families(self, register):
+            for family in families:
+                register(family)
+
+        @hookimpl
+        def register_checkpoints(self, register):
+            for item in checkpoints:
+                register(item)
+
+    return TestPlugin()
+
+
+@contextlib.contextmanager
+def host(families: Iterable[GanFamily] = (), checkpoints: Iterable[Any] = (), installed: bool = False,
+         name: str = "test-plugin") -> Iterator[PluginHost]:
+    """A plugin host holding :func:`plugin` (plus the installed plugins when ``installed``), in use for the block.
+
+    An official family name (``stylegan2``, ...) may only come from its package: the test plugin stands in for it.
+    """
+    families = list(families)
+    test_host = PluginHost()
+    if installed:
+        test_host.load_entry_points()
+    distributions = {KNOWN_PACKAGES.get(f.name, f.package) for f in families}
+    test_host.register(plugin(families, checkpoints), name=name,
+                       distribution=next(iter(distributions)) if len(distributions) == 1 else "")
+    with use_host(test_host):
+        yield test_host

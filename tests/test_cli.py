@@ -14,16 +14,18 @@ def test_plugins_lists_families_and_formats(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "dse-plugin-stylegan2" in out and "format rosinality" in out and "format genforce" in out
+    assert "encoder format dse-authors" in out and "inversion predicts ws" in out
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     [sg2] = [r for r in rows if r["plugin"] == "stylegan2"]
-    assert sg2["families"] == [{"name": "stylegan2", "formats": ["rosinality", "genforce", "nvlabs"]}]
+    assert sg2["families"] == [{"name": "stylegan2", "latents": "ws (num_ws x w_dim, the paper's w+)",
+                                "formats": ["rosinality", "genforce", "nvlabs"], "encoder_formats": ["dse-authors"]}]
 
 
 def test_convert_then_sample_a_grid(tmp_path, fixtures, capsys):
     out = tmp_path / "models" / "g"
     assert main(["convert", str(fixtures / "stylegan2-rosinality" / "checkpoint.pt"), "-o", str(out)]) == 0
-    assert "stylegan2 generator, 32px" in capsys.readouterr().out
+    assert "stylegan2 generator, 32px, decodes ws (8, 64)" in capsys.readouterr().out
     header = json.loads((out / "config.json").read_text())
     assert header["source"]["format"] == "stylegan2/rosinality" and len(header["source"]["sha256"]) == 64
     grid = tmp_path / "samples.png"
@@ -81,7 +83,7 @@ def test_gan_alone_means_its_demo_model_and_generate_wants_a_folder(tmp_path, ca
 def test_device_auto_picks_what_is_there_and_bad_devices_are_named(monkeypatch, capsys):
     import torch
 
-    from dse_core.loading import resolve_device
+    from dse_core.device import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

@@ -98,12 +98,11 @@ def w_plan_for_a_z_family(G):
 @pytest.mark.parametrize("generator_class, encoder, message", [
     (WrongException, tiny_plan, "a z of shape (3, 7) must raise ValueError, not RuntimeError: shape '[-1, 6]' is "
                                 "invalid for input of size 21; check shapes with dse_core.check_latents"),
-    (IgnoresTruncation, tiny_plan, "truncation_psi=0.5 gave the same images as 1: a family without truncation "
-                                   "must raise ValueError for truncation_psi != 1"),
+    (IgnoresTruncation, tiny_plan, "has_truncation is False, so truncation_psi=0.5 must raise ValueError"),
     (DecodeDisagrees, tiny_plan, "decode(sample_latents(z, c)) must give the images G(z, c) gives"),
     (NoConfig, tiny_plan, "TinyConfig -> NoConfig: missing self.config"),
-    (TinyGenerator, wrong_z_head, "encoder plan: E(x).z is (3, 7) but decode() takes z as (3, 6)"),
-    (TinyGenerator, w_plan_for_a_z_family, "encoder plan: E(x).z is None but decode() takes z as (3, 6)"),
+    (TinyGenerator, wrong_z_head, "encoder plan: E(x)['z'] is (3, 7) but decode() takes z as (3, 6)"),
+    (TinyGenerator, w_plan_for_a_z_family, "encoder plan: E(x)['z'] is None but decode() takes z as (3, 6)"),
 ])
 def test_contract_failures_say_what_is_wrong(tmp_path, generator_class, encoder, message):
     with pytest.raises(AssertionError) as err:

@@ -2,17 +2,21 @@
 
 import json
 import math
+from functools import partial
 
+import attrs
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from dse_core import CheckpointError, ConfigError, Encoder, EncoderConfig, UnknownNameError, load_encoder
+from dse_core import (CheckpointError, CheckpointFormat, ConfigError, DseError, Encoder, EncoderConfig, UnknownNameError,
+                      load_authors_encoder, load_encoder, sniff_authors_encoder, testing)
 from dse_core.config import from_dict, to_dict
 from dse_core.encoder import ConditionalBatchNorm, DSEBlock, InstanceNorm
 from dse_core.encoder.layers import EncoderConv, FusedDownConv2d
-from dse_core.hub import CONFIG_FILE
+from dse_core.models.format import CONFIG_FILE
+from dse_plugin_stylegan2 import FAMILY
 
 TOL = 1e-4
 SMALL = {32: 16, 16: 32, 8: 64, 4: 64}
@@ -39,8 +43,8 @@ def max_diff(a, b) -> float:
 
 def check_parity(E, cases) -> tuple[float, float]:
     with torch.no_grad():
-        out = E(cases["x"])
-    diffs = max_diff(out.w, cases["w"]), max_diff(out.zc, cases["zc"])
+        ws, zc = E(cases["x"])["ws"], E.features(cases["x"])[0]
+    diffs = max_diff(ws, cases["w"]), max_diff(zc, cases["zc"])
     assert diffs[0] <= TOL and diffs[1] <= TOL, diffs
     return diffs
 
@@ -50,7 +54,7 @@ def check_parity(E, cases) -> tuple[float, float]:
 def test_authors_checkpoint_parity(authors, cases):
     E = load_encoder(authors / "E_model_ep6_iter29999.pth")
     assert not E.training and E.family == "stylegan2"
-    assert E.config.channels == SMALL and E.num_ws == 8 and E.w_dim == 512 and E.resolution == 32
+    assert E.config.channels == SMALL and E.latent_shapes == {"ws": (8, 512)} and E.resolution == 32
     assert E.source["startf"] == 16 and E.source["maxf"] == 64 and E.source["layer_count"] == 4
     check_parity(E, cases)
 
@@ -69,7 +73,7 @@ def test_w_is_in_generator_layer_order(authors, cases):
     """The finest block's first head (reading FromRGB's output) predicts G's last w."""
     E = load_encoder(authors / "E_model_ep6_iter29999.pth")
     with torch.no_grad():
-        w = E(cases["x"]).w
+        w = E(cases["x"])["ws"]
         last = E.b32.style0(E.from_rgb(cases["x"]))
     assert torch.allclose(w[:, -1], last)
 
@@ -80,19 +84,18 @@ def test_noise_is_drawn_in_train_mode_only(authors, cases):
     E = load_encoder(authors / "E_model_ep6_iter29999.pth")  # stored noise strengths are non-zero
     x = cases["x"]
     with torch.no_grad():
-        a, b = E(x), E(x)
-        assert torch.equal(a.w, b.w) and torch.equal(a.zc, b.zc)
+        a, b = E.features(x), E.features(x)
+        assert torch.equal(a[0], b[0]) and all(torch.equal(u, v) for u, v in zip(a[1], b[1]))
         E.train()
-        c, d = E(x), E(x)
-    assert max_diff(c.zc, d.zc) > 1e-3 and max_diff(c.w, d.w) > 1e-3
+        c, d = E.features(x), E.features(x)
+    assert max_diff(c[0], d[0]) > 1e-3 and max_diff(torch.stack(c[1]), torch.stack(d[1])) > 1e-3
 
 
 def test_fused_and_avgpool_downsampling_both_reach_4x4():
     x = torch.randn(2, 3, 32, 32)
     for mode in ("avgpool", "fused"):
         E = Encoder(small_config(downsample=mode)).eval()
-        out = E(x)
-        assert out.zc.shape == (2, 64, 4, 4) and out.w.shape == (2, 8, 512)
+        assert E.features(x)[0].shape == (2, 64, 4, 4) and E(x)["ws"].shape == (2, 8, 512)
     assert isinstance(E.b32.conv1.conv, FusedDownConv2d)
 
 
@@ -107,29 +110,30 @@ def test_no_style_heads_with_linear_z_heads():
     x = torch.randn(3, 3, 32, 32)
     pggan = Encoder(small_config(num_ws=0, noise=False, z_head=(512,))).eval()
     out = pggan(x)
-    assert out.w is None and out.z.shape == (3, 512) and out.zc.shape == (3, 64, 4, 4) and pggan.z_dim == 512
+    assert set(out) == {"z"} and out["z"].shape == (3, 512) and pggan.features(x)[0].shape == (3, 64, 4, 4)
+    assert pggan.latent_shapes == {"z": (512,)} and pggan.config.w_dim == 0
     assert not any("style" in k or "noise" in k for k in pggan.state_dict())
     biggan_like = Encoder(small_config(num_ws=0, noise=False, z_head=(256, 128)))
-    assert biggan_like(x).z.shape == (3, 128) and biggan_like.z_head.fc0.weight.shape == (256, 64 * 16)
+    assert biggan_like(x)["z"].shape == (3, 128) and biggan_like.z_head.fc0.weight.shape == (256, 64 * 16)
 
 
 def test_conditional_batch_norm_uses_the_condition():
-    norm = ConditionalBatchNorm(8, cond_dim=6).eval()
+    norm = ConditionalBatchNorm(8, c_dim=6).eval()
     x = torch.randn(4, 8, 5, 5)
     a, b = torch.randn(4, 6), torch.randn(4, 6)
     assert max_diff(norm(x, a), norm(x, b)) > 1e-2
     assert torch.equal(norm(x, a), norm(x, a))
-    with pytest.raises(ValueError, match=r"cond of shape \(4, 6\)"):
+    with pytest.raises(ValueError, match=r"c of shape \(4, 6\)"):
         norm(x, None)
 
 
-def test_conditional_encoder_needs_cond():
-    E = Encoder(small_config(num_ws=0, noise=False, norm="cbn", cond_dim=10, z_head=(256, 128))).eval()
+def test_conditional_encoder_needs_c():
+    E = Encoder(small_config(num_ws=0, noise=False, norm="cbn", c_dim=10, z_head=(256, 128))).eval()
     x = torch.randn(2, 3, 32, 32)
     out_a, out_b = E(x, torch.randn(2, 10)), E(x, torch.randn(2, 10))
-    assert out_a.z.shape == (2, 128) and max_diff(out_a.z, out_b.z) > 1e-3
+    assert out_a["z"].shape == (2, 128) and max_diff(out_a["z"], out_b["z"]) > 1e-3
     assert isinstance(E.b8.norm0, ConditionalBatchNorm)
-    with pytest.raises(ValueError, match=r"cond must be \(N, 10\)"):
+    with pytest.raises(ValueError, match=r"c must be \(N, 10\)"):
         E(x)
 
 
@@ -176,9 +180,9 @@ def test_config_round_trips_and_checks_num_ws():
     assert from_dict(EncoderConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
     with pytest.raises(ValueError, match=r"2 per block = 8"):
         small_config(num_ws=7)
-    with pytest.raises(ValueError, match="cond_dim must be > 0"):
+    with pytest.raises(ValueError, match="c_dim must be > 0"):
         small_config(norm="cbn")
-    with pytest.raises(ValueError, match="each block resolution"):
+    with pytest.raises(ValueError, match="channels must give a width for each resolution"):
         EncoderConfig(family="stylegan2", resolution=32, channels={32: 16, 8: 64, 4: 64})
     with pytest.raises(ConfigError, match="downsample"):
         from_dict(EncoderConfig, {**to_dict(cfg), "downsample": "nearest"})
@@ -228,10 +232,18 @@ def test_other_files_are_refused_with_what_was_found(tmp_path):
 
 
 def test_family_checks(authors, tmp_path):
-    with pytest.raises(UnknownNameError, match="did you mean 'stylegan', 'stylegan2'"):
-        load_encoder(authors / "E_model_ep6_iter29999.pth", gan="stylegan3")
-    E = load_encoder(authors / "E_model_ep6_iter29999.pth", gan="stylegan")
-    assert E.family == "stylegan"
-    out = E.save_pretrained(tmp_path / "enc")
-    with pytest.raises(CheckpointError, match="holds an encoder for stylegan, not stylegan2"):
-        load_encoder(out, gan="stylegan2")
+    path = authors / "E_model_ep6_iter29999.pth"
+    with pytest.raises(UnknownNameError, match="did you mean 'stylegan2'"):
+        load_encoder(path, gan="stylegan3")
+    # a second family whose encoder format reads the same file (as StyleGAN1's will): the file alone cannot say
+    generator = type("StyleGAN1Like", (FAMILY.generator_class,), {"family": "stylegan"})
+    fmt = CheckpointFormat("dse-authors", "BE", sniff_authors_encoder, partial(load_authors_encoder, family="stylegan"))
+    other = attrs.evolve(FAMILY, name="stylegan", generator_class=generator, encoder_formats=[fmt], package="")
+    with testing.host(families=[other], installed=True):
+        with pytest.raises(DseError, match="an encoder checkpoint of the stylegan, stylegan2 families alike"):
+            load_encoder(path)
+        E = load_encoder(path, gan="stylegan")
+        assert E.family == "stylegan" and E.source["format"] == "stylegan/dse-authors"
+        out = E.save_pretrained(tmp_path / "enc")
+        with pytest.raises(CheckpointError, match="holds an encoder for stylegan, not stylegan2"):
+            load_encoder(out, gan="stylegan2")

@@ -15,6 +15,11 @@ import torch.nn.functional as F
 
 from dse_core.encoder.layers import EncoderConv, FusedDownConv2d, feature_stats
 from dse_core.loss import DSELoss, LossConfig, load_lpips
+from dse_core.train.presets import get_preset
+
+
+def get_preset_loss(name):
+    return get_preset(name).loss
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +85,8 @@ def test_dse_loss_with_fast_lpips_matches_plain_lpips(lpips_pair):
     x, y = images(2, 32, 5), images(2, 32, 6)
     w, w_rec = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
     for preset in ("paper-s2", "code-s2"):
-        fast = DSELoss(LossConfig.preset(preset), lpips=ours)(x, y, w, w_rec)[1]
-        slow = DSELoss(LossConfig.preset(preset), lpips=Plain())(x, y, w, w_rec)[1]
+        fast = DSELoss(get_preset_loss(preset), lpips=ours)(x, y, {"ws": w}, {"ws": w_rec})[1]
+        slow = DSELoss(get_preset_loss(preset), lpips=Plain())(x, y, {"ws": w}, {"ws": w_rec})[1]
         for name in slow:
             assert torch.allclose(fast[name], slow[name], rtol=1e-5, atol=1e-7), (preset, name)
 
@@ -121,7 +126,7 @@ def test_noisy_conv_is_conv_plus_scaled_noise_then_leaky_relu():
 @pytest.mark.parametrize("noise_mode", ["const", "random", "none"])
 def test_synthesis_layers_stay_channels_last_and_add_noise_and_bias(noise_mode):
     """The epilogue's noise + bias map is laid out channels-last so that every layer's output is too."""
-    from dse_core.nn.layers import LRELU_GAIN
+    from dse_core.nn import LRELU_GAIN
     from dse_plugin_stylegan2 import Generator, StyleGAN2Config
     from dse_plugin_stylegan2.model import SynthesisLayer, modulated_conv2d
 

@@ -13,9 +13,14 @@ from dse_core.cli import build_parser, main
 from dse_core.config import from_dict, to_dict
 from dse_core.errors import CheckpointError, DseError
 from dse_core.loss import (
-    PRESETS, DSELoss, GradCam, GradCamAttention, ImageWeights, LossConfig, Preset, UntrainedGradCamWarning,
+    DSELoss, GradCam, GradCamAttention, ImageWeights, LossConfig, UntrainedGradCamWarning,
     load_gradcam, load_lpips, torchvision_cache_file,
 )
+from dse_core.train.presets import PRESETS, Preset, get_preset
+
+
+def get_preset_loss(name):
+    return get_preset(name).loss
 from dse_core.loss.gradcam import channel_weights, class_activation_map, jet, unit_maps
 
 
@@ -180,7 +185,7 @@ def test_dse_loss_with_gradcam_areas_trains_x_rec_not_vgg(cam):
     x = images(2, 32, seed=11)
     x_rec = torch.nn.Parameter(images(2, 32, seed=12))
     w, w_rec = torch.randn(2, 4, 8), torch.nn.Parameter(torch.randn(2, 4, 8))
-    total, terms = loss(x, x_rec, w, w_rec)
+    total, terms = loss(x, x_rec, {"ws": w}, {"ws": w_rec})
     total.backward()
     assert torch.isfinite(total) and all(torch.isfinite(v) for v in terms.values())
     assert {"img1/lpips", "img1/ssim", "img1/kl", "img1/cos", "img2/lpips"} <= set(terms)
@@ -194,7 +199,7 @@ def test_dse_loss_with_gradcam_areas_trains_x_rec_not_vgg(cam):
 
 @pytest.mark.parametrize("preset", ["paper-s1-misaligned", "code-s1-misaligned"])
 def test_misaligned_presets_detach_the_images_and_round_trip(cam, preset):
-    cfg = LossConfig.preset(preset)
+    cfg = get_preset_loss(preset)
     assert (cfg.attention, cfg.area_weights, cfg.detach_images) == ("gradcam", (1, 1, 1), True)
     assert from_dict(LossConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
     assert from_dict(Preset, json.loads(json.dumps(to_dict(PRESETS[preset])))) == PRESETS[preset]
@@ -202,7 +207,7 @@ def test_misaligned_presets_detach_the_images_and_round_trip(cam, preset):
     assert loss.attention.variant == cfg.gradcam_variant
     x_rec = torch.nn.Parameter(images(2, 32, seed=13))
     w_rec = torch.nn.Parameter(torch.randn(2, 4, 8))
-    total, terms = loss(images(2, 32, seed=14), x_rec, torch.randn(2, 4, 8), w_rec)
+    total, terms = loss(images(2, 32, seed=14), x_rec, {"ws": torch.randn(2, 4, 8)}, {"ws": w_rec})
     total.backward()
     assert x_rec.grad is None and w_rec.grad.abs().sum() > 0 and terms["img2"] > 0
 
@@ -266,7 +271,7 @@ def test_training_with_gradcam_areas_records_the_vgg(tiny_generator, cam, tmp_pa
     from dse_core.train import TrainConfig, train
     from dse_plugin_stylegan2.encoder import encoder_plan
 
-    cfg = LossConfig.preset("paper-s1-misaligned")
+    cfg = get_preset_loss("paper-s1-misaligned")
     cfg = attrs.evolve(cfg, image=attrs.evolve(cfg.image, lpips=0.0))
     config = TrainConfig(samples=4, batch_size=2, log_every=1, grid_every=10, checkpoint_every=10)
     result = train(tiny_generator, tmp_path / "r", config, cfg, encoder_plan(tiny_generator), gradcam=cam,

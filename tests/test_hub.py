@@ -10,7 +10,9 @@ from safetensors import safe_open
 from torch import nn
 
 from dse_core.errors import CheckpointError, ConfigError, DseError
-from dse_core.hub import CONFIG_FILE, WEIGHTS_FILE, PretrainedMixin, is_pretrained_dir, resolve
+from dse_core.models.format import CONFIG_FILE, WEIGHTS_FILE, is_pretrained_dir
+from dse_core.models.hub import resolve
+from dse_core.models.pretrained import PretrainedMixin
 
 
 @attrs.frozen
@@ -93,7 +95,8 @@ def test_offline_hub_miss_names_repo_revision_and_the_fix(tmp_path):
 
 
 def test_a_missing_local_path_is_not_mistaken_for_a_hub_repo(tmp_path, monkeypatch):
-    from dse_core import hub, load_generator
+    from dse_core import load_generator
+    from dse_core.models import hub
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()

@@ -17,7 +17,7 @@ from hub_stand_in import TOKEN, go_offline
 
 from dse_core import ChecksumError, DseError, DseWarning, PluginHost, hookimpl, load_generator, use_host
 from dse_core.cli import main
-from dse_core.hub import generator_fingerprint
+from dse_core.models.format import generator_fingerprint
 from dse_core.images import save_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")  # huggingface_hub's LFS PUT
@@ -133,7 +133,8 @@ def test_a_corrupt_download_is_refused_then_refetched_once_fixed(hub_server):
         G = load_generator("test-sg2")
         assert torch.equal(outputs(G), outputs(load_generator(ROSINALITY)))  # read by the family's rosinality reader
         assert G.origin == {"spec": "test-sg2", "registry_id": "test-sg2", "repo_id": "nv/sg2", "file": "g.pt",
-                            "revision": commit}
+                            "revision": commit, "license": "Nvidia Source Code License-NC",
+                            "license_url": "https://nvlabs.github.io/stylegan2/license.html"}
 
         [blob] = blobs("nv/sg2")  # damaged at rest: found on the next load, evicted and fetched again
         blob.chmod(0o644)
@@ -180,7 +181,7 @@ def test_offline_a_cached_model_loads_without_network_and_a_miss_names_the_fix(h
 def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, tiny_generator, monkeypatch):
     import socket
 
-    import dse_core.hub
+    import dse_core.models.hub
 
     tiny_generator.push_to_hub("alice/g")
     load_generator("alice/g")
@@ -189,8 +190,8 @@ def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, ti
     def no_dns(host, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(dse_core.hub.socket, "getaddrinfo", no_dns)  # HF_HUB_OFFLINE is not set
-    dse_core.hub._unresolvable.cache_clear()
+    monkeypatch.setattr(dse_core.models.hub.socket, "getaddrinfo", no_dns)  # HF_HUB_OFFLINE is not set
+    dse_core.models.hub._unresolvable.cache_clear()
     assert torch.equal(outputs(load_generator("alice/g")), outputs(tiny_generator))
     with pytest.raises(DseError, match=r"alice/other@main is not in the local Hugging Face cache and the Hub cannot be "
                                        r"reached \(127.0.0.1 cannot be resolved"):
@@ -198,7 +199,7 @@ def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, ti
     with pytest.raises(DseError, match="cannot push to alice/g: 127.0.0.1 cannot be resolved"):
         tiny_generator.push_to_hub("alice/g")
     assert len(hub_server.requests) == seen  # no request, and none of huggingface_hub's retries
-    dse_core.hub._unresolvable.cache_clear()
+    dse_core.models.hub._unresolvable.cache_clear()
 
 
 @pytest.mark.parametrize("endpoint, proxy, no_proxy, unreachable", [
@@ -210,7 +211,7 @@ def test_no_network_is_noticed_at_once_and_the_cache_still_serves(hub_server, ti
 def test_no_network_check_respects_proxies(monkeypatch, endpoint, proxy, no_proxy, unreachable):
     import socket
 
-    import dse_core.hub
+    import dse_core.models.hub
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -223,14 +224,14 @@ def test_no_network_check_respects_proxies(monkeypatch, endpoint, proxy, no_prox
         lookups.append(host)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(dse_core.hub.socket, "getaddrinfo", no_dns)
-    dse_core.hub._unresolvable.cache_clear()
+    monkeypatch.setattr(dse_core.models.hub.socket, "getaddrinfo", no_dns)
+    dse_core.models.hub._unresolvable.cache_clear()
     try:
-        assert (dse_core.hub._unresolvable(endpoint) is not None) == unreachable
-        dse_core.hub._unresolvable(endpoint)
+        assert (dse_core.models.hub._unresolvable(endpoint) is not None) == unreachable
+        dse_core.models.hub._unresolvable(endpoint)
         assert len(lookups) == (1 if unreachable else 0)  # asked once per endpoint
     finally:
-        dse_core.hub._unresolvable.cache_clear()
+        dse_core.models.hub._unresolvable.cache_clear()
 
 
 def test_a_private_repo_needs_the_token(hub_server, tiny_generator, monkeypatch):

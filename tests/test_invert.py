@@ -31,10 +31,10 @@ def test_inverter_is_e_then_g_and_deterministic(pair):
     G, E = pair
     x = torch.rand(3, 3, 16, 16) * 2 - 1
     result = Inverter(G, E)(x)
-    assert result.latents["w"].shape == (3, G.num_ws, G.w_dim)
+    assert set(result.latents) == {"ws"} and result.latents["ws"].shape == (3, G.num_ws, G.w_dim)
     with torch.no_grad():
-        assert torch.equal(result.latents["w"], E(x).w)
-        assert torch.equal(result.reconstructions, G.synthesis(E(x).w))
+        assert torch.equal(result.latents["ws"], E(x)["ws"])
+        assert torch.equal(result.reconstructions, G.synthesis(E(x)["ws"]))
     assert torch.equal(Inverter(G, E)(x).reconstructions, result.reconstructions)  # noise off in eval
 
 
@@ -76,11 +76,11 @@ def test_invert_command_writes_everything_and_counts_failures(pair, tmp_path, ca
     assert sorted(p.stem for p in (out / "reconstructions").iterdir()) == stems
     assert sorted(p.name for p in (out / "latents").iterdir()) == sorted(f"{s}.{e}" for s in stems for e in ("npy", "npz", "safetensors"))
     with safe_open(str(out / "latents" / "img1.safetensors"), "pt") as f:
-        meta, w = f.metadata(), f.get_tensor("w")
+        meta, ws = f.metadata(), f.get_tensor("ws")
     assert meta["family"] == "stylegan2" and meta["generator"] == str(tmp_path / "g") and meta["resolution"] == "16"
-    assert w.shape == (1, G.num_ws, G.w_dim)
+    assert meta["latents"] == "ws" and ws.shape == (1, G.num_ws, G.w_dim)
     assert np.load(out / "latents" / "img1.npy").shape == (1, G.num_ws, G.w_dim)
-    assert np.allclose(np.load(out / "latents" / "img1.npz")["w"], w.numpy())
+    assert np.allclose(np.load(out / "latents" / "img1.npz")["ws"], ws.numpy())
 
     report = json.loads((out / "metrics.json").read_text())
     assert {f["image"].rsplit("/", 1)[-1] for f in report["failed"]} == {"missing.png", "broken.png"}
@@ -179,7 +179,7 @@ def test_inverter_refuses_an_encoder_with_other_latent_shapes(pair, tmp_path, ca
 
     G, _ = pair
     wide = Encoder(attrs.evolve(encoder_plan(G), w_dim=2 * G.w_dim))
-    with pytest.raises(DseError, match=r"w: the encoder predicts \(N, 6, 16\), the generator takes \(N, 6, 8\)"):
+    with pytest.raises(DseError, match=r"ws: the encoder predicts \(N, 6, 16\), the generator takes \(N, 6, 8\)"):
         Inverter(G, wide)
     wide.save_pretrained(tmp_path / "wide")
     write_inputs(G, tmp_path / "in", n=1)
@@ -225,7 +225,7 @@ def test_generate_refuses_another_generator_with_a_clear_message(pair, tmp_path,
     assert main(["generate", str(latents), "--generator", str(tmp_path / "g32"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert f"{latents / 'img0.safetensors'}: these latents do not fit generator {tmp_path / 'g32'}" in err
-    assert "w: found (1, 6, 8), the generator takes (N, 8, 8)" in err and "Traceback" not in err
+    assert "ws: found (1, 6, 8), the generator takes (N, 8, 8)" in err and "Traceback" not in err
     # the same shapes, other weights: the recorded fingerprint tells
     torch.manual_seed(7)
     Generator(G.config).save_pretrained(tmp_path / "other")
@@ -267,11 +267,11 @@ def test_ctrl_c_writes_the_run_files_for_the_images_done(pair, tmp_path, monkeyp
     calls = []
     real_call = Inverter.__call__
 
-    def interrupt_second_batch(self, images):
+    def interrupt_second_batch(self, images, c=None):
         calls.append(len(images))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_call(self, images)
+        return real_call(self, images, c)
 
     monkeypatch.setattr(Inverter, "__call__", interrupt_second_batch)
     assert run_invert(tmp_path, tmp_path / "in", "--batch-size", "3", "--quiet") == 130  # broken.png, img0, img1 done
@@ -292,12 +292,19 @@ def test_no_image_inverted_says_so_instead_of_an_empty_table(pair, tmp_path, cap
     captured = capsys.readouterr()
     assert "no image was inverted" in captured.out and "mean" not in captured.err
     assert "skipped 1 image (.gif)" in captured.err and ".txt" not in captured.err
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["images"] == []
+    assert not (tmp_path / "out").exists()  # not one image read: nothing written, the failures are in the log
+    assert "broken.png" in captured.out
+
+
+def test_nothing_to_read_creates_no_output_folder(pair, tmp_path, capsys):
+    assert run_invert(tmp_path, tmp_path / "nope.png", "--quiet") == 2
+    assert "nope.png: no such file or folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_refine_progress_writes_no_cursor_moves_when_not_a_terminal(pair, tmp_path, capsys):
     write_inputs(pair[0], tmp_path / "in", n=1)
-    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--refine", "w", "--refine-steps", "2") == 0
+    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--refine", "latents", "--refine-steps", "2") == 0
     assert "\x1b[A" not in capsys.readouterr().err
 
 
@@ -310,11 +317,11 @@ def test_cuda_out_of_memory_splits_the_batch_and_loses_nothing(pair, tmp_path, m
                          log=lambda m: None)
     real_call, sizes, messages = Inverter.__call__, [], []
 
-    def tight(self, images):
+    def tight(self, images, c=None):
         sizes.append(len(images))
         if len(images) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_call(self, images)
+        return real_call(self, images, c)
 
     monkeypatch.setattr(Inverter, "__call__", tight)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
@@ -324,6 +331,6 @@ def test_cuda_out_of_memory_splits_the_batch_and_loses_nothing(pair, tmp_path, m
     assert "CUDA out of memory at batch size 6: inverting it as 3 + 3" in messages
     for name in (tmp_path / "whole" / "latents").iterdir():
         torch.testing.assert_close(load_file(str(name)), load_file(str(tmp_path / "split" / "latents" / name.name)))
-    monkeypatch.setattr(Inverter, "__call__", lambda self, images: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
+    monkeypatch.setattr(Inverter, "__call__", lambda self, images, c=None: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
     with pytest.raises(DseError, match="CUDA out of memory inverting a single image"):
         invert_files([tmp_path / "in" / "img0.png"], Inverter(G, E), tmp_path / "none", progress=False, log=lambda m: None)

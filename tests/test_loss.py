@@ -14,9 +14,14 @@ from dse_core.config import from_dict, to_dict
 from dse_core.errors import CheckpointError, ConfigError, DseError, UnknownNameError
 from dse_core.interfaces import LossTerm
 from dse_core.loss import (
-    DEFAULT_PRESET, KL, MSE, PRESETS, SSIM, BatchCosine, CentreCrops, Cosine, DSELoss, ImageWeights, LatentWeights,
-    LossConfig, PaddedSSIM, Preset, UntrainedLPIPSWarning, crop_box, load_lpips, pool_to, torchvision_cache_file,
+    KL, MSE, SSIM, BatchCosine, CentreCrops, Cosine, DSELoss, ImageWeights, LatentWeights,
+    LossConfig, PaddedSSIM, UntrainedLPIPSWarning, crop_box, load_lpips, pool_to, torchvision_cache_file,
 )
+from dse_core.train.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+
+
+def get_preset_loss(name):
+    return get_preset(name).loss
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +155,7 @@ class ShapeRecorder(LossTerm):
 ])
 def test_area_sizes_seen_by_lpips_and_ssim(preset, size, expected):
     lpips, ssim = ShapeRecorder(), ShapeRecorder()
-    loss = DSELoss(LossConfig.preset(preset), lpips=lpips)
+    loss = DSELoss(get_preset_loss(preset), lpips=lpips)
     loss._terms["ssim"] = ssim
     x = torch.zeros(1, 3, size, size)
     loss(x, x + 0.1)
@@ -170,11 +175,12 @@ def test_total_is_eq8_of_the_configured_weights_on_a_constant_offset():
     loss = DSELoss(cfg)  # no LPIPS weight: no LPIPS module needed
     x = images(2, 32)
     w = torch.zeros(2, 4, 8)
-    total, terms = loss(x, x + 0.5, w, w + 1)
+    total, terms = loss(x, x + 0.5, {"ws": w}, {"ws": w + 1})
     # every area (resized or not) is off by 0.5: MSE 0.25; w off by 1: MSE 1
     expected = (1 + 5 + 9) * 5 * 0.25 + 0.01 * 5 * 1.0
     assert total.item() == pytest.approx(expected, rel=1e-5)
-    assert set(terms) == {"img0/mse", "img0", "img1/mse", "img1", "img2/mse", "img2", "image", "latent/mse", "latent", "total"}
+    assert set(terms) == {"img0/mse", "img0", "img1/mse", "img1", "img2/mse", "img2", "image", "latent/ws/mse", "latent/ws", "latent",
+                          "total"}
 
 
 def test_terms_recombine_into_the_total(lpips_untrained):
@@ -182,23 +188,24 @@ def test_terms_recombine_into_the_total(lpips_untrained):
     loss = DSELoss(cfg, lpips=lpips_untrained)
     x, y = images(2, 32, seed=3), images(2, 32, seed=4)
     w, w_rec = torch.randn(2, 6, 16), torch.randn(2, 6, 16)
-    total, terms = loss(x, y, w, w_rec)
+    total, terms = loss(x, y, {"ws": w}, {"ws": w_rec})
     names = ("kl", "mse", "cos", "lpips", "ssim")
     weights = attrs.asdict(cfg.image)
     image = sum(mu * sum(weights[n] * terms[f"img{k}/{n}"] for n in names) for k, mu in enumerate(cfg.area_weights))
-    latent = terms["latent/kl"] + 5 * terms["latent/mse"] + 3 * terms["latent/cos"]
+    latent = terms["latent/ws/kl"] + 5 * terms["latent/ws/mse"] + 3 * terms["latent/ws/cos"]
+    assert torch.allclose(terms["latent/ws"], latent) and torch.allclose(terms["latent"], latent)
     assert torch.allclose(total, image + 0.01 * latent, rtol=1e-5)
     assert torch.allclose(terms["total"], total) and not terms["total"].requires_grad
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_strategy_1_trains_only_through_the_latent_loss(preset):
-    cfg = LossConfig.preset(preset)  # Grad-CAM presets get centre crops here; test_gradcam.py runs them with a VGG16
+    cfg = get_preset_loss(preset)  # Grad-CAM presets get centre crops here; test_gradcam.py runs them with a VGG16
     loss = DSELoss(cfg, lpips=ShapeRecorder(), attention=CentreCrops([cfg.at1_crop, cfg.at2_crop]))  # LPIPS: see the last test
     x = images(2, 32)
     x_rec = torch.nn.Parameter(images(2, 32, seed=5))
     w, w_rec = torch.randn(2, 4, 8), torch.nn.Parameter(torch.randn(2, 4, 8))
-    total, terms = loss(x, x_rec, w, w_rec)
+    total, terms = loss(x, x_rec, {"ws": w}, {"ws": w_rec})
     total.backward()
     assert w_rec.grad is not None and w_rec.grad.abs().sum() > 0
     if PRESETS[preset].loss.detach_images:
@@ -211,22 +218,22 @@ def test_strategy_1_trains_only_through_the_latent_loss(preset):
 def test_code_presets_drop_kl_and_use_batch_cosine():
     x, y = images(2, 32, seed=6), images(2, 32, seed=7)
     w, w_rec = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
-    _, code = DSELoss(LossConfig.preset("code-s2"), lpips=ShapeRecorder())(x, y, w, w_rec)
-    _, paper = DSELoss(LossConfig.preset("paper-s2"), lpips=ShapeRecorder())(x, y, w, w_rec)
-    assert "img0/kl" not in code and "latent/kl" not in code and "img0/kl" in paper
+    _, code = DSELoss(get_preset_loss("code-s2"), lpips=ShapeRecorder())(x, y, {"ws": w}, {"ws": w_rec})
+    _, paper = DSELoss(get_preset_loss("paper-s2"), lpips=ShapeRecorder())(x, y, {"ws": w}, {"ws": w_rec})
+    assert "img0/kl" not in code and "latent/ws/kl" not in code and "img0/kl" in paper
     batch_cos = 1 - F.cosine_similarity(y.reshape(-1), x.reshape(-1), dim=0)
     assert code["img0/cos"].item() == pytest.approx(batch_cos.item(), rel=1e-5)
-    assert code["latent/cos"].item() == pytest.approx((1 - F.cosine_similarity(w_rec.reshape(-1), w.reshape(-1), dim=0)).item(), rel=1e-5)
+    assert code["latent/ws/cos"].item() == pytest.approx((1 - F.cosine_similarity(w_rec.reshape(-1), w.reshape(-1), dim=0)).item(), rel=1e-5)
     assert paper["img0/cos"].item() == pytest.approx(Cosine()(x, y).mean().item(), rel=1e-5)
 
 
 def test_paper_loss_is_the_same_however_the_batch_is_split(lpips_untrained):
     # paper-s1 differs only in area weights and detaching, neither of which depends on the batch
-    loss = DSELoss(LossConfig.preset("paper-s2"), lpips=lpips_untrained)
+    loss = DSELoss(get_preset_loss("paper-s2"), lpips=lpips_untrained)
     x, y = images(4, 32, seed=8), images(4, 32, seed=9)
     w, w_rec = torch.randn(4, 4, 8), torch.randn(4, 4, 8)
-    total, terms = loss(x, y, w, w_rec)
-    halves = [loss(x[i:i + 2], y[i:i + 2], w[i:i + 2], w_rec[i:i + 2]) for i in (0, 2)]
+    total, terms = loss(x, y, {"ws": w}, {"ws": w_rec})
+    halves = [loss(x[i:i + 2], y[i:i + 2], {"ws": w[i:i + 2]}, {"ws": w_rec[i:i + 2]}) for i in (0, 2)]
     assert torch.allclose(total, (halves[0][0] + halves[1][0]) / 2, rtol=1e-5)
     for name, value in terms.items():
         assert torch.allclose(value, (halves[0][1][name] + halves[1][1][name]) / 2, rtol=1e-5, atol=1e-7), name
@@ -236,18 +243,21 @@ def test_shapes_are_checked():
     loss = DSELoss(LossConfig(image=ImageWeights(lpips=0)))
     with pytest.raises(ValueError, match="NCHW"):
         loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 16))
-    with pytest.raises(ValueError, match="both w and w_rec"):
-        loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), torch.zeros(2, 4, 8))
+    with pytest.raises(ValueError, match=r"latent 'ws' and its prediction must be \(N, ...\) of one shape"):
+        loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {"ws": torch.zeros(2, 4)})
+    # only the latents both sides name are compared: a target nobody predicted is no term
+    _, terms = loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {})
+    assert "latent" not in terms
 
 
 # --- config and presets ---------------------------------------------------------------------------
 
 def test_presets_differ_as_documented():
-    assert DEFAULT_PRESET == "paper-s2" and LossConfig() == LossConfig.preset("paper-s2")
+    assert DEFAULT_PRESET == "paper-s2" and LossConfig() == get_preset_loss("paper-s2")
     assert set(PRESETS) == {"paper-s2", "paper-s1", "code-s2", "code-s1", "paper-s1-misaligned", "code-s1-misaligned"}
-    s1, code = LossConfig.preset("paper-s1"), LossConfig.preset("code-s1")
+    s1, code = get_preset_loss("paper-s1"), get_preset_loss("code-s1")
     assert s1.area_weights == (1, 1, 1) and s1.detach_images and LossConfig().area_weights == (1, 5, 9)
-    assert code.detach_images and not LossConfig.preset("code-s2").detach_images
+    assert code.detach_images and not get_preset_loss("code-s2").detach_images
     assert (code.cosine, code.metric_max_size, code.resize_areas, code.image.kl, code.latent.kl) == ("batch", 256, False, 0, 0)
     assert PRESETS["paper-s2"].fused_downsample and not PRESETS["paper-s1"].fused_downsample
     assert [PRESETS[p].style_mixing_prob for p in ("paper-s2", "paper-s1", "code-s2", "code-s1")] == [0, 0, 0.9, 0.9]
@@ -255,7 +265,7 @@ def test_presets_differ_as_documented():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_configs_round_trip_through_json(preset):
-    cfg = LossConfig.preset(preset)
+    cfg = get_preset_loss(preset)
     assert from_dict(LossConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
     assert from_dict(Preset, json.loads(json.dumps(to_dict(PRESETS[preset])))) == PRESETS[preset]
 
@@ -270,7 +280,7 @@ def test_bad_configs_and_names_are_user_errors():
     with pytest.raises(ConfigError, match="mse"):
         from_dict(LossConfig, {"image": {"mse": -1}})
     with pytest.raises(UnknownNameError, match="paper-s2"):
-        LossConfig.preset("paper-s3")
+        get_preset_loss("paper-s3")
 
 
 # --- LPIPS weights, offline -----------------------------------------------------------------------

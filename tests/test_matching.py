@@ -8,7 +8,7 @@ import torch
 
 from dse_core import DseError, DseWarning, Encoder, generator_fingerprint, load_encoder, load_generator
 from dse_core.cli import main
-from dse_core.hub import generator_record
+from dse_core.models.format import generator_record
 from dse_core.images import save_image
 from dse_plugin_stylegan2.encoder import encoder_plan
 

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from dse_core import Encoder
-from dse_core.card import card_license, write_model_card
-from dse_core.hub import generator_record
+from dse_core.models.card import card_license, write_model_card
+from dse_core.models.format import generator_record
 from dse_core.images import save_image
 from dse_plugin_stylegan2.encoder import encoder_plan
 

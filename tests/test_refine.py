@@ -1,4 +1,4 @@
-"""Refinement of real-image inversions (paper Table III): optimising w, fine-tuning E, and `dse invert --refine`."""
+"""Refinement of real-image inversions (paper Table III): optimising the latents, fine-tuning E, and `dse invert --refine`."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dse_core import Encoder, Inverter, Refinement, refine_encoder, refine_w
+from dse_core import Encoder, Inverter, Refinement, refine_encoder, refine_latents
 from dse_core.cli import main
 from dse_core.errors import DseError
 from dse_core.images import save_image
@@ -36,7 +36,7 @@ def mse(G, latents, y):
 
 def encoded(E, y):
     with torch.no_grad():
-        return {"w": E(y).w}
+        return E(y)
 
 
 def snapshot(module):
@@ -48,23 +48,23 @@ def assert_unchanged(module, before):
     assert all(p.grad is None for p in module.parameters())
 
 
-def test_refine_w_lowers_the_error_more_with_more_steps_and_leaves_g_alone(pair, real_like):
+def test_refine_latents_lowers_the_error_more_with_more_steps_and_leaves_g_alone(pair, real_like):
     G, E = pair
     g_before, start = snapshot(G), encoded(E, real_like)
     loss = image_loss()
-    errors = [mse(G, start, real_like)] + [mse(G, refine_w(G, start, real_like, loss, steps=n), real_like) for n in (10, 40)]
+    errors = [mse(G, start, real_like)] + [mse(G, refine_latents(G, start, real_like, loss, ["ws"], steps=n), real_like) for n in (10, 40)]
     assert errors[1] < 0.9 * errors[0] and errors[2] < 0.8 * errors[1], errors  # measured 0.43 -> 0.34 -> 0.22 (on [-1, 1])
     assert_unchanged(G, g_before)
     assert all(p.requires_grad for p in G.parameters())  # G's own flags are not switched off behind the caller's back
-    assert not start["w"].requires_grad
+    assert not start["ws"].requires_grad
 
 
-def test_refine_w_is_deterministic_and_per_image(pair, real_like):
+def test_refine_latents_is_deterministic_and_per_image(pair, real_like):
     G, E = pair
     start, loss = encoded(E, real_like), image_loss()
-    once = refine_w(G, start, real_like, loss, steps=5)["w"]
-    assert torch.equal(once, refine_w(G, start, real_like, loss, steps=5)["w"])
-    alone = refine_w(G, {"w": start["w"][1:2]}, real_like[1:2], loss, steps=5)["w"]
+    once = refine_latents(G, start, real_like, loss, ["ws"], steps=5)["ws"]
+    assert torch.equal(once, refine_latents(G, start, real_like, loss, ["ws"], steps=5)["ws"])
+    alone = refine_latents(G, {"ws": start["ws"][1:2]}, real_like[1:2], loss, ["ws"], steps=5)["ws"]
     torch.testing.assert_close(alone, once[1:2], rtol=1e-4, atol=1e-5)  # a batch mate changes nothing
 
 
@@ -83,7 +83,7 @@ def test_refine_encoder_tunes_a_copy_and_lowers_the_error(pair, real_like):
 def test_inverter_with_refinement_returns_refined_latents_and_their_images(pair, real_like):
     G, E = pair
     plain = Inverter(G, E)(real_like)
-    for method in ("w", "encoder"):
+    for method in ("latents", "encoder"):
         result = Inverter(G, E, refinement=Refinement(method, steps=10, lr=3e-3))(real_like)
         with torch.no_grad():
             assert torch.equal(result.reconstructions, G.decode(result.latents))
@@ -93,12 +93,12 @@ def test_inverter_with_refinement_returns_refined_latents_and_their_images(pair,
 def test_s1_presets_still_give_gradients_and_bad_options_are_user_errors(pair, real_like):
     G, E = pair
     start = encoded(E, real_like)
-    refined = Refinement("w", steps=3, preset="paper-s1")(G, E, real_like, start)  # its image terms are detached in training
-    assert not torch.equal(refined["w"], start["w"])
+    refined = Refinement("latents", steps=3, preset="paper-s1")(G, E, real_like, start, names=["ws"])  # detached in training
+    assert not torch.equal(refined["ws"], start["ws"])
     with pytest.raises(ValueError):
         Refinement("z")
     with pytest.raises(ValueError):
-        Refinement("w", steps=-1)
+        Refinement("latents", steps=-1)
 
 
 def test_invert_refine_writes_refined_latents_and_records_the_settings(pair, tmp_path):
@@ -113,21 +113,21 @@ def test_invert_refine_writes_refined_latents_and_records_the_settings(pair, tmp
     base = [str(tmp_path / "in"), "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"), "--no-lpips",
             "--device", "cpu", "--quiet", "--batch-size", "2"]
     assert main(["invert", *base, "-o", str(tmp_path / "plain")]) == 0
-    assert main(["invert", *base, "-o", str(tmp_path / "out"), "--refine", "w", "--refine-steps", "20"]) == 0
+    assert main(["invert", *base, "-o", str(tmp_path / "out"), "--refine", "latents", "--refine-steps", "20"]) == 0
 
     plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert plain["refinement"] is None
     settings = report["refinement"]
-    assert (settings["method"], settings["steps"], settings["lr"], settings["preset"]) == ("w", 20, 0.01, "paper-s2")
+    assert (settings["method"], settings["steps"], settings["lr"], settings["preset"]) == ("latents", 20, 0.01, "paper-s2")
     assert settings["lpips"] == "not used" and settings["batch_size"] == 2
     assert report["summary"]["mse"]["mean"] < 0.8 * plain["summary"]["mse"]["mean"]  # measured 0.069 -> 0.046 (pixels in [0, 1])
 
     with safe_open(str(tmp_path / "out" / "latents" / "img0.safetensors"), "pt") as f:
-        w, meta = f.get_tensor("w"), f.metadata()
-    assert meta["refinement"] == "w, 20 steps, lr 0.01"
+        ws, meta = f.get_tensor("ws"), f.metadata()
+    assert meta["refinement"] == "latents, 20 steps, lr 0.01"
     with torch.no_grad():
-        assert not torch.allclose(w, E(images[:1]).w, atol=1e-3)  # not E's output: the refined one
+        assert not torch.allclose(ws, E(images[:1])["ws"], atol=1e-3)  # not E's output: the refined one
     assert main(["generate", str(tmp_path / "out" / "latents"), "-o", str(tmp_path / "regen"), "--device", "cpu"]) == 0
     for i in range(3):
         assert (tmp_path / "regen" / f"img{i}.png").read_bytes() == (tmp_path / "out" / "reconstructions" / f"img{i}.png").read_bytes()
@@ -136,8 +136,20 @@ def test_invert_refine_writes_refined_latents_and_records_the_settings(pair, tmp
 def test_refine_options_need_refine(pair, tmp_path, capsys):
     assert main(["invert", str(tmp_path), "--gan", "stylegan2", "--refine-steps", "5"]) == 2
     assert "--refine-steps given without --refine" in capsys.readouterr().err
-    assert main(["invert", str(tmp_path), "--gan", "stylegan2", "--refine", "w", "--refine-preset", "paper-s3"]) == 2
+    assert main(["invert", str(tmp_path), "--gan", "stylegan2", "--refine", "latents", "--refine-preset", "paper-s3"]) == 2
     with pytest.raises(DseError, match="steps"):
         from dse_core.refine import make_refinement
 
-        make_refinement("w", steps=-2)
+        make_refinement("latents", steps=-2)
+
+
+def test_refine_w_is_the_old_name_of_refine_latents(pair, tmp_path, capsys):
+    G, E = pair
+    G.save_pretrained(tmp_path / "g")
+    E.save_pretrained(tmp_path / "e")
+    save_image(torch.zeros(3, 16, 16), tmp_path / "in" / "img0.png")
+    assert main(["invert", str(tmp_path / "in"), "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"),
+                 "--no-lpips", "--device", "cpu", "--quiet", "--refine", "w", "--refine-steps", "1",
+                 "-o", str(tmp_path / "out")]) == 0
+    assert "--refine w is now --refine latents" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["refinement"]["method"] == "latents"

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from dse_core import CheckpointEntry, ConfigError, DseError, PluginHost, UnknownNameError, hookimpl, load_generator, use_host
-from dse_core import registry
+from dse_core.models import registry
 from dse_core.cli import main
 
 REGISTRY = Path(__file__).resolve().parent.parent / "registry"
@@ -57,8 +57,9 @@ def test_every_entry_in_the_registry_folder_is_valid():
     by_repo = {e.hub.repo_id for e in entries}
     assert {"ZeqiangLai/StyleGAN2", "DragGan/DragGan-Models", "huggan/pggan-celebahq-1024", "huggan/stylegan_car512",
             "osanseviero/BigGAN-deep-128"} <= by_repo
-    assert registry.entries()["stylegan2-ffhq-1024"].hub.file == "stylegan2-ffhq-config-f.pt"
-    assert registry.entries()["biggan-deep-128"].license == "Apache-2.0"
+    entries = installed_host().checkpoints
+    assert entries["stylegan2-ffhq-1024"].hub.file == "stylegan2-ffhq-config-f.pt"
+    assert entries["biggan-deep-128"].license == "Apache-2.0"
 
 
 @pytest.mark.parametrize("edit, field", [
@@ -116,12 +117,14 @@ def test_plugins_add_entries_and_a_broken_one_is_named(tmp_path):
     rows = {r.name: r for r in host.plugins()}
     assert rows["toyplugin"].error is None and rows["stylegan2"].error is None
     assert "boom in register_checkpoints" in rows["broken"].error
-    assert "'toy-gen-64' is already defined by plugin toyplugin" in rows["dup"].error
+    assert rows["dup"].error is None  # a bad entry is reported on its own, the plugin's others kept
+    assert any("plugin dup: toy-gen-64.toml: $.id: 'toy-gen-64' is already defined by plugin toyplugin" in e
+               for e in host.registry_errors)
     assert registry.cross_check(entries.values()) == []
     with use_host(host):
-        assert registry.get("toy-enc-64").kind == "encoder"
+        assert host.checkpoint("toy-enc-64").kind == "encoder" and host.checkpoint("toy-gen-46") is None
         with pytest.raises(UnknownNameError, match="did you mean 'toy-gen-64'"):
-            registry.get("toy-gen-46")
+            load_generator("toy-gen-46")
         with pytest.raises(UnknownNameError, match="did you mean 'stylegan2-ffhq-1024'"):
             load_generator("stylegan2-ffhq-1042")
         with pytest.raises(DseError, match="toy-enc-64 is a registry encoder, not a generator"):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dse_core.errors import CheckpointError
-from dse_core.safe_pickle import (
+from dse_core.models.safe_pickle import (
     NUMPY_SCALAR_GLOBALS,
     TENSOR_GLOBALS,
     PersistentRecord,

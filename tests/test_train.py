@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 
 from dse_core.encoder import Encoder
 from dse_core.errors import DseError
-from dse_core.hub import generator_record
-from dse_core.loss import LossConfig, get_preset
+from dse_core.models.format import generator_record
+from dse_core.loss import LossConfig
+from dse_core.train.presets import get_preset
 from dse_core.train import TrainConfig, train
 from dse_core.train import trainer as trainer_module
 from dse_plugin_stylegan2.encoder import encoder_plan
@@ -42,8 +43,8 @@ def test_a_short_run_writes_every_output_and_learns(tiny_generator, tmp_path):
     assert (tmp_path / "r" / "checkpoints" / "latest").read_text().strip() == "step-00000012"
     log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 13))
-    assert {"img0/mse", "img1/ssim", "img2/kl", "latent/cos", "total"} <= set(log[0])
-    assert log[-1]["latent/mse"] < log[0]["latent/mse"]  # the encoder learns
+    assert {"img0/mse", "img1/ssim", "img2/kl", "latent/ws/cos", "latent/ws", "latent", "total"} <= set(log[0])
+    assert log[-1]["latent/ws/mse"] < log[0]["latent/ws/mse"]  # the encoder learns
     header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
     assert header["kind"] == "encoder" and header["source"]["preset"] == "paper-s2" and header["source"]["samples"] == 24
 
@@ -143,8 +144,8 @@ def test_resume_refuses_another_generator_loss_or_encoder(tiny_generator, tmp_pa
 def test_nan_stops_the_run_naming_step_terms_and_checkpoint(tiny_generator, tmp_path, monkeypatch):
     real_step = trainer_module.training_step
 
-    def poisoned(G, model, loss_fn, optimizer, latents, x, cfg, scaler=None):
-        terms = real_step(G, model, loss_fn, optimizer, latents, x, cfg, scaler)
+    def poisoned(G, E, loss_fn, optimizer, samples, cfg, scaler=None):
+        terms = real_step(G, E, loss_fn, optimizer, samples, cfg, scaler)
         if optimizer.state_dict()["state"][0]["step"] >= 3:
             terms["img0/mse"] = torch.tensor(float("nan"))
         return terms
@@ -159,8 +160,8 @@ def test_nan_stops_the_run_naming_step_terms_and_checkpoint(tiny_generator, tmp_
 def test_style_mixing_mixes_only_the_chosen_samples(tiny_generator):
     config = TrainConfig(style_mixing_prob=0.5)
     rng = torch.Generator().manual_seed(0)
-    latents, x = trainer_module.make_training_pairs(tiny_generator, 64, rng, config, torch.device("cpu"))
-    ws = latents["w"]
+    latents, x, c = trainer_module.make_training_pairs(tiny_generator, 64, rng, config, torch.device("cpu"))
+    ws = latents["ws"]
     mixed = (ws != ws[:, :1]).any(dim=2).any(dim=1)
     assert 16 < int(mixed.sum()) < 48  # about half the samples
     assert x.shape == (64, 3, 16, 16)
@@ -169,7 +170,7 @@ def test_style_mixing_mixes_only_the_chosen_samples(tiny_generator):
 def test_presets_set_the_encoder_downsampling(tiny_generator):
     assert get_preset("paper-s2").fused_downsample and not get_preset("paper-s1").fused_downsample
     fused = Encoder(attrs.evolve(encoder_plan(tiny_generator), downsample="fused"))
-    assert fused(torch.randn(2, 3, 16, 16)).w.shape == (2, tiny_generator.num_ws, 8)
+    assert fused(torch.randn(2, 3, 16, 16))["ws"].shape == (2, tiny_generator.num_ws, 8)
 
 
 @pytest.mark.parametrize("preset", ["paper-s2", "code-s2"])  # code-s2: two optimizer steps an iteration
@@ -190,11 +191,11 @@ def test_two_processes_under_torchrun_stay_in_sync(tiny_generator, tmp_path, pre
 def test_cuda_out_of_memory_halves_the_batch_and_says_so(tiny_generator, tmp_path, monkeypatch):
     real_step, sizes, messages = trainer_module.training_step, [], []
 
-    def tight_memory(G, model, loss_fn, optimizer, latents, x, cfg, scaler=None):
-        sizes.append(len(x))
-        if len(x) > 1:
+    def tight_memory(G, E, loss_fn, optimizer, samples, cfg, scaler=None):
+        sizes.append(len(samples.x))
+        if len(samples.x) > 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_step(G, model, loss_fn, optimizer, latents, x, cfg, scaler)
+        return real_step(G, E, loss_fn, optimizer, samples, cfg, scaler)
 
     monkeypatch.setattr(trainer_module, "training_step", tight_memory)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
@@ -229,20 +230,21 @@ def test_cli_train_reports_bad_options_and_untrained_lpips_as_dse_messages(tmp_p
 def test_separate_latent_step_is_the_authors_two_adam_steps(tiny_generator):
     config = TrainConfig(samples=2, latent_step="separate")
     loss_fn = trainer_module.DSELoss(NO_LPIPS)
-    latents, x = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(1), config,
-                                                    torch.device("cpu"))
+    samples = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(1), config,
+                                                 torch.device("cpu"))
+    latents, x = samples.latents, samples.x
     torch.manual_seed(0)
     ours = Encoder(encoder_plan(tiny_generator))
     reference = copy.deepcopy(ours)
     torch.manual_seed(5)  # the encoder's training noise
     trainer_module.training_step(tiny_generator, ours, loss_fn, torch.optim.Adam(ours.parameters(), lr=0.01),
-                                 latents, x, config)
+                                 samples, config)
     # by hand: both gradients at the weights before any step, applied one after the other
     params = list(reference.parameters())
     optimizer = torch.optim.Adam(params, lr=0.01)
     torch.manual_seed(5)
     out = reference(x)
-    values = loss_fn.per_sample(x, tiny_generator.decode({"w": out.w}, noise_mode="const"), w=latents["w"], w_rec=out.w)
+    values = loss_fn.per_sample(x, tiny_generator.decode(out, noise_mode="const"), latents, out)
     g_image = torch.autograd.grad(values["image"].mean(), params, retain_graph=True, allow_unused=True)
     g_latent = torch.autograd.grad(NO_LPIPS.latent_weight * values["latent"].mean(), params, allow_unused=True)
     for grads in (g_image, g_latent):
@@ -253,7 +255,7 @@ def test_separate_latent_step_is_the_authors_two_adam_steps(tiny_generator):
     for a, b in zip(ours.parameters(), params):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     joint = copy.deepcopy(reference)
-    trainer_module.training_step(tiny_generator, joint, loss_fn, torch.optim.Adam(joint.parameters(), lr=0.01), latents, x,
+    trainer_module.training_step(tiny_generator, joint, loss_fn, torch.optim.Adam(joint.parameters(), lr=0.01), samples,
                                  TrainConfig(samples=2))
     assert max((a - b).abs().max() for a, b in zip(joint.parameters(), reference.parameters())) > 1e-4
 
@@ -316,9 +318,9 @@ def test_mixed_precision_steps_run_and_keep_float32_weights(tiny_generator, prec
     before = [p.detach().clone() for p in encoder.parameters()]
     optimizer = torch.optim.Adam(encoder.parameters(), lr=0.01)
     scaler = torch.amp.GradScaler("cpu") if precision == "fp16" else None
-    latents, x = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(0), config,
-                                                    torch.device("cpu"))
-    terms = trainer_module.training_step(tiny_generator, encoder, trainer_module.DSELoss(NO_LPIPS), optimizer, latents, x,
+    samples = trainer_module.make_training_pairs(tiny_generator, 2, torch.Generator().manual_seed(0), config,
+                                                 torch.device("cpu"))
+    terms = trainer_module.training_step(tiny_generator, encoder, trainer_module.DSELoss(NO_LPIPS), optimizer, samples,
                                          config, scaler)
     assert all(torch.isfinite(v) for v in terms.values())
     assert all(p.dtype == torch.float32 for p in encoder.parameters())

@@ -40,7 +40,7 @@ from demo_digits import HELDOUT, RESOLUTION, load_split, to_images  # noqa: E402
 
 from dse_core.config import write_bytes_atomic  # noqa: E402
 from dse_core.nn import EqualConv2d, EqualLinear, downsample2d, filter2d, setup_filter  # noqa: E402
-from dse_core.nn.layers import LRELU_GAIN  # noqa: E402
+from dse_core.nn import LRELU_GAIN  # noqa: E402
 from dse_plugin_stylegan2 import Generator, StyleGAN2Config  # noqa: E402
 
 TOOL = "tools/train_demo_gan.py"
@@ -231,6 +231,8 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
         "heldout": list(HELDOUT),
         "classifier_confidence": {k: report[k]["mean_confidence"] for k in ("psi_1.0", "psi_0.7", "heldout_real")},
         "train_minutes": round(minutes, 1),
+        # what its images look like: dse invert composites transparent inputs on this background
+        "images": {"background": "black", "content": "a white handwritten digit, centred, on black"},
     }
     G_ema.save_pretrained(out, source=source)
     write_bytes_atomic(out / "README.md", model_card(opts, report, minutes).encode())

@@ -5,15 +5,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dse_core.interfaces import EncoderBlock
-from dse_core.nn import EqualConv2d
+from torch import nn
+
+from ..nn import EqualConv2d
 
 from .layers import EncoderConv, StyleHead
 from .norm import make_norm
 
 
-class DSEBlock(EncoderBlock):
+class DSEBlock(nn.Module):
     """``norm0 -> conv0 -> norm1 -> conv1`` plus a bypass, mixed as ``(1 - r) * x + r * residual``.
+
+    ``forward(x, c)`` returns the output features and the w vectors the block predicts, in
+    forward order (``num_styles`` of them: two with style heads, none otherwise); ``c`` is the
+    condition vector a conditional norm reads, None otherwise.
 
     Before each conv a style head reads the features (the inverse of the generator's
     AdaIN) and predicts one w vector, so a block with heads emits two, in forward
@@ -23,7 +28,7 @@ class DSEBlock(EncoderBlock):
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, down: bool = True, w_dim: int = 512,
-                 style_heads: bool = True, noise: bool = True, norm: str = "instance", cond_dim: int = 0,
+                 style_heads: bool = True, noise: bool = True, norm: str = "instance", c_dim: int = 0,
                  downsample: str = "avgpool", residual_weight: float = 0.889):
         super().__init__()
         if not down and in_channels != out_channels:
@@ -35,23 +40,23 @@ class DSEBlock(EncoderBlock):
         if style_heads:
             self.style0 = StyleHead(in_channels, w_dim)
             self.style1 = StyleHead(in_channels, w_dim)
-        self.norm0 = make_norm(norm, in_channels, cond_dim)
+        self.norm0 = make_norm(norm, in_channels, c_dim)
         self.conv0 = EncoderConv(in_channels, in_channels, noise=noise)
-        self.norm1 = make_norm(norm, in_channels, cond_dim)
+        self.norm1 = make_norm(norm, in_channels, c_dim)
         if down:
             self.conv1 = EncoderConv(in_channels, out_channels, down=downsample, noise=noise)
         if in_channels != out_channels:
             self.skip = EqualConv2d(in_channels, out_channels, 1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         styles = []
         residual = x
         if self.num_styles:
             styles.append(self.style0(x))
-        x = self.conv0(self.norm0(x, cond))
+        x = self.conv0(self.norm0(x, c))
         if self.num_styles:
             styles.append(self.style1(x))
-        x = self.norm1(x, cond)
+        x = self.norm1(x, c)
         if self.down:
             x = self.conv1(x)
             residual = F.avg_pool2d(residual, 2)

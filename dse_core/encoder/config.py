@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
+
+from ..config import channel_plan, converter, power_of_two, resolutions
 
 NormKind = Literal["instance", "cbn"]
 DownsampleMode = Literal["avgpool", "fused"]
 WeightInit = Literal["xavier", "normal"]
-
-
-def _power_of_two(_, attribute, value: int) -> None:
-    if value < 4 or value & (value - 1):
-        raise ValueError(f"{attribute.name} must be a power of two >= 4, got {value}")
-
-
-def _channel_plan(instance: "EncoderConfig", attribute, value: dict[int, int]) -> None:
-    wanted = block_resolutions(instance.resolution)
-    if sorted(value, reverse=True) != wanted:
-        raise ValueError(f"channels must give a width for each block resolution {wanted}, got {sorted(value, reverse=True)}")
-    if any(c <= 0 for c in value.values()):
-        raise ValueError(f"channels must be positive, got {value}")
-
-
-def block_resolutions(resolution: int) -> list[int]:
-    """Input sizes of the encoder's blocks, image size first, down to 4."""
-    return [2**i for i in range(int(math.log2(resolution)), 1, -1)]
 
 
 @attrs.frozen(hash=False)
@@ -35,23 +18,34 @@ class EncoderConfig:
     """Architecture of a DSE encoder: a mirror of the generator it inverts.
 
     One block per resolution from ``resolution`` down to 4x4; every block but the
-    last halves the size. Each block has two convs, so with style heads it emits two
-    w vectors and ``num_ws`` must be exactly ``2 * len(channels)``: the encoder does
-    not guess how to drop or repeat ws the generator lacks or adds. The plugin's
-    ``encoder_plan(G)`` fills this in from a generator.
+    last halves the size. What it predicts, each by the generator's latent name:
+
+    - ``ws`` (N, num_ws, w_dim) from style heads: each block has two convs, so with style
+      heads it emits two w vectors and ``num_ws`` must be exactly ``2 * len(channels)`` (the
+      encoder does not guess how to drop or repeat ws the generator lacks or adds);
+    - ``z`` (N, z_dim) from linear layers on the final 4x4 map (``z_head``);
+    - ``c`` (N, num_classes) class probabilities from a linear class head on the final map.
+
+    A conditional encoder reads a condition vector c (``c_dim``) through conditional batch
+    norm. The plugin's ``encoder_plan(G)`` fills this in from a generator.
     """
 
     family: str  # GAN family of the generator this encoder inverts, e.g. "stylegan2"
-    resolution: int = attrs.field(validator=_power_of_two)  # input image size
-    channels: dict[int, int] = attrs.field(validator=_channel_plan)  # block input resolution -> its input width
+    resolution: int = attrs.field(validator=power_of_two)  # input image size
+    channels: dict[int, int] = attrs.field(validator=channel_plan)  # block input resolution -> its input width
     img_channels: int = 3  # channels of the input image
-    w_dim: int = 512  # size of each predicted w vector (style heads' output)
     num_ws: int = 0  # w vectors predicted, in generator layer order; 0 = no style heads (PGGAN, BigGAN)
+    # size of each predicted w (the style heads' output); default 512 with style heads, 0 (none) without
+    w_dim: int = attrs.field(default=attrs.Factory(lambda self: 512 if self.num_ws else 0, takes_self=True))
     noise: bool = True  # learnable per-channel noise strengths (z'_n); noise is drawn in train mode only
-    norm: NormKind = "instance"  # "instance" (StyleGAN, PGGAN) or "cbn": conditional batch norm (BigGAN)
-    cond_dim: int = 0  # size of the condition vector the "cbn" norm reads; 0 with "instance"
+    norm: NormKind = "instance"  # "instance" (StyleGAN, PGGAN) or "cbn": conditional batch norm on c (BigGAN)
+    c_dim: int = 0  # size of the condition vector c the "cbn" norm reads; 0 with "instance"
     downsample: DownsampleMode = "avgpool"  # "avgpool": conv then 2x2 average; "fused": strided conv (strategy 2)
     z_head: tuple[int, ...] = ()  # output sizes of linear layers on the flattened 4x4 map giving z; () = none
+    num_classes: int = 0  # a class head: logits over the generator's classes, E(x)["c"] their softmax; 0 = none
+    # latents decode() takes that this encoder does not predict, at the values it was trained with
+    # (e.g. BigGAN's {"truncation": 0.4}); set by the trainer from the training samples
+    fixed_latents: dict[str, float] = attrs.field(factory=dict)
     residual_weight: float = 0.889  # block output = (1 - r) * conv path + r * residual (the authors' 0.889)
     weight_init: WeightInit = "xavier"  # "xavier" (the paper) or "normal": stored N(0, 1), as equalized lr defaults
 
@@ -61,10 +55,15 @@ class EncoderConfig:
                 f"num_ws must be 0 (no style heads) or 2 per block = {2 * len(self.channels)} at resolution "
                 f"{self.resolution}, got {self.num_ws}"
             )
-        if (self.norm == "cbn") != (self.cond_dim > 0):
-            raise ValueError(f"cond_dim must be > 0 exactly when norm is 'cbn', got norm={self.norm!r}, cond_dim={self.cond_dim}")
+        if (self.num_ws > 0) != (self.w_dim > 0):
+            raise ValueError(f"w_dim (the size of a predicted w) must be > 0 with style heads (num_ws > 0) and 0 "
+                             f"without, got num_ws={self.num_ws}, w_dim={self.w_dim}")
+        if (self.norm == "cbn") != (self.c_dim > 0):
+            raise ValueError(f"c_dim must be > 0 exactly when norm is 'cbn', got norm={self.norm!r}, c_dim={self.c_dim}")
         if any(n <= 0 for n in self.z_head):
             raise ValueError(f"z_head sizes must be positive, got {self.z_head}")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
         if not 0 <= self.residual_weight <= 1:
             raise ValueError(f"residual_weight must be in [0, 1], got {self.residual_weight}")
 
@@ -74,5 +73,27 @@ class EncoderConfig:
         return self.z_head[-1] if self.z_head else 0
 
     @property
-    def num_blocks(self) -> int:
-        return len(self.channels)
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of each latent this encoder predicts, by the generator's names."""
+        shapes = {"ws": (self.num_ws, self.w_dim), "z": (self.z_dim,), "c": (self.num_classes,)}
+        return {name: shape for name, shape in shapes.items() if shape[0]}
+
+    @property
+    def resolutions(self) -> list[int]:
+        """The blocks' input sizes, ascending (the encoder runs them from the image size down)."""
+        return resolutions(self.resolution)
+
+
+def upgrade_encoder_config(data: Any) -> Any:
+    """config.json of encoders saved before the latents were named: cond_dim is c_dim; no style heads, no w_dim."""
+    if isinstance(data, dict):
+        data = dict(data)
+        if "cond_dim" in data:
+            data.setdefault("c_dim", data.pop("cond_dim"))
+        if data.get("num_ws") == 0:
+            data["w_dim"] = 0
+    return data
+
+
+_structure = converter.get_structure_hook(EncoderConfig)
+converter.register_structure_hook(EncoderConfig, lambda data, cls: _structure(upgrade_encoder_config(data), cls))

@@ -1,4 +1,4 @@
-"""The encoder's small pieces: style head, (fused) downsampling conv, noisy conv layer, FromRGB, z head."""
+"""The encoder's small pieces: style head, (fused) downsampling conv, noisy conv layer, FromRGB, linear heads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse_core.nn import EqualConv2d, EqualLinear
+from ..nn import EqualConv2d, EqualLinear
 
 
 def feature_stats(x: torch.Tensor) -> torch.Tensor:
@@ -96,8 +96,8 @@ class FromRGB(nn.Module):
         return F.leaky_relu(self.conv(x), 0.2)
 
 
-class ZHead(nn.Module):
-    """Linear layers on the flattened final 4x4 map predicting z (PGGAN: 512; BigGAN: 256 then 128)."""
+class FlatHead(nn.Module):
+    """Linear layers on the flattened final 4x4 map: z' (PGGAN: 512; BigGAN: 256 then 128) or class logits."""
 
     def __init__(self, in_features: int, sizes: tuple[int, ...]):
         super().__init__()

@@ -1,33 +1,27 @@
-"""The DSE encoder E: image -> (w', z'_c[, z']), the generator mirrored (paper Sec. III-C, Fig. 4)."""
+"""The DSE encoder E: image -> latents by name, the generator mirrored (paper Sec. III-C, Fig. 4)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from dse_core.hub import PretrainedMixin
-
+from ..models.pretrained import PretrainedMixin
 from .block import DSEBlock
-from .config import EncoderConfig, block_resolutions
-from .layers import FromRGB, ZHead, init_weights
-
-
-class EncoderOutput(NamedTuple):
-    """What E predicts for a batch of N images."""
-
-    w: torch.Tensor | None  # (N, num_ws, w_dim) in generator layer order (w[:, 0] feeds G's first layer); None without style heads
-    zc: torch.Tensor  # (N, C, 4, 4): the final feature map z'_c, the counterpart of G's constant input (not fed to G)
-    z: torch.Tensor | None  # (N, z_dim) from the final linear head; None without one
+from .config import EncoderConfig
+from .layers import FlatHead, FromRGB, init_weights
 
 
 class Encoder(nn.Module, PretrainedMixin):
-    """``E(x, cond=None) -> EncoderOutput``: FromRGB, then one :class:`DSEBlock` per resolution down to 4x4.
+    """``E(x, c=None) -> {name: latent}``: FromRGB, then one :class:`DSEBlock` per resolution down to 4x4.
 
-    Blocks are named ``b{res}`` after their input size (``b256`` ... ``b4``). Style
-    vectors come out finest block first; reversing them gives generator order,
-    where the 4x4 block's second w is the generator's first.
+    The latents are named as the generator names them (``latent_shapes``): ``ws`` (N, num_ws,
+    w_dim) in generator layer order (``ws[:, 0]`` feeds G's first layer) from the style heads,
+    ``z`` (N, z_dim) from the linear head on the final map, ``c`` (N, num_classes) class
+    probabilities from the class head. Blocks are named ``b{res}`` after their input size
+    (``b256`` ... ``b4``); style vectors come out finest block first, and reversing them gives
+    generator order, where the 4x4 block's second w is the generator's first.
     """
 
     kind: ClassVar[str] = "encoder"
@@ -37,14 +31,14 @@ class Encoder(nn.Module, PretrainedMixin):
         super().__init__()
         self.config = config
         self.family = config.family  # per instance: one Encoder class serves every family
-        self.resolution, self.img_channels, self.w_dim = config.resolution, config.img_channels, config.w_dim
-        self.num_ws, self.z_dim, self.cond_dim = config.num_ws, config.z_dim, config.cond_dim
-        self.resolutions = block_resolutions(config.resolution)
+        self.resolution, self.img_channels, self.c_dim = config.resolution, config.img_channels, config.c_dim
+        self.latent_shapes = config.latent_shapes
         self.from_rgb = FromRGB(config.img_channels, config.channels[config.resolution])
-        for res in self.resolutions:
+        for res in reversed(config.resolutions):  # registered in the order they run
             setattr(self, f"b{res}", self._block(config, res))
-        last = config.channels[4]
-        self.z_head = ZHead(last * 16, config.z_head) if config.z_head else None
+        final = config.channels[4] * 16  # the flattened 4x4 map the heads read
+        self.z_head = FlatHead(final, config.z_head) if config.z_head else None
+        self.class_head = FlatHead(final, (config.num_classes,)) if config.num_classes else None
         init_weights(self, config.weight_init)
 
     @staticmethod
@@ -53,25 +47,35 @@ class Encoder(nn.Module, PretrainedMixin):
         return DSEBlock(
             config.channels[res], config.channels[res // 2] if down else config.channels[res], down=down,
             w_dim=config.w_dim, style_heads=config.num_ws > 0, noise=config.noise, norm=config.norm,
-            cond_dim=config.cond_dim, downsample=config.downsample, residual_weight=config.residual_weight,
+            c_dim=config.c_dim, downsample=config.downsample, residual_weight=config.residual_weight,
         )
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> EncoderOutput:
-        """x (N, img_channels, resolution, resolution); cond (N, cond_dim) when the norm is conditional."""
-        self._check_inputs(x, cond)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """x (N, img_channels, resolution, resolution); c (N, c_dim) when the encoder is conditional."""
+        features, styles = self.features(x, c)
+        latents = {}
+        if styles:
+            latents["ws"] = torch.stack(styles[::-1], dim=1)
+        if self.z_head is not None:
+            latents["z"] = self.z_head(features)
+        if self.class_head is not None:
+            latents["c"] = self.class_head(features).softmax(dim=1)
+        return latents
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(the final 4x4 map z'_c, the counterpart of G's constant input; the style vectors, finest block first)."""
+        self._check_inputs(x, c)
         x = self.from_rgb(x)
         styles: list[torch.Tensor] = []
-        for res in self.resolutions:
-            x, block_styles = getattr(self, f"b{res}")(x, cond)
+        for res in reversed(self.config.resolutions):
+            x, block_styles = getattr(self, f"b{res}")(x, c)
             styles.extend(block_styles)
-        w = torch.stack(styles[::-1], dim=1) if styles else None
-        z = self.z_head(x) if self.z_head is not None else None
-        return EncoderOutput(w=w, zc=x, z=z)
+        return x, styles
 
-    def _check_inputs(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
+    def _check_inputs(self, x: torch.Tensor, c: torch.Tensor | None) -> None:
         want = (self.img_channels, self.resolution, self.resolution)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(f"encoder: x must be (N, {', '.join(map(str, want))}), got {tuple(x.shape)}")
-        if self.cond_dim and (cond is None or tuple(cond.shape) != (x.shape[0], self.cond_dim)):
-            got = None if cond is None else tuple(cond.shape)
-            raise ValueError(f"encoder: cond must be (N, {self.cond_dim}) for this conditional encoder, got {got}")
+        if self.c_dim and (c is None or tuple(c.shape) != (x.shape[0], self.c_dim)):
+            got = None if c is None else tuple(c.shape)
+            raise ValueError(f"encoder: c must be (N, {self.c_dim}) for this conditional encoder, got {got}")

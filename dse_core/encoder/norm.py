@@ -1,7 +1,7 @@
-"""Normalizations of the encoder's conv path, all called as ``norm(x, cond)``.
+"""Normalizations of the encoder's conv path, all called as ``norm(x, c)``.
 
-The StyleGAN and PGGAN encoders use instance norm (``cond`` ignored); the BigGAN
-encoder replaces it with conditional batch norm driven by the class vector.
+The StyleGAN and PGGAN encoders use instance norm (``c`` ignored); the BigGAN
+encoder replaces it with conditional batch norm driven by the condition vector c.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse_core.nn import EqualLinear
+from ..nn import EqualLinear
 
 
 class EncoderNorm(nn.Module, ABC):
-    """``forward(x, cond)``: NCHW features -> normalized features; ``cond`` is (N, cond_dim) or None."""
+    """``forward(x, c)``: NCHW features -> normalized features; ``c`` is (N, c_dim) or None."""
 
     @abstractmethod
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor: ...
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 class InstanceNorm(EncoderNorm):
@@ -29,7 +29,7 @@ class InstanceNorm(EncoderNorm):
         super().__init__()
         self.channels, self.eps = channels, eps
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return F.instance_norm(x, eps=self.eps)
 
     def extra_repr(self) -> str:
@@ -37,26 +37,26 @@ class InstanceNorm(EncoderNorm):
 
 
 class ConditionalBatchNorm(EncoderNorm):
-    """Batch norm whose scale ``1 + gamma(cond)`` and offset ``beta(cond)`` come from the condition vector."""
+    """Batch norm whose scale ``1 + gamma(c)`` and offset ``beta(c)`` come from the condition vector."""
 
-    def __init__(self, channels: int, cond_dim: int, eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(self, channels: int, c_dim: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels, eps=eps, momentum=momentum, affine=False)
-        self.gamma = EqualLinear(cond_dim, channels)
-        self.beta = EqualLinear(cond_dim, channels)
-        self.cond_dim = cond_dim
+        self.gamma = EqualLinear(c_dim, channels)
+        self.beta = EqualLinear(c_dim, channels)
+        self.c_dim = c_dim
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if cond is None or cond.ndim != 2 or cond.shape != (x.shape[0], self.cond_dim):
-            got = None if cond is None else tuple(cond.shape)
-            raise ValueError(f"ConditionalBatchNorm needs cond of shape ({x.shape[0]}, {self.cond_dim}), got {got}")
-        scale = 1 + self.gamma(cond)
-        return self.bn(x) * scale[:, :, None, None] + self.beta(cond)[:, :, None, None]
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if c is None or c.ndim != 2 or c.shape != (x.shape[0], self.c_dim):
+            got = None if c is None else tuple(c.shape)
+            raise ValueError(f"ConditionalBatchNorm needs c of shape ({x.shape[0]}, {self.c_dim}), got {got}")
+        scale = 1 + self.gamma(c)
+        return self.bn(x) * scale[:, :, None, None] + self.beta(c)[:, :, None, None]
 
 
-def make_norm(kind: str, channels: int, cond_dim: int = 0) -> EncoderNorm:
+def make_norm(kind: str, channels: int, c_dim: int = 0) -> EncoderNorm:
     if kind == "instance":
         return InstanceNorm(channels)
     if kind == "cbn":
-        return ConditionalBatchNorm(channels, cond_dim)
+        return ConditionalBatchNorm(channels, c_dim)
     raise ValueError(f"unknown norm {kind!r}; expected 'instance' or 'cbn'")

@@ -1,7 +1,7 @@
 """The DSE loss configuration (Eq. 5-8): term weights, area weights and crops, code-compatibility switches.
 
 Weights live here rather than in code so a run records exactly what it optimised.
-Named presets (``paper-s2``, ``code-s1``, ...) are in :mod:`dse_core.loss.presets`.
+Named training recipes (``paper-s2``, ``code-s1``, ...) are in :mod:`dse_core.train.presets`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import attrs
 def _non_negative(_, attribute, value) -> None:
     values = value if isinstance(value, tuple) else (value,)
     if any(v < 0 for v in values):
+        raise ValueError(f"'{attribute.name}' must be >= 0, got {value}")
+
+
+def _non_negative_values(_, attribute, value) -> None:
+    if any(v < 0 for v in value.values()):
         raise ValueError(f"'{attribute.name}' must be >= 0, got {value}")
 
 
@@ -41,7 +46,7 @@ class ImageWeights:
 
 @attrs.frozen
 class LatentWeights:
-    """Weights of Eq. 5 for the latent pair (w, w')."""
+    """Weights of Eq. 5 for a latent pair (v, v'): ws for a style-based family, z for PGGAN and BigGAN."""
 
     kl: float = attrs.field(default=1.0, validator=_non_negative)
     mse: float = attrs.field(default=5.0, validator=_non_negative)  # alpha
@@ -53,8 +58,10 @@ class LossConfig:
     """Everything the DSE loss computes; the defaults are the paper's strategy 2 (preset ``paper-s2``)."""
 
     image: ImageWeights = ImageWeights()  # Eq. 7, the same for all three areas
-    latent: LatentWeights = LatentWeights()  # Eq. 5
+    latent: LatentWeights = LatentWeights()  # Eq. 5, for each predicted latent
     latent_weight: float = attrs.field(default=0.01, validator=_non_negative)  # epsilon of Eq. 8
+    # lambda of each predicted latent by name ({"z": 1, "c": 0.5}); a latent not listed weighs 1, 0 leaves it out
+    latent_weights: dict[str, float] = attrs.field(factory=dict, validator=_non_negative_values)
     # mu of Eq. 6: weight of the whole image, AT1 and AT2 (strategy 1: 1/1/1, strategy 2: 1/5/9)
     area_weights: tuple[float, float, float] = attrs.field(default=(1.0, 5.0, 9.0), validator=_three)
     # fraction of (height, width) cut from each side for AT1 and AT2 (centre-aligned areas; the code's
@@ -77,10 +84,3 @@ class LossConfig:
     ssim: Literal["unit", "code"] = "unit"
     # average-pool by 2 while the height exceeds this before SSIM and LPIPS (the code: 256); None = never
     metric_max_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
-
-    @classmethod
-    def preset(cls, name: str) -> "LossConfig":
-        """The loss of a named preset (see ``dse_core.loss.presets.PRESETS``)."""
-        from .presets import get_preset
-
-        return get_preset(name).loss

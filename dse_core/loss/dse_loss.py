@@ -1,11 +1,17 @@
-"""The DSE loss (Eq. 1-8): diverse similarity of three image areas plus the latent w.
+"""The DSE loss (Eq. 1-8): diverse similarity of three image areas plus every predicted latent.
 
 ::
 
     L_IMG(a, a')  = kl + 5 mse + 3 cos + 2 lpips + 1 ssim        (Eq. 7, per area)
     L_image       = mu0 L_IMG(x, x') + mu1 L_IMG(AT1) + mu2 L_IMG(AT2)   (Eq. 6)
-    L_LV(w, w')   = kl + 5 mse + 3 cos                           (Eq. 5)
-    L_DSE         = L_image + 0.01 L_LV                          (Eq. 8)
+    L_LV(v, v')   = kl + 5 mse + 3 cos                           (Eq. 5, for each latent v: ws, z, ...)
+    L_latent      = sum over the predicted latents of lambda_v L_LV(v, v')
+    L_DSE         = L_image + 0.01 L_latent                      (Eq. 8)
+
+The paper's latent is ws for StyleGAN and z for PGGAN and BigGAN: whatever the family's encoder
+predicts, by name, with a weight lambda per name (``LossConfig.latent_weights``, 1 by default).
+A predicted class ``c`` (class probabilities against the sampled one-hot class) is scored by
+cross-entropy instead of Eq. 5's terms.
 
 Every value is computed per sample and averaged over the batch at the very end,
 so two processes holding half a batch each see the same loss as one process.
@@ -31,7 +37,7 @@ _POOLED = ("lpips", "ssim")  # the terms the code scores on images pooled to met
 
 
 class DSELoss(nn.Module):
-    """``loss(x, x_rec, w, w_rec) -> (total, terms)``; images NCHW in [-1, 1], w (N, num_ws, w_dim).
+    """``loss(x, x_rec, latents, latents_rec) -> (total, terms)``; images NCHW in [-1, 1], latents by name.
 
     ``total`` is the batch mean of the per-sample L_DSE. ``terms`` holds detached
     batch means for logging, all losses (0 = identical):
@@ -39,7 +45,8 @@ class DSELoss(nn.Module):
     - ``img{k}/{term}``: term (``kl``, ``mse``, ``cos``, ``lpips``, ``ssim`` = 1 - SSIM)
       on area k (0 = whole image, 1 = AT1, 2 = AT2), unweighted;
     - ``img{k}``: that area's Eq. 7 sum; ``image``: the mu-weighted sum (Eq. 6);
-    - ``latent/{kl,mse,cos}``, ``latent`` (Eq. 5), when w is given;
+    - ``latent/{name}/{kl,mse,cos}`` and ``latent/{name}`` (Eq. 5) for each latent compared
+      (``latent/c/ce`` for a class), and ``latent``, their lambda-weighted sum, when latents are given;
     - ``total`` (Eq. 8).
 
     Terms and areas whose weight is 0 are neither computed nor logged.
@@ -64,15 +71,19 @@ class DSELoss(nn.Module):
         ssim = PaddedSSIM() if config.ssim == "code" else SSIM()
         self._terms: dict[str, LossTerm] = {"kl": KL(), "mse": MSE(), "cos": cosine, "ssim": ssim}
 
-    def forward(self, x: torch.Tensor, x_rec: torch.Tensor, w: torch.Tensor | None = None,
-                w_rec: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        values = self.per_sample(x, x_rec, w, w_rec)
+    def forward(self, x: torch.Tensor, x_rec: torch.Tensor, latents: Mapping[str, torch.Tensor] | None = None,
+                latents_rec: Mapping[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        values = self.per_sample(x, x_rec, latents, latents_rec)
         return values["total"].mean(), {name: v.detach().mean() for name, v in values.items()}
 
-    def per_sample(self, x: torch.Tensor, x_rec: torch.Tensor, w: torch.Tensor | None = None,
-                   w_rec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Every logged value as an (N,) tensor, ``total`` included (with its graph)."""
-        self._check(x, x_rec, w, w_rec)
+    def per_sample(self, x: torch.Tensor, x_rec: torch.Tensor, latents: Mapping[str, torch.Tensor] | None = None,
+                   latents_rec: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Every logged value as an (N,) tensor, ``total`` included (with its graph).
+
+        ``latents`` are the targets (``G.sample_latents``), ``latents_rec`` what the encoder predicted;
+        the latents in both are compared, each weighted as :meth:`latent_weights` says.
+        """
+        pairs = self._latent_pairs(x, x_rec, latents or {}, latents_rec or {})
         cfg = self.config
         if cfg.detach_images:
             x, x_rec = x.detach(), x_rec.detach()
@@ -89,11 +100,37 @@ class DSELoss(nn.Module):
             out[f"img{k}"] = self._weighted(f"img{k}", a, a_rec, attrs.asdict(cfg.image), out)
             total = total + mu * out[f"img{k}"]
         out["image"] = total
-        if w is not None:
-            out["latent"] = self._weighted("latent", w, w_rec, attrs.asdict(cfg.latent), out)
-            total = total + cfg.latent_weight * out["latent"]
+        if pairs:
+            latent = total.new_zeros(total.shape)
+            for name, (v, v_rec) in pairs.items():
+                if name == "c":
+                    out["latent/c/ce"] = out["latent/c"] = _cross_entropy(v, v_rec)
+                else:
+                    out[f"latent/{name}"] = self._weighted(f"latent/{name}", v, v_rec, attrs.asdict(cfg.latent), out)
+                latent = latent + self.latent_weights([name])[name] * out[f"latent/{name}"]
+            out["latent"] = latent
+            total = total + cfg.latent_weight * latent
         out["total"] = total
         return out
+
+    def latent_weights(self, names) -> dict[str, float]:
+        """lambda of each of ``names`` (the latents an encoder predicts): the config's, else 1; 0s left out."""
+        weights = {name: self.config.latent_weights.get(name, 1.0) for name in names}
+        return {name: w for name, w in weights.items() if w}
+
+    def _latent_pairs(self, x, x_rec, latents, latents_rec) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(target, prediction) of each latent the loss compares, in the prediction's order; shapes checked."""
+        if x.ndim != 4 or x.shape != x_rec.shape:
+            raise ValueError(f"DSELoss: images must be two NCHW tensors of one shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
+        weights = self.latent_weights([n for n in latents_rec if n in latents])
+        pairs = {}
+        for name in weights:
+            v, v_rec = latents[name], latents_rec[name]
+            if v.shape != v_rec.shape or v.ndim < 2 or v.shape[0] != x.shape[0]:
+                raise ValueError(f"DSELoss: latent {name!r} and its prediction must be (N, ...) of one shape with "
+                                 f"N = {x.shape[0]}, got {tuple(v.shape)} and {tuple(v_rec.shape)}")
+            pairs[name] = (v.float(), v_rec.float())
+        return pairs
 
     def metadata(self) -> dict:
         """What a run should record about this loss besides its config."""
@@ -130,15 +167,10 @@ class DSELoss(nn.Module):
             return self.lpips
         return self._terms[name]
 
-    @staticmethod
-    def _check(x, x_rec, w, w_rec) -> None:
-        if x.ndim != 4 or x.shape != x_rec.shape:
-            raise ValueError(f"DSELoss: images must be two NCHW tensors of one shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
-        if (w is None) != (w_rec is None):
-            raise ValueError("DSELoss: give both w and w_rec, or neither")
-        if w is not None and (w.shape != w_rec.shape or w.ndim < 2 or w.shape[0] != x.shape[0]):
-            raise ValueError(f"DSELoss: w and w_rec must be (N, ...) of one shape with N = {x.shape[0]}, "
-                             f"got {tuple(w.shape)} and {tuple(w_rec.shape)}")
-
     def extra_repr(self) -> str:
         return "" if isinstance(self.attention, nn.Module) else f"attention={self.attention!r}"
+
+
+def _cross_entropy(c: torch.Tensor, c_rec: torch.Tensor) -> torch.Tensor:
+    """-sum c log c_rec per sample: the sampled class (one-hot) against predicted class probabilities."""
+    return -(c * c_rec.clamp_min(1e-12).log()).sum(dim=1)

@@ -18,7 +18,7 @@ from typing import Mapping
 
 import torch
 
-from ..checkpoints import torch_load
+from ..models.files import torch_load
 from ..errors import CheckpointError, DseError
 
 TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"  # torchvision's IMAGENET1K_V1 weights, as cached by torch.hub

@@ -1,6 +1,9 @@
-"""Layers shared by the families and the encoder: equalized lr, FIR resampling."""
+"""Layers the families and the encoder build on: equalized lr, FIR resampling, pixel norm, the style mapping network."""
 
-from .layers import EqualConv2d, EqualLinear, bias_act
+from .layers import LRELU_GAIN, EqualConv2d, EqualLinear, bias_act
+from .mapping import MappingNetwork
+from .norm import PixelNorm, normalize_2nd_moment
 from .resample import downsample2d, filter2d, setup_filter, upsample2d
 
-__all__ = ["EqualConv2d", "EqualLinear", "bias_act", "downsample2d", "filter2d", "setup_filter", "upsample2d"]
+__all__ = ["LRELU_GAIN", "EqualConv2d", "EqualLinear", "MappingNetwork", "PixelNorm", "bias_act", "downsample2d",
+           "filter2d", "normalize_2nd_moment", "setup_filter", "upsample2d"]

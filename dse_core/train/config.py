@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -9,6 +10,13 @@ import attrs
 Precision = Literal["fp32", "bf16", "fp16"]
 LatentStep = Literal["joint", "separate"]
 _positive = attrs.validators.gt(0)
+
+
+def _psi(_, attribute, value: float) -> None:
+    from ..interfaces import MAX_TRUNCATION_PSI
+
+    if not (math.isfinite(value) and 0 <= value <= MAX_TRUNCATION_PSI):
+        raise ValueError(f"'{attribute.name}' must be from 0 to {MAX_TRUNCATION_PSI:g} (1 = no truncation), got {value}")
 
 
 def default_batch_size(resolution: int) -> int:
@@ -25,7 +33,7 @@ class TrainConfig:
     batch_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # per rank; None = default_batch_size(resolution)
     lr: float = attrs.field(default=0.0015, validator=attrs.validators.gt(0))  # Adam learning rate (paper)
     betas: tuple[float, float] = (0.0, 0.99)  # Adam betas (paper)
-    truncation_psi: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))  # truncation of the training samples' latents (1 = none)
+    truncation_psi: float = attrs.field(default=1.0, validator=_psi)  # truncation of the training samples' latents (1 = none)
     truncation_cutoff: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # truncate only the first k ws (None = all)
     style_mixing_prob: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0), attrs.validators.le(1)])  # chance a sample mixes two ws at a random layer (the authors' runs: 0.9)
     noise_mode: str = "const"  # generator noise when making (x, x') pairs: const keeps x' comparable to x
@@ -43,7 +51,7 @@ def config_for_preset(preset: str, **options) -> TrainConfig:
 
     A truncation psi given without a cutoff truncates every w; the preset's cutoff goes with its own psi.
     """
-    from ..loss import get_preset
+    from .presets import get_preset
 
     chosen = get_preset(preset)
     options = {k: v for k, v in options.items() if v is not None}

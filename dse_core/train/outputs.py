@@ -10,9 +10,16 @@ from pathlib import Path
 import attrs
 import torch
 
+from .. import __version__
 from ..config import to_dict, write_json_atomic
 from ..errors import DseError
 from ..images import make_grid, save_image
+from ..encoder import EncoderConfig
+from ..encoder.config import upgrade_encoder_config
+from ..latents import encode
+from ..loss import LossConfig
+from .config import TrainConfig
+from .samples import make_training_pairs
 
 
 class _NoBar:
@@ -29,15 +36,22 @@ def run_record(config, loss_config, encoder_config, generator_info: dict, loss_m
 
 
 _ABSENT = object()
+_CONFIGS = {"train": TrainConfig, "loss": LossConfig, "encoder": EncoderConfig}
 
 
-def _saved(record: dict, section: str, key: str, train_cls: type, loss_cls: type):
+def _saved(record: dict, section: str, key: str):
     """A run.json value; a key the run predates means that option's default (what the older code did)."""
-    value = record.get(section, {}).get(key, _ABSENT)
-    if value is not _ABSENT:
-        return value
-    defaults = {"train": lambda: attrs.asdict(train_cls()), "loss": lambda: to_dict(loss_cls())}.get(section)
-    return json.loads(json.dumps(defaults().get(key))) if defaults else None
+    values = record.get(section, {})
+    if section == "encoder":
+        values = upgrade_encoder_config(values)  # c_dim was cond_dim; no w_dim without style heads
+    value = values.get(key, _ABSENT)
+    if value is not _ABSENT or section not in _CONFIGS:
+        return None if value is _ABSENT else value
+    field = attrs.fields_dict(_CONFIGS[section]).get(key)
+    if field is None or field.default is attrs.NOTHING:
+        return None
+    default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
+    return json.loads(json.dumps(to_dict(default) if attrs.has(type(default)) else default))
 
 
 def _defining(section: str, key: str) -> bool:
@@ -57,22 +71,25 @@ class RunFiles:
         self.run_dir, self.enabled = run_dir, enabled
         self._tensorboard = None
 
-    def start(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict) -> None:
+    def start(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict,
+              latent_loss: dict[str, float], notes: list[str] = ()) -> None:
+        """Write ``run.json``: the run's record, and (informational) the latent loss by name and the notes of the setup."""
         if not self.enabled:
             return
         if (self.run_dir / "checkpoints").exists() or (self.run_dir / "encoder").exists():
             raise DseError(f"{self.run_dir} already holds a training run",
                            hint="pass --resume to continue it, or choose a new -o folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        import dse_core
-
         write_json_atomic(self.run_dir / "run.json", {
             **run_record(config, loss_config, encoder_config, generator_info, loss_metadata),
-            "versions": {"dse": dse_core.__version__, "torch": torch.__version__, "python": platform.python_version()},
+            "latent_loss": latent_loss,  # lambda of each predicted latent in Eq. 5 (empty: no latent term)
+            "notes": list(notes),  # what the setup adapted (a preset's settings this family cannot honour)
+            "versions": {"dse": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
-    def check_resumable(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict) -> None:
+    def check_resumable(self, config, loss_config, encoder_config, generator_info: dict, loss_metadata: dict,
+                        latent_loss: dict[str, float] | None = None, notes: list[str] = ()) -> None:
         """A resumed run must train the same thing: same settings (``samples`` may grow), loss, encoder, generator."""
         if not (self.run_dir / "run.json").is_file():
             raise DseError(f"{self.run_dir}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
@@ -83,7 +100,7 @@ class RunFiles:
                            hint="restore it from a backup, or start a new run") from None
         now = json.loads(json.dumps(run_record(config, loss_config, encoder_config, generator_info, loss_metadata)))
         changed = [f"{section}.{key}" for section, values in now.items() for key, value in values.items()
-                   if _defining(section, key) and _saved(saved, section, key, type(config), type(loss_config)) != value]
+                   if _defining(section, key) and _saved(saved, section, key) != value]
         if changed:
             raise DseError(f"{self.run_dir} was started with other settings ({', '.join(changed)})",
                            hint="resume with the same generator and options (only --samples may grow), or start a new run")
@@ -123,15 +140,12 @@ class RunFiles:
         """x (top row) over x' = G(E(x)) (bottom row) for fixed samples, E in eval mode (noise off)."""
         if not self.enabled:
             return
-        from .trainer import make_training_pairs
-
         rng = torch.Generator().manual_seed(config.seed + 0x5EED)
         plain = attrs.evolve(config, style_mixing_prob=0.0)
-        latents, x = make_training_pairs(G, config.grid_size, rng, plain, device)
+        _, x, c = make_training_pairs(G, config.grid_size, rng, plain, device)
         was_training = encoder.training
         encoder.eval()
-        out = encoder(x)
-        x_rec = G.decode({name: getattr(out, name) for name in G.latent_names}, noise_mode=config.noise_mode)
+        x_rec = G.decode(encode(G, encoder, x, c, replace_class=False)[0], noise_mode=config.noise_mode)
         encoder.train(was_training)
         save_image(make_grid(torch.cat([x, x_rec]).cpu(), nrow=config.grid_size), self.run_dir / "grids" / f"step-{step:08d}.png")
 

@@ -14,7 +14,7 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import attrs
 import torch
@@ -23,59 +23,36 @@ from torch.nn.parallel import DistributedDataParallel
 from ..encoder import Encoder, EncoderConfig
 from ..config import to_dict
 from ..errors import DseError
-from ..hub import WEIGHTS_FILE, load_state, read_weights
+from ..models.format import WEIGHTS_FILE, load_state, read_weights
+from ..latents import check_latent_shapes, fixed_latents, for_decode
 from ..loss import DSELoss, LossConfig
-from . import distributed
+from .. import distributed
 from .config import TrainConfig, default_batch_size
 from .outputs import RunFiles
+from .samples import Samples, make_training_pairs, step_generator
 from .state import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 
 _PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
-    """The RNG of one step on one rank: independent of how the run was split or resumed."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + rank) * 1_000_000_007 + step)
+def training_step(G, E, loss_fn: DSELoss, optimizer, samples: Samples, cfg: TrainConfig, scaler=None) -> dict:
+    """One update of E (two with ``latent_step="separate"``); returns the logged loss terms (detached).
 
-
-@torch.no_grad()
-def make_training_pairs(G, n: int, rng: torch.Generator, cfg: TrainConfig, device: torch.device):
-    """Latents (the latent loss's targets) and x = G(latents) for n fresh samples."""
-    z = torch.randn(n, G.z_dim, generator=rng).to(device)
-    c = None
-    if G.c_dim:
-        classes = torch.randint(G.c_dim, (n,), generator=rng)
-        c = torch.nn.functional.one_hot(classes, G.c_dim).float().to(device)
-    latents = G.sample_latents(z, c, truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)
-    if cfg.style_mixing_prob > 0 and "w" in latents:
-        latents["w"] = _style_mix(G, latents["w"], c, rng, cfg)
-    return latents, G.decode(latents, noise_mode=cfg.noise_mode)
-
-
-def _style_mix(G, ws: torch.Tensor, c, rng: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
-    """With probability p per sample, layers from a random cutoff on come from a second z (genforce's mixing)."""
-    n, num_ws = ws.shape[:2]
-    other = G.sample_latents(torch.randn(n, G.z_dim, generator=rng).to(ws.device), c,
-                             truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)["w"]
-    mix = torch.rand(n, generator=rng) < cfg.style_mixing_prob
-    cutoff = torch.randint(1, num_ws, (n,), generator=rng)
-    layer_from_other = (torch.arange(num_ws)[None] >= cutoff[:, None]) & mix[:, None]
-    return torch.where(layer_from_other[:, :, None].to(ws.device), other, ws)
-
-
-def training_step(G, model, loss_fn: DSELoss, optimizer, latents, x, cfg: TrainConfig, scaler=None):
-    """One update of E (two with ``latent_step="separate"``); returns the logged loss terms (detached)."""
-    device_type = x.device.type
-    separate = cfg.latent_step == "separate" and "w" in latents
+    ``E`` is the encoder, or its DistributedDataParallel wrapper under torchrun.
+    """
+    latents, x, c = samples
+    encoder = E.module if isinstance(E, DistributedDataParallel) else E
+    separate = cfg.latent_step == "separate"
     # DDP syncs gradients once per forward; two backward passes average them by hand instead
-    ddp = model if separate and isinstance(model, DistributedDataParallel) else None
+    ddp = E if separate and isinstance(E, DistributedDataParallel) else None
     with ddp.no_sync() if ddp else contextlib.nullcontext():
-        with torch.autocast(device_type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
-            out = model(x)
-            rec = {name: getattr(out, name) for name in G.latent_names}
-            x_rec = G.decode(rec, noise_mode=cfg.noise_mode)
-            values = loss_fn.per_sample(x.float(), x_rec.float(), w=_float(latents.get("w")), w_rec=_float(rec.get("w")))
+        with torch.autocast(x.device.type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
+            predicted = E(x, c if encoder.c_dim else None)
+            x_rec = G.decode(for_decode(G, encoder, predicted, c), noise_mode=cfg.noise_mode)
+            values = loss_fn.per_sample(x.float(), x_rec.float(), latents, predicted)
         if separate:
+            if "latent" not in values:
+                raise DseError("latent_step 'separate' steps on the latent loss, and this run has no latent term")
             # the authors' order: step on the image loss, then on the latent loss, whose graph still holds the
             # pre-step encoder (retain_graph); image terms without a gradient (detached, strategy 1) take no step
             image = values["image"].mean()
@@ -108,10 +85,6 @@ def progress_line(terms: dict, rate: float) -> str:
     return " | ".join([*parts, f"{rate:.2f} samples/s"])
 
 
-def _float(t):
-    return None if t is None else t.float()
-
-
 @attrs.frozen
 class TrainResult:
     run_dir: Path
@@ -132,26 +105,35 @@ def train(
     gradcam=None,
     device: torch.device = torch.device("cpu"),
     generator_info: dict | None = None,
+    notes: Sequence[str] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train an encoder for ``generator`` into ``run_dir`` (see ``dse train --help``).
+    """Train an encoder for ``generator`` into ``run_dir`` with the configs given (``dse train`` sets them up:
+    :func:`dse_core.train.setup.train_encoder`).
 
     ``lpips`` / ``gradcam``: the VGG16 modules the loss needs (``load_lpips`` / ``load_gradcam``;
     built by :class:`DSELoss` from local weights when None and the loss config asks for them).
+    ``notes``: what the setup adapted, recorded in ``run.json``.
     """
     dist, device = distributed.init(device)
     if config.precision == "fp16" and device.type != "cuda":
         raise DseError(f"--precision fp16 needs a CUDA GPU; this run is on {device}", hint="on a CPU use --precision bf16")
-    G = generator.to(device).eval().requires_grad_(False)
+    G = generator.to(device).eval().requires_grad_(False)  # eval: batch-norm generators keep their statistics
+    encoder_config = with_fixed_latents(G, encoder_config, config)
     torch.manual_seed(config.seed)  # the same initial encoder on every rank and in every rerun
     encoder = Encoder(encoder_config).to(device).train()
+    check_latent_shapes(G, encoder)
     torch.manual_seed(config.seed * 1_000_003 + dist.rank + 1)  # the encoder's training noise differs per rank
     loss_fn = DSELoss(loss_config, lpips=lpips, gradcam=gradcam).to(device)
+    latent_loss = loss_fn.latent_weights(encoder.latent_shapes)
+    if not latent_loss or not loss_config.latent_weight:
+        log(f"note: no latent loss (Eq. 5): the encoder predicts {', '.join(encoder.latent_shapes) or 'nothing'} and the "
+            f"loss weighs {'none of it' if loss_config.latent_weight else 'latents at 0'}; only the image terms train it")
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
     files = RunFiles(Path(run_dir), enabled=dist.is_main)
     step, samples, batch = 0, 0, config.batch_size or default_batch_size(G.resolution)
-    run = (config, loss_config, encoder_config, generator_info or {}, loss_fn.metadata())
+    run = (config, loss_config, encoder_config, generator_info or {}, loss_fn.metadata(), latent_loss, list(notes))
     if resume:
         files.check_resumable(*run)
         step, samples, batch = _resume(Path(run_dir), encoder, optimizer, config.samples, log)
@@ -169,8 +151,8 @@ def train(
             n = min(batch, math.ceil((config.samples - samples) / dist.world_size))
             rng = step_generator(config.seed, dist.rank, step)
             try:
-                latents, x = make_training_pairs(G, n, rng, config, device)
-                terms = training_step(G, model, loss_fn, optimizer, latents, x, config, scaler)
+                pairs = make_training_pairs(G, n, rng, config, device)
+                terms = training_step(G, model, loss_fn, optimizer, pairs, config, scaler)
             except torch.cuda.OutOfMemoryError:
                 batch = _halve_batch(batch, dist, device, log)
                 continue
@@ -213,7 +195,7 @@ def train(
             files.grid(step, G, encoder, config, device)
         if step % config.checkpoint_every:
             _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
-        files.save_encoder(encoder, _encoder_source(config, generator_info, step, samples, loss_fn))
+        files.save_encoder(encoder, _encoder_source(config, generator_info, step, samples, loss_fn, latent_loss))
     if dist.enabled:
         _check_ranks_in_sync(encoder, dist, log)
         del model  # DDP's reducer must go before its process group, or gloo can abort at exit
@@ -266,9 +248,23 @@ def _checkpoint(files, step, samples, batch, encoder, optimizer, config, generat
                            source={"generator": generator_info or {}, "step": step, "samples": samples})
 
 
-def _encoder_source(config: TrainConfig, generator_info, step: int, samples: int, loss_fn: DSELoss) -> dict:
+def _encoder_source(config: TrainConfig, generator_info, step: int, samples: int, loss_fn: DSELoss,
+                    latent_loss: dict[str, float]) -> dict:
     return {"format": "dse-trained", "preset": config.preset, "generator": generator_info or {}, "steps": step,
-            "samples": samples, "loss": to_dict(loss_fn.config), **loss_fn.metadata()}
+            "samples": samples, "loss": to_dict(loss_fn.config), "latent_loss": latent_loss, **loss_fn.metadata()}
+
+
+def with_fixed_latents(G, encoder_config: EncoderConfig, config: TrainConfig) -> EncoderConfig:
+    """The encoder config recording the inputs of ``G.decode`` it does not predict (BigGAN's truncation), as sampled."""
+    c = G.sample_c(1, generator=torch.Generator().manual_seed(0))
+    probe = G.sample_latents(torch.zeros(1, G.z_dim, device=_device_of(G)), None if c is None else c.to(_device_of(G)),
+                             truncation_psi=config.truncation_psi, truncation_cutoff=config.truncation_cutoff)
+    fixed = fixed_latents(G, probe)
+    return encoder_config if fixed == encoder_config.fixed_latents else attrs.evolve(encoder_config, fixed_latents=fixed)
+
+
+def _device_of(module) -> torch.device:
+    return next(iter(module.parameters()), torch.zeros(0)).device
 
 
 def _resume(run_dir: Path, encoder, optimizer, budget: int, log) -> tuple[int, int, int]:

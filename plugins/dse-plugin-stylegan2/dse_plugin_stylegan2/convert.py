@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 
-from dse_core.checkpoints import describe, state_dict_in, torch_load
-from dse_core.errors import CheckpointError
-from dse_core.hub import check_tensors, load_state
+from dse_core import CheckpointError, ForeignState, describe, layer_count, load_state, separable_filter, state_dict_in, torch_load
 
 from .model import Generator, StyleGAN2Config
 
@@ -40,13 +37,6 @@ W_AVG_SAMPLES = 10_000  # samples for w_avg when a checkpoint does not store it
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
 FILTER_GAIN = 4.0  # stored 2x-upsampling kernels sum to up**2 in both formats
 
-Shape = tuple  # a tensor's shape in the file: ints are fixed sizes, strings name a size read from the file
-
-
-def _same(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
 def _first(t: torch.Tensor) -> torch.Tensor:
     return t[0]
 
@@ -55,61 +45,7 @@ def _scalar(t: torch.Tensor) -> torch.Tensor:
     return t.reshape([])
 
 
-class SourceTensors:
-    """A foreign generator state dict: which of its tensors become which of ours, and the shapes they must have.
-
-    ``take`` declares a tensor to convert, ``check`` an optional buffer we read but do not load (resample
-    kernels). ``verify`` then refuses missing tensors, tensors nobody declared, and wrong shapes, each by the
-    file's name.
-    """
-
-    def __init__(self, path: Path, where: str, state: Mapping[str, torch.Tensor]):
-        self.path, self.where, self.state = path, where, state
-        self.rules: list[tuple[str, Shape, str | None, Callable]] = []  # theirs, shape, ours (None: not loaded), convert
-        self.optional: set[str] = set()
-
-    def take(self, theirs: str, shape: Shape, ours: str | None, convert: Callable = _same) -> None:
-        self.rules.append((theirs, shape, ours, convert))
-
-    def check(self, theirs: str, shape: Shape) -> None:
-        self.take(theirs, shape, None)
-        self.optional.add(theirs)
-
-    def present(self, names: list[str]) -> list[str]:
-        return [name for name in names if name in self.state]
-
-    def error(self, problem: str, hint: str | None = None) -> CheckpointError:
-        return CheckpointError(self.path, f"{self.where}: {problem}", hint=hint)
-
-    def sizes(self) -> dict[str, int]:
-        """Each named size, as most tensors that carry it have it."""
-        votes: dict[str, Counter] = defaultdict(Counter)
-        for theirs, shape, _, _ in self.rules:
-            tensor = self.state.get(theirs)
-            if isinstance(tensor, torch.Tensor) and tensor.ndim == len(shape):
-                for want, got in zip(shape, tensor.shape):
-                    if isinstance(want, str):
-                        votes[want][got] += 1
-        return {name: counts.most_common(1)[0][0] for name, counts in votes.items()}
-
-    def verify(self, sizes: Mapping[str, int]) -> None:
-        """Every declared tensor present (optional ones aside), nothing undeclared, every shape as ``sizes`` says."""
-        expected = {theirs: tuple(sizes.get(d, d) for d in shape) for theirs, shape, _, _ in self.rules
-                    if theirs in self.state or theirs not in self.optional}
-        found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in self.state.items()}
-        check_tensors(self.path, f"{self.where}: cannot read it as a StyleGAN2 generator", found, expected)
-
-    def converted(self) -> dict[str, torch.Tensor]:
-        return {ours: convert(self.state[theirs]) for theirs, _, ours, convert in self.rules if ours is not None}
-
-
-def _top_index(state: Mapping[str, torch.Tensor], pattern: str) -> int:
-    """The highest layer index in keys matching ``pattern`` (group 1), -1 if none: gaps below it are reported missing."""
-    regex = re.compile(pattern)
-    return max((int(m.group(1)) for k in state if (m := regex.match(k))), default=-1)
-
-
-def _mapping(source: SourceTensors, layers: int, prefix: str, first: int = 0) -> None:
+def _mapping(source: ForeignState, layers: int, prefix: str, first: int = 0) -> None:
     """``layers`` fully connected layers z -> h -> ... -> w named ``{prefix}{first + i}``, weights (out, in)."""
     features = ["z"] + ["h"] * (layers - 1) + ["w"]
     for i in range(layers):
@@ -117,7 +53,7 @@ def _mapping(source: SourceTensors, layers: int, prefix: str, first: int = 0) ->
         source.take(f"{prefix}{first + i}.bias", (features[i + 1],), f"mapping.fc{i}.bias")
 
 
-def _filter(source: SourceTensors, names: list[str], flip: bool = False) -> tuple[float, ...]:
+def _filter(source: ForeignState, names: list[str], flip: bool = False) -> tuple[float, ...]:
     """The separable filter the ``names`` present (2-D kernels, gain 4) all hold, as its 1-D factor with ends read 1."""
     names = source.present(names)
     if not names:
@@ -131,21 +67,12 @@ def _filter(source: SourceTensors, names: list[str], flip: bool = False) -> tupl
         raise source.error(f"{names[0]} sums to {first.sum().item():g}, not {FILTER_GAIN:g}: an upsampling filter "
                            "with another gain is not supported")
     try:
-        return _filter_1d(first.flip(0, 1) if flip else first)  # genforce correlates with its kernels: convolves with their flip
+        return separable_filter(first.flip(0, 1) if flip else first)  # genforce correlates with its kernels: convolves with their flip
     except ValueError:
         raise source.error(f"{names[0]} is not a separable filter (an outer product f x f), which dse needs") from None
 
 
-def _filter_1d(kernel_2d: torch.Tensor) -> tuple[float, ...]:
-    """Recover the separable filter's 1-D factor from a stored 2-D kernel, scaled so its ends read 1."""
-    row = kernel_2d.sum(dim=1).double()
-    row = row / (row[0] if row[0] != 0 else row.sum())
-    if not torch.allclose(torch.outer(row, row) / torch.outer(row, row).sum(), (kernel_2d / kernel_2d.sum()).double(), atol=1e-5):
-        raise ValueError("the stored blur kernel is not separable")
-    return tuple(round(v, 6) for v in row.tolist())
-
-
-def _config(source: SourceTensors, sizes: Mapping[str, int], num_up: int, mapping_layers: int,
+def _config(source: ForeignState, sizes: Mapping[str, int], num_up: int, mapping_layers: int,
             filters: tuple[tuple[float, ...], tuple[float, ...]]) -> StyleGAN2Config:
     """The architecture the (verified) sizes describe; ``filters``: (upsampling convs, image skip upsampling)."""
     hidden = sizes.get("h", sizes["w"])
@@ -174,7 +101,7 @@ def sniff_rosinality(path: Path) -> bool:
     return path.is_file() and _rosinality_state(path) is not None
 
 
-def _rosinality_plan(source: SourceTensors, mapping_layers: int, num_up: int) -> None:
+def _rosinality_plan(source: ForeignState, mapping_layers: int, num_up: int) -> None:
     """Every tensor of rosinality's Generator (up-conv kernels are stored flipped there)."""
     _mapping(source, mapping_layers, "style.", first=1)  # style.0 is PixelNorm
     source.take("input.input", (1, "c4", 4, 4), "synthesis.b4.const", _first)
@@ -213,13 +140,13 @@ def load_rosinality(path: Path) -> Generator:
         raise CheckpointError(path, f"not a rosinality checkpoint: found {describe(torch_load(path, ROSINALITY_SAFE_GLOBALS))}, "
                                     "expected a dict with 'g_ema' holding style.N / input.input / convs.N tensors")
     src, latent_avg = found
-    source = SourceTensors(path, "g_ema", src)
-    mapping_layers = max(_top_index(src, r"style\.(\d+)\."), 1)
-    num_up = max((_top_index(src, r"convs\.(\d+)\.") + 2) // 2, _top_index(src, r"to_rgbs\.(\d+)\.") + 1,
-                 (_top_index(src, r"noises\.noise_(\d+)$") + 1) // 2)
+    source = ForeignState(path, "g_ema", src)
+    mapping_layers = max(layer_count(src, r"style\.(\d+)\.") - 1, 1)  # style.0 is PixelNorm
+    num_up = max((layer_count(src, r"convs\.(\d+)\.") + 1) // 2, layer_count(src, r"to_rgbs\.(\d+)\."),
+                 layer_count(src, r"noises\.noise_(\d+)$") // 2)
     _rosinality_plan(source, mapping_layers, num_up)
     sizes = source.sizes()
-    source.verify(sizes)
+    source.verify(sizes, "a StyleGAN2 generator")
     config = _config(source, sizes, num_up, mapping_layers,
                      (_filter(source, [f"convs.{2 * j}.conv.blur.kernel" for j in range(num_up)]),
                       _filter(source, [f"to_rgbs.{j}.upsample.kernel" for j in range(num_up)])))
@@ -261,7 +188,7 @@ def sniff_genforce(path: Path) -> bool:
     return path.is_file() and _genforce_state(path) is not None
 
 
-def _genforce_plan(source: SourceTensors, mapping_layers: int, num_up: int) -> None:
+def _genforce_plan(source: ForeignState, mapping_layers: int, num_up: int) -> None:
     """Every tensor of genforce's StyleGAN2Generator ('skip' architecture, spatial noise)."""
     _mapping(source, mapping_layers, "mapping.dense")
     source.take("truncation.w_avg", ("w",), "mapping.w_avg")
@@ -290,7 +217,7 @@ def _genforce_plan(source: SourceTensors, mapping_layers: int, num_up: int) -> N
         source.check("synthesis.upsample.kernel", (1, 1, "s", "s"))
 
 
-def _refuse_other_genforce_variants(source: SourceTensors, num_up: int, sizes: Mapping[str, int]) -> None:
+def _refuse_other_genforce_variants(source: ForeignState, num_up: int, sizes: Mapping[str, int]) -> None:
     src = source.state
     if "mapping.label_weight" in src:
         raise source.error("conditional genforce StyleGAN2 generators (mapping.label_weight) are not supported yet")
@@ -309,13 +236,13 @@ def load_genforce(path: Path) -> Generator:
         raise CheckpointError(path, f"not a genforce StyleGAN2 checkpoint: found {describe(torch_load(path))}, expected "
                                     "'generator_smooth' or 'generator' holding mapping.denseN / synthesis.layerN tensors")
     where, src = found
-    source = SourceTensors(path, where, src)
-    mapping_layers = _top_index(src, r"mapping\.dense(\d+)\.") + 1 or 1
-    num_up = max((_top_index(src, r"synthesis\.layer(\d+)\.") + 1) // 2, _top_index(src, r"synthesis\.output(\d+)\."))
+    source = ForeignState(path, where, src)
+    mapping_layers = layer_count(src, r"mapping\.dense(\d+)\.") or 1
+    num_up = max(layer_count(src, r"synthesis\.layer(\d+)\.") // 2, layer_count(src, r"synthesis\.output(\d+)\.") - 1)
     _genforce_plan(source, mapping_layers, num_up)
     sizes = source.sizes()
     _refuse_other_genforce_variants(source, num_up, sizes)
-    source.verify(sizes)
+    source.verify(sizes, "a StyleGAN2 generator")
     config = _config(source, sizes, num_up, mapping_layers,
                      (_filter(source, [f"synthesis.layer{2 * j + 1}.filter.kernel" for j in range(num_up)], flip=True),
                       _filter(source, ["synthesis.upsample.kernel"] if num_up else [], flip=True)))

@@ -20,31 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse_core.hub import PretrainedMixin
-from dse_core.interfaces import StyleGenerator, check_latents, check_noise_mode, check_ws, truncate
-from dse_core.nn import EqualLinear, filter2d, setup_filter, upsample2d
-from dse_core.nn.layers import LRELU_GAIN
-
-
-def _power_of_two(_, attribute, value):
-    if value < 4 or value & (value - 1):
-        raise ValueError(f"{attribute.name} must be a power of two >= 4, got {value}")
-
-
-def _channel_plan(instance, attribute, value):
-    wanted = [2**i for i in range(2, int(math.log2(instance.resolution)) + 1)]
-    if sorted(value) != wanted:
-        raise ValueError(f"channels must give a width for each resolution {wanted}, got {sorted(value)}")
-    if any(c <= 0 for c in value.values()):
-        raise ValueError(f"channels must be positive, got {value}")
+from dse_core import PretrainedMixin, StyleGenerator, channel_plan, check_noise_mode, check_ws, power_of_two, resolutions
+from dse_core.nn import LRELU_GAIN, EqualLinear, MappingNetwork, filter2d, setup_filter, upsample2d
 
 
 @attrs.frozen(hash=False)
 class StyleGAN2Config:
     """Architecture of a StyleGAN2 generator; every field is read from checkpoints when converting."""
 
-    resolution: int = attrs.field(validator=_power_of_two)  # output image size (img_resolution)
-    channels: dict[int, int] = attrs.field(validator=_channel_plan)  # feature maps at each resolution 4..resolution
+    resolution: int = attrs.field(validator=power_of_two)  # output image size (img_resolution)
+    channels: dict[int, int] = attrs.field(validator=channel_plan)  # feature maps at each resolution 4..resolution
     z_dim: int = 512  # input latent size
     w_dim: int = 512  # intermediate latent size
     c_dim: int = 0  # conditioning label size, 0 = unconditional
@@ -62,45 +47,12 @@ class StyleGAN2Config:
     @classmethod
     def standard(cls, resolution: int, channel_multiplier: int = 2, channel_max: int = 512, **kwargs) -> "StyleGAN2Config":
         """The official channel plan (config F: channel_multiplier=2, i.e. 16384 * 2 / res, at most 512)."""
-        channels = {2**i: min(channel_max, (16384 * channel_multiplier) // 2**i) for i in range(2, int(math.log2(resolution)) + 1)}
+        channels = {res: min(channel_max, (16384 * channel_multiplier) // res) for res in resolutions(resolution)}
         return cls(resolution=resolution, channels=channels, **kwargs)
 
     @property
     def num_ws(self) -> int:
         return 2 * int(math.log2(self.resolution)) - 2
-
-
-def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
-
-
-class MappingNetwork(nn.Module):
-    """z (and label c) -> w through ``mapping_layers`` equalized-lr layers; holds ``w_avg`` for truncation."""
-
-    def __init__(self, cfg: StyleGAN2Config):
-        super().__init__()
-        self.z_dim, self.c_dim, self.w_dim, self.num_layers = cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.mapping_layers
-        self.num_ws = cfg.num_ws
-        hidden = cfg.mapping_features or cfg.w_dim
-        embed = (cfg.embed_features or cfg.w_dim) if cfg.c_dim else 0
-        features = [cfg.z_dim + embed] + [hidden] * (cfg.mapping_layers - 1) + [cfg.w_dim]
-        if cfg.c_dim:
-            self.embed = EqualLinear(cfg.c_dim, embed)
-        for i in range(cfg.mapping_layers):
-            setattr(self, f"fc{i}", EqualLinear(features[i], features[i + 1], lr_mul=cfg.mapping_lr_mul, act="lrelu"))
-        self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z (N, z_dim) -> ws (N, num_ws, w_dim), truncated towards ``w_avg`` on the first ``truncation_cutoff``."""
-        check_latents("mapping", z, self.z_dim, c, self.c_dim)
-        x = normalize_2nd_moment(z)
-        if self.c_dim:
-            x = torch.cat([x, normalize_2nd_moment(self.embed(c.to(x.dtype)))], dim=1)
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
-        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
-        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
 
 
 def up_conv_padding(filter_size: int, kernel_size: int) -> tuple[int, int, int, int]:
@@ -231,7 +183,7 @@ class SynthesisNetwork(nn.Module):
         super().__init__()
         f = setup_filter(cfg.resample_filter)
         f_skip = f if cfg.skip_filter is None else setup_filter(cfg.skip_filter)
-        self.resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
+        self.resolutions = resolutions(cfg.resolution)
         for res in self.resolutions:
             in_channels = cfg.channels[res // 2] if res > 4 else 0
             setattr(self, f"b{res}", SynthesisBlock(in_channels, cfg.channels[res], res, cfg, f, f_skip))
@@ -262,5 +214,6 @@ class Generator(StyleGenerator, PretrainedMixin):
         self.config = config
         self.resolution, self.z_dim, self.w_dim, self.c_dim = config.resolution, config.z_dim, config.w_dim, config.c_dim
         self.num_ws, self.img_channels = config.num_ws, config.img_channels
-        self.mapping = MappingNetwork(config)
+        self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, config.num_ws, config.mapping_layers,
+                                      config.mapping_features, config.mapping_lr_mul, config.embed_features)
         self.synthesis = SynthesisNetwork(config)

@@ -2,7 +2,7 @@
 
 These files are plain pickles of the training snapshot (``G``, ``D``, ``G_ema``, ...)
 whose networks unpickle by executing the Python source stored inside them. We
-read them with :func:`dse_core.safe_pickle.safe_load` instead: only the globals
+read them with :func:`dse_core.safe_load` instead: only the globals
 the format needs are resolved, each to a stand-in, so every network comes back
 as a :class:`PersistentRecord` (tensors, sub-records, recorded constructor
 arguments) and none of the file's code runs.
@@ -23,26 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from dse_core.checkpoints import describe
-from dse_core.errors import CheckpointError
-from dse_core.hub import load_state
-from dse_core.safe_pickle import (
-    BUILTIN_GLOBALS,
-    NUMPY_SCALAR_GLOBALS,
-    TENSOR_GLOBALS,
-    PersistentRecord,
-    persistent_record,
-    safe_load,
-)
+from dse_core import (PICKLE_DATA_GLOBALS, CheckpointError, PersistentRecord, describe, load_state, persistent_record,
+                      safe_load, separable_filter)
 
-from .convert import _filter_1d
 from .model import Generator, StyleGAN2Config
 
 # Everything a stylegan2-ada-pytorch snapshot pickle names, mapped to our stand-ins.
 NVLABS_GLOBALS = {
-    **BUILTIN_GLOBALS,
-    **TENSOR_GLOBALS,
-    **NUMPY_SCALAR_GLOBALS,
+    **PICKLE_DATA_GLOBALS,
     "torch_utils.persistence._reconstruct_persistent_obj": persistent_record,
     "dnnlib.util.EasyDict": dict,  # only ever holds keyword arguments
 }
@@ -168,7 +156,7 @@ def _resample_filter(kernel: torch.Tensor) -> tuple[float, ...]:
     """NVlabs stores the normalized filter: 2-D for short filters, 1-D (separable) for 8+ taps."""
     if kernel.ndim == 1:
         return tuple(round(v, 6) for v in (kernel.double() / kernel[0]).tolist())
-    return _filter_1d(kernel)
+    return separable_filter(kernel)
 
 
 def _conv_clamp(blocks: dict[int, PersistentRecord]) -> float | None:

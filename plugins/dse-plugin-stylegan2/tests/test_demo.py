@@ -17,7 +17,7 @@ def test_demo_models_ship_small_and_belong_together():
     assert sizes <= 20 * 2**20
     G = load_generator("demo:stylegan2")
     E = load_encoder("demo:stylegan2", generator=G)  # refuses an encoder trained for another generator
-    assert (G.resolution, G.num_ws, E.num_ws) == (32, 8, 8)
+    assert (G.resolution, G.num_ws, E.latent_shapes["ws"][0]) == (32, 8, 8)
     with torch.no_grad():
         x = G(torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(123)))
         recon = Inverter(G, E)(x).reconstructions

@@ -64,7 +64,7 @@ def test_converted_folder_keeps_parity(nvlabs, tmp_path):
     diffs = case_diffs(G, load_file(nvlabs / "cases.safetensors"))
     assert max(diffs.values()) <= TOL, diffs
     assert G.source["format"] == "stylegan2/nvlabs"
-    assert G.source["sha256"] == dse_core.hub.sha256_of(nvlabs / "network.pkl")
+    assert G.source["sha256"] == dse_core.models.hub.sha256_of(nvlabs / "network.pkl")
 
 
 def test_sniff(nvlabs, fixtures, tmp_path):

@@ -63,4 +63,4 @@ def test_converted_folder_keeps_parity(fixtures, tmp_path, name, check):
     assert main(["convert", str(fixtures / name), "-o", str(out)]) == 0
     G = dse_core.load_generator(out)
     check(G, load_file(fixtures / name.split("/")[0] / "cases.safetensors"))
-    assert G.source["sha256"] == dse_core.hub.sha256_of(fixtures / name)
+    assert G.source["sha256"] == dse_core.models.hub.sha256_of(fixtures / name)

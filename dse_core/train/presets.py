@@ -26,7 +26,7 @@ from typing import Mapping
 import attrs
 
 from ..errors import UnknownNameError
-from .config import ImageWeights, LatentWeights, LossConfig
+from ..loss.config import ImageWeights, LatentWeights, LossConfig
 
 DEFAULT_PRESET = "paper-s2"
 

@@ -17,16 +17,14 @@ from typing import Mapping
 
 import torch
 
-from dse_core.checkpoints import describe, torch_load
-from dse_core.errors import CheckpointError
-from dse_core.hub import check_tensors, load_state, preview
+from ..errors import CheckpointError
+from ..models.convert import check_tensors, preview
+from ..models.files import describe, torch_load
+from ..models.format import load_state
 
 from .config import EncoderConfig
 from .model import Encoder
 
-FORMAT = "dse-authors/BE"
-# generator families whose authors' encoder is BE (their PGGAN and BigGAN encoders are other classes)
-BE_FAMILIES = ("stylegan", "stylegan2")
 _BLOCK_KEY = re.compile(r"decode_block\.(\d+)\.(.+)")
 _FROM_RGB = ("FromRGB.from_rgb.weight", "FromRGB.from_rgb.bias")
 _EXPECTED = "a state dict of BE (FromRGB.from_rgb.weight, decode_block.N.conv_1.weight, decode_block.N.inver_mod1.weight, ...)"
@@ -41,15 +39,18 @@ def sniff_authors_encoder(path: Path) -> bool:
     return isinstance(state, Mapping) and "FromRGB.from_rgb.weight" in state and "decode_block.0.conv_1.weight" in state
 
 
-def load_authors_encoder(path: str | Path, family: str = "stylegan2") -> Encoder:
-    """Build our :class:`Encoder` from a BE checkpoint, in eval mode (noise off)."""
+def load_authors_encoder(path: str | Path, *, family: str) -> Encoder:
+    """Build our :class:`Encoder` from a BE checkpoint, in eval mode (noise off), for ``family``'s generators.
+
+    A family registers it as one of its ``encoder_formats`` (the file does not say which family it inverts).
+    """
     path = Path(path)
     state = torch_load(path)
     blocks = _split_blocks(path, state)
     config = _infer_config(path, state, blocks, family)
     encoder = Encoder(config)
     load_state(encoder, _convert(state, blocks, encoder), path)
-    encoder.source = {"format": FORMAT, "file": path.name, "startf": config.channels[config.resolution],
+    encoder.source = {"reader": "dse-authors/BE", "file": path.name, "startf": config.channels[config.resolution],
                       "maxf": max(config.channels.values()), "layer_count": len(blocks), "latent_size": config.w_dim}
     return encoder.eval()
 
@@ -126,7 +127,7 @@ def _shape(path: Path, block: Mapping[str, torch.Tensor], i: int, name: str) -> 
 def _convert(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Tensor]], encoder: Encoder) -> dict[str, torch.Tensor]:
     """Rename to our keys; effective weights become stored ones (divided by our run-time ``weight_gain``)."""
     pairs = {"from_rgb.conv.weight": state["FromRGB.from_rgb.weight"], "from_rgb.conv.bias": state["FromRGB.from_rgb.bias"]}
-    for i, (res, block) in enumerate(zip(encoder.resolutions, blocks)):
+    for i, (res, block) in enumerate(zip(reversed(encoder.config.resolutions), blocks)):
         ours = f"b{res}"
         for j, theirs in ((0, "1"), (1, "2")):
             pairs[f"{ours}.style{j}.fc.weight"] = block[f"inver_mod{theirs}.weight"]

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import write_bytes_atomic
-from .hub import CARD_FILE, GRID_FILE, LIBRARY_NAME, METRICS_FILE, read_header
+from ..config import write_bytes_atomic
+from .format import CARD_FILE, GRID_FILE, LIBRARY_NAME, METRICS_FILE, read_header
 
 _HF_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "cc-by-nc-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "bsd-3-clause",
                 "bsd-2-clause", "gpl-3.0", "openrail", "unknown", "other"}
@@ -54,21 +54,19 @@ def write_model_card(directory: str | Path, repo_id: str | None = None, license:
 
 
 def _license_for(header: Mapping[str, Any], explicit: str | None) -> dict:
-    """The license to state: explicit, else (converted weights) the registry entry's, else unknown.
+    """The license to state: explicit, else (converted weights) the one recorded at conversion, else unknown.
 
-    An encoder is the trainer's own work: its license is what they pass (``--license``); the card
-    names the license of the generator it inverts separately.
+    ``dse convert`` records the registry entry's license in ``source.origin`` when the weights came from
+    one; the card reads only the folder, so writing it never needs the registry or the plugins. An encoder
+    is the trainer's own work: its license is what they pass (``--license``); the card names the license of
+    the generator it inverts separately.
     """
     if explicit:
         return {"license": explicit}
-    if header.get("kind") == "encoder":
+    origin = (header.get("source") or {}).get("origin") or {}
+    if header.get("kind") == "encoder" or not origin.get("license"):
         return {"license": "unknown"}
-    from . import registry
-
-    entry = registry.entry_for_source(header.get("source") or {}, kind=header.get("kind"))
-    if entry is None:
-        return {"license": "unknown"}
-    return {"license": entry.license, "license_url": entry.license_url, "entry": entry.id}
+    return {"license": origin["license"], "license_url": origin.get("license_url"), "entry": origin.get("registry_id")}
 
 
 def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[str, Any] | None,
@@ -126,13 +124,12 @@ def _loss_line(source: Mapping[str, Any]) -> str:
 
 
 def _generator_license_lines(source: Mapping[str, Any]) -> list[str]:
-    from . import registry
-
-    entry = registry.entry_for_source(source, kind="encoder")
-    if entry is None:
+    generator = source.get("generator") or {}
+    if not generator.get("license"):
         return []
-    return [f"The generator's weights ({entry.id}) are under {entry.license}"
-            + (f" ({entry.license_url})" if entry.license_url else "") + ".", ""]
+    name = generator.get("registry_id") or generator.get("id")
+    return [f"The generator's weights ({name}) are under {generator['license']}"
+            + (f" ({generator['license_url']})" if generator.get("license_url") else "") + ".", ""]
 
 
 def _metrics_lines(directory: Path) -> list[str]:

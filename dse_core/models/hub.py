@@ -1,22 +1,10 @@
-"""Models on disk and on the Hugging Face Hub: ``config.json`` + ``model.safetensors``.
-
-The layout is huggingface_hub's: a folder (or Hub repo) holding the weights as
-safetensors and a ``config.json`` describing them::
-
-    {"library_name": "dse", "format_version": 1, "kind": "generator",
-     "family": "stylegan2", "resolution": 256, "config": {...}, "source": {...}}
-
-``config`` is the model's attrs config; ``source`` records where the weights came
-from (original format, file name, sha256) and, for encoders, the generator they were
-trained for (its fingerprint, see :func:`generator_fingerprint`). Models mix in
-:class:`PretrainedMixin` and get ``save_pretrained`` / ``from_pretrained`` /
-``push_to_hub``; a folder also holds a model card (``README.md``), and may hold the
-reconstruction grid and a metrics table that the card shows.
+"""Models on the Hugging Face Hub: downloads through its cache, hashes, uploads.
 
 Everything that touches the Hub goes through ``huggingface_hub`` and its cache
 (``HF_HOME``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``, ``HF_ENDPOINT``). Downloads are checked
 against the registry's sha256 or the Hub's own file hash; a mismatch is evicted from
-the cache, fetched once more, and refused if it still does not match.
+the cache, fetched once more, and refused if it still does not match. A dse model repo
+holds :data:`REPO_FILES` (see :mod:`dse_core.models.format`).
 """
 
 from __future__ import annotations
@@ -24,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -32,23 +19,11 @@ import socket
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from ..errors import DseError, DseWarning
+from .card import write_model_card
+from .format import CARD_FILE, REPO_FILES, is_pretrained_dir, read_header
 
-from .config import from_dict, read_json, to_dict, write_bytes_atomic, write_json_atomic
-from .errors import CheckpointError, DseError, DseWarning
-
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "README.md"
-GRID_FILE = "reconstruction.png"  # x over G(E(x)), shown by the card
-METRICS_FILE = "metrics.json"  # {"summary": {name: {mean, std, n}}, "training_loss": {term: value}}, shown by the card
-REPO_FILES = [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, GRID_FILE, METRICS_FILE]
-LIBRARY_NAME = "dse"
 _WEIGHT_SUFFIXES = {".pkl", ".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".npy", ".npz"}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
@@ -60,16 +35,6 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def is_pretrained_dir(path: str | Path) -> bool:
-    """A folder written by ``save_pretrained`` (our own format)."""
-    path = Path(path)
-    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-        return False
-    try:
-        return json.loads((path / CONFIG_FILE).read_text()).get("library_name") == LIBRARY_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def resolve(path_or_repo_id: str | Path, revision: str | None = None) -> Path:
@@ -331,8 +296,6 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, revisio
         for name in REPO_FILES:
             if (folder / name).is_file() and name != CARD_FILE:
                 shutil.copy2(folder / name, stage / name)
-        from .card import write_model_card
-
         write_model_card(stage, repo_id=repo_id, license=license)
         with _hub_errors(repo_id, revision):
             api.create_repo(repo_id, private=private, exist_ok=True)
@@ -341,163 +304,3 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, revisio
             kind = read_header(stage).get("kind", "model")
             return api.upload_folder(repo_id=repo_id, folder_path=stage, revision=revision,
                                      commit_message=commit_message or f"Upload dse {kind}")
-
-
-# -- generator fingerprint ----------------------------------------------------------------------
-
-def generator_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over the state dict in sorted key order (name, shape, float32 bytes): independent of the file format.
-
-    The same weights read from a rosinality ``.pt``, an NVlabs pickle or our safetensors give the same
-    fingerprint; any changed tensor gives another.
-    """
-    digest = hashlib.sha256()
-    state = model.state_dict()
-    for name in sorted(state):
-        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
-        digest.update(name.encode() + b"\0" + repr(tuple(tensor.shape)).encode() + b"\0")
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def generator_record(generator, spec: str | Path) -> dict:
-    """What an encoder records about the generator it is trained for (``config.json`` ``source.generator``)."""
-    origin = getattr(generator, "origin", None) or {}
-    record = {"id": str(spec), "family": generator.family, "resolution": generator.resolution,
-              "fingerprint": generator_fingerprint(generator)}
-    record.update({k: origin[k] for k in ("registry_id", "repo_id", "revision", "file") if origin.get(k)})
-    record["source"] = dict(getattr(generator, "source", None) or {})
-    return record
-
-
-def describe_generator(record: Mapping[str, Any]) -> str:
-    """``'id' (repo@rev, fingerprint 1a2b3c4d5e6f)`` for error messages."""
-    parts = []
-    if record.get("repo_id"):
-        parts.append(f"{record['repo_id']}@{str(record.get('revision') or 'main')[:12]}")
-    if record.get("fingerprint"):
-        parts.append(f"fingerprint {record['fingerprint'][:12]}")
-    name = record.get("registry_id") or record.get("id") or "an unnamed generator"
-    return f"{name!r}" + (f" ({', '.join(parts)})" if parts else "")
-
-
-class PretrainedMixin:
-    """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built from one attrs config."""
-
-    kind: ClassVar[str]  # "generator" or "encoder"
-    family: str  # a class attribute on generators; encoders set it per instance from their config
-    config_class: ClassVar[type]
-    config: Any
-
-    def save_pretrained(self, directory: str | Path, source: Mapping[str, Any] | None = None, card: bool = True) -> Path:
-        """Write ``model.safetensors`` then ``config.json``, each atomically, then the model card."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-        header = {
-            "library_name": LIBRARY_NAME,
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "family": self.family,
-            "resolution": getattr(self, "resolution", None),
-            "config": to_dict(self.config),
-            "source": dict(source or {}),
-        }
-        metadata = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in header.items() if k != "config"}
-        write_bytes_atomic(directory / WEIGHTS_FILE, save(state, metadata=metadata))
-        write_json_atomic(directory / CONFIG_FILE, header)
-        if card:
-            from .card import write_model_card
-
-            write_model_card(directory)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | Path, revision: str | None = None, device: str | torch.device = "cpu"):
-        """Load from a folder or a Hub repo id (``owner/name``, ``owner/name@rev`` or ``revision=``)."""
-        directory = resolve(path_or_repo_id, revision)
-        header = read_header(directory, expect_kind=cls.kind, expect_family=getattr(cls, "family", None))
-        config = from_dict(cls.config_class, header["config"], source=f"{directory / CONFIG_FILE} ($.config)")
-        model = cls(config)
-        load_state(model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
-        model.source = header.get("source", {})
-        model.origin = _origin_of(path_or_repo_id, directory)
-        return model.to(device).eval()
-
-    def push_to_hub(self, repo_id: str, private: bool = False, revision: str | None = None, token: str | None = None,
-                    commit_message: str | None = None, license: str | None = None):
-        """Save to a temporary folder and upload it (``create_repo(exist_ok=True)`` + ``upload_folder``).
-
-        ``revision`` is a branch (created from main when missing). Returns the ``CommitInfo``.
-        """
-        with tempfile.TemporaryDirectory(prefix="dse-save-") as tmp:
-            self.save_pretrained(tmp, source=getattr(self, "source", None), card=False)
-            return push_folder(tmp, repo_id, private=private, revision=revision, token=token,
-                               commit_message=commit_message, license=license)
-
-
-def _origin_of(spec: str | Path, directory: Path) -> dict:
-    """Where a model was loaded from: the Hub repo and the commit of its cached snapshot, if any."""
-    commit = commit_of(directory)
-    if commit is None or Path(spec).exists():
-        return {"spec": str(spec)}
-    return {"spec": str(spec), "repo_id": split_revision(str(spec))[0], "revision": commit}
-
-
-def read_header(directory: Path, expect_kind: str | None = None, expect_family: str | None = None) -> dict:
-    """Read and check ``config.json`` of a saved model."""
-    path = directory / CONFIG_FILE
-    header = read_json(path)
-    if not isinstance(header, dict) or header.get("library_name") != LIBRARY_NAME:
-        raise CheckpointError(path, "not a dse model config (no \"library_name\": \"dse\")",
-                              hint="convert the original checkpoint with `dse convert`")
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(path, f"format_version {version!r} is newer than this dse understands ({FORMAT_VERSION})",
-                              hint="upgrade dse-gan")
-    for key, want in (("kind", expect_kind), ("family", expect_family)):
-        if want is not None and header.get(key) != want:
-            raise CheckpointError(path, f"is a {header.get(key)!r} {key}, expected {want!r}")
-    return header
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(path, "weights file is missing")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(path, f"cannot read safetensors ({exc}); the file is corrupt or truncated") from None
-
-
-def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """Strict ``load_state_dict`` that reports every missing, unexpected or mis-shaped tensor."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    check_tensors(path, "weights do not match the architecture", {k: tuple(v.shape) for k, v in state.items()}, expected)
-    model.load_state_dict(dict(state), strict=True)
-
-
-def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> None:
-    """Raise CheckpointError(``what``: missing / unexpected / mis-shaped tensors) unless ``found`` is ``expected``."""
-    missing = [k for k in expected if k not in found]  # in the order the architecture declares them
-    unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k}: file {found[k]} vs expected {v}" for k, v in expected.items() if k in found and found[k] != v]
-    problems = []
-    if missing:
-        problems.append(f"missing {_count(missing, 'tensor')} ({preview(missing)})")
-    if unexpected:
-        problems.append(f"{_count(unexpected, 'unexpected tensor')} ({preview(unexpected)})")
-    if shapes:
-        problems.append(f"{_count(shapes, 'shape mismatch', 'es')} ({preview(shapes)})")
-    if problems:
-        raise CheckpointError(path, f"{what}: " + "; ".join(problems))
-
-
-def _count(items: list, noun: str, plural: str = "s") -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else plural}"
-
-
-def preview(items: list[str], n: int = 4) -> str:
-    """The first ``n`` items and how many more, for error messages."""
-    return ", ".join(items[:n]) + (f", ... {len(items) - n} more" if len(items) > n else "")
-

@@ -32,7 +32,7 @@ import attrs
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 Globals = Mapping[str, Callable[..., Any]]  # "module.name" as the pickle spells it -> our stand-in
 
@@ -371,3 +371,5 @@ NUMPY_SCALAR_GLOBALS: dict[str, Callable[..., Any]] = {
     "numpy.core.multiarray.scalar": numpy_scalar,
     "numpy.dtype": numpy_dtype,
 }
+# Every stand-in above: what a pickle of plain data (tensors, numpy scalars, sets, bytes) may name.
+PICKLE_DATA_GLOBALS: dict[str, Callable[..., Any]] = {**BUILTIN_GLOBALS, **TENSOR_GLOBALS, **NUMPY_SCALAR_GLOBALS}

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from .errors import CheckpointError, DamagedFileError
+from ..errors import CheckpointError, DamagedFileError
 
 _UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
 

@@ -9,42 +9,17 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ..config import read_json
+from ..device import resolve_device
+from ..encoder import Encoder
+from ..errors import CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, UnknownNameError
+from ..families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
+from ..plugins import get_host
 from . import hub, registry
-from .checkpoints import describe, torch_load
-from .encoder import Encoder
-from .encoder.convert import BE_FAMILIES, load_authors_encoder, sniff_authors_encoder
-from .config import read_json
-from .errors import CheckpointError, ConfigError, DamagedFileError, DseError, UnknownNameError
-from .families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
-from .plugins import get_host
-
-
-DEVICES = "auto, cpu, cuda, cuda:N, mps"  # what resolve_device takes
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; else one of :data:`DEVICES`, checked to be available here."""
-    if str(device) != "auto":
-        try:
-            device = torch.device(device)
-        except (RuntimeError, ValueError):
-            raise DseError(f"unknown device {str(device)!r}", hint=f"use one of: {DEVICES}") from None
-        if device.type not in ("cpu", "cuda", "mps"):
-            raise DseError(f"device {str(device)!r} is not supported", hint=f"use one of: {DEVICES}")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DseError(f"--device {device} asked for, but CUDA is not available here", hint="use --device cpu or auto")
-        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            raise DseError(f"--device {device} asked for, but this machine has {torch.cuda.device_count()} CUDA "
-                           f"device(s)", hint=f"use cuda:0 ... cuda:{torch.cuda.device_count() - 1}, or auto")
-        mps = getattr(torch.backends, "mps", None)
-        if device.type == "mps" and (mps is None or not mps.is_available()):
-            raise DseError("--device mps asked for, but MPS is not available here", hint="use --device cpu or auto")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+from .registry import license_record
+from .files import describe, torch_load
+from .format import (CONFIG_FILE, LIBRARY_NAME, WEIGHTS_FILE, describe_generator, generator_fingerprint,
+                     is_pretrained_dir, read_header)
 
 
 def load_generator(
@@ -67,8 +42,8 @@ def load_generator(
     path, entry = spec.path, spec.entry
     device = resolve_device(device)
 
-    if hub.is_pretrained_dir(path):
-        header = hub.read_header(path, expect_kind="generator")
+    if is_pretrained_dir(path):
+        header = read_header(path, expect_kind="generator")
         family = host.family(header["family"])
         if gan is not None and gan != family.name:
             raise CheckpointError(path, f"holds a {family.name} generator, not {gan}", hint=f"use --gan {family.name}")
@@ -100,14 +75,14 @@ def load_encoder(
     generator=None,
     force: bool = False,
 ):
-    """Load a DSE encoder in eval mode (noise off): ``E(x).w``, ``.zc``, ``.z``.
+    """Load a DSE encoder in eval mode (noise off): ``E(x, c)`` gives its latents by name.
 
     ``path_or_repo_id`` is a folder written by ``Encoder.save_pretrained`` (or a ``dse train`` run
-    folder, for its ``encoder/``), a registry id,
-    a Hub repo id (``owner/name[@revision]``), or one of the DSE authors' encoder
-    checkpoints (``E_model_*.pth``, ``torch.save(E.state_dict())`` of their ``BE``). Their
-    files do not say which generator they invert: ``gan`` does (default ``stylegan2``);
-    for our folders it is checked against the saved family.
+    folder, for its ``encoder/``), a registry id, a Hub repo id (``owner/name[@revision]``),
+    ``demo:<family>``, or an encoder checkpoint in a format a family registers (its
+    ``encoder_formats``: e.g. the DSE authors' ``E_model_*.pth``). Such files rarely say which
+    generator they invert: ``gan`` does, and must when several families read the file; for our
+    folders it is checked against the saved family.
 
     With ``generator``, the encoder must have been trained for it (see :func:`check_encoder_matches`):
     otherwise a :class:`DseError` names both, unless ``force``.
@@ -115,31 +90,105 @@ def load_encoder(
     spec = _resolve(path_or_repo_id, "encoder", revision)
     path = spec.path
     device = resolve_device(device)
-    if hub.is_pretrained_dir(path):
-        header = hub.read_header(path, expect_kind="encoder")
+    if is_pretrained_dir(path):
+        header = read_header(path, expect_kind="encoder")
         if gan is not None and gan != header.get("family"):
             raise CheckpointError(path, f"holds an encoder for {header.get('family')}, not {gan}",
                                   hint=f"use --gan {header.get('family')}")
         encoder = Encoder.from_pretrained(path, device=device)
     else:
-        family = gan or (spec.entry.family if spec.entry else "stylegan2")
-        if family not in BE_FAMILIES:
-            raise UnknownNameError("GAN family for a DSE authors' (BE) encoder", family, BE_FAMILIES,
-                                   hint="the authors' BE checkpoints invert StyleGAN or StyleGAN2; pass gan= one of those")
-        if path.is_dir() or not sniff_authors_encoder(path):
-            raise _not_an_encoder_error(path)
-        encoder = load_authors_encoder(path, family).to(device).eval()
+        encoder = _load_foreign_encoder(path, gan or (spec.entry.family if spec.entry else None)).to(device).eval()
     encoder.origin = spec.origin
     if generator is not None:
         check_encoder_matches(encoder, generator, force=force, entry=spec.entry)
     return encoder
 
 
+def _load_foreign_encoder(path: Path, gan: str | None):
+    """An encoder checkpoint read by a family's ``encoder_formats``; ``gan`` picks the family when several read it."""
+    host = get_host()
+    candidates = [host.family(gan)] if gan else list(host.families.values())
+    matches = [] if path.is_dir() else _sniff(candidates, path, kind="encoder")
+    if not matches:
+        raise _not_an_encoder_error(path, candidates)
+    families = sorted({family.name for family, _ in matches})
+    if len(families) > 1:
+        raise DseError(f"{path}: an encoder checkpoint of the {', '.join(families)} families alike: the file does not "
+                       "say which generator it inverts", hint=f"pass --gan {' or --gan '.join(families)} (gan=...)")
+    family, fmt, encoder = _load_first(matches, path)
+    encoder.source = {**(getattr(encoder, "source", None) or {}), "format": f"{family.name}/{fmt.name}", "file": path.name}
+    return encoder
+
+
+def convert_checkpoint(path_or_repo_id: str | Path, output: str | Path, gan: str | None = None, force: bool = False):
+    """What ``dse convert`` does: read any generator or encoder checkpoint a plugin reads and save it in dse's format.
+
+    ``output`` becomes ``config.json`` + ``model.safetensors`` (+ card); ``source`` records the file's format,
+    its sha256, and the registry entry and license it came from (found by id, or by the pinned sha256 of a
+    local file). Returns the model.
+    """
+    from .hub import sha256_of
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise DseError(f"-o {out} is a file; a converted model is a folder (config.json + model.safetensors)",
+                       hint="choose a folder name for -o")
+    if is_pretrained_dir(out) and not force:
+        raise DseError(f"{out} already holds a model", hint="pass --force to overwrite it, or choose another -o")
+    if _kind_of(path_or_repo_id, gan) == "encoder":
+        model = load_encoder(path_or_repo_id, gan=gan, device="cpu")
+    else:
+        model = load_generator(path_or_repo_id, gan=gan, device="cpu")
+    source = dict(getattr(model, "source", None) or {})
+    origin = {k: v for k, v in (getattr(model, "origin", None) or {}).items() if k != "spec"}
+    local = Path(path_or_repo_id)
+    checkpoint_file = local if local.is_file() else _registry_file(origin)
+    if checkpoint_file is not None:
+        source["sha256"] = sha256_of(checkpoint_file)
+        entry = None if origin.get("registry_id") else registry.entry_for_source(get_host().checkpoints, source, "generator")
+        if entry is not None:  # a local copy of a registry checkpoint: its license goes with it
+            origin.update(registry_id=entry.id, **license_record(entry))
+    if origin:
+        source["origin"] = origin  # the registry entry / Hub repo it came from: the card states its license
+    model.save_pretrained(out, source=source)
+    model.source = source
+    return model
+
+
+def describe_model(model) -> str:
+    """``stylegan2 generator, 256px, latents ws (14, 512), 30.03M parameters`` in the family's own words."""
+    shapes = ", ".join(f"{name} {tuple(shape)}" for name, shape in model.latent_shapes.items())
+    what = "decodes" if model.kind == "generator" else "predicts"
+    params = sum(p.numel() for p in model.parameters())
+    return f"{model.family} {model.kind}, {model.resolution}px, {what} {shapes or 'nothing'}, {params / 1e6:.2f}M parameters"
+
+
+def _kind_of(path_or_repo_id: str | Path, gan: str | None) -> str:
+    """"encoder" for a file only encoder formats read (or a registry / dse encoder), else "generator"."""
+    path = Path(str(path_or_repo_id))
+    if path.is_dir() and is_pretrained_dir(path):
+        return read_header(path).get("kind", "generator")
+    if not path.is_file():
+        entry = get_host().checkpoint(str(path_or_repo_id))
+        return entry.kind if entry is not None else "generator"
+    host = get_host()
+    families = [host.family(gan)] if gan else list(host.families.values())
+    if _sniff(families, path, "generator"):
+        return "generator"
+    return "encoder" if _sniff(families, path, "encoder") else "generator"
+
+
+def _registry_file(origin: dict) -> Path | None:
+    """The cached checkpoint file a registry id was read from (its sha256 goes into the converted config)."""
+    entry = get_host().checkpoint(origin.get("registry_id") or "")
+    return None if entry is None or entry.is_dse_repo else registry.cached_path(entry)
+
+
 def check_encoder_matches(encoder, generator, force: bool = False, entry=None) -> None:
     """Refuse an encoder trained for another generator than ``generator`` (a :class:`DseError` naming both).
 
     The encoder's ``source.generator`` record (written by ``dse train``) holds the fingerprint of the
-    generator it was trained for (:func:`dse_core.hub.generator_fingerprint`); a registry encoder
+    generator it was trained for (:func:`dse_core.generator_fingerprint`); a registry encoder
     names the generator id it inverts. ``force`` turns the refusal into a warning. An encoder that
     records nothing (e.g. the DSE authors' ``.pth``) loads with a warning.
     """
@@ -149,24 +198,24 @@ def check_encoder_matches(encoder, generator, force: bool = False, entry=None) -
              **{k: origin[k] for k in ("registry_id", "repo_id", "revision") if origin.get(k)}}
     name = (getattr(encoder, "origin", None) or {}).get("spec") or "the encoder"
     if wanted.get("fingerprint"):
-        given["fingerprint"] = hub.generator_fingerprint(generator)
+        given["fingerprint"] = generator_fingerprint(generator)
         same = given["fingerprint"] == wanted["fingerprint"]
     elif wanted.get("registry_id") and given.get("registry_id"):
         same = wanted["registry_id"] == given["registry_id"]
     elif wanted.get("id") and wanted["id"] == given["id"]:
         return  # the same spec (e.g. demo:stylegan2), no fingerprint to compare
     else:
-        what = f"records only {hub.describe_generator(wanted)}" if wanted else "records no generator"
-        warnings.warn(f"encoder {name} {what}: cannot check that it was trained for {hub.describe_generator(given)}",
-                      hub.DseWarning, stacklevel=3)
+        what = f"records only {describe_generator(wanted)}" if wanted else "records no generator"
+        warnings.warn(f"encoder {name} {what}: cannot check that it was trained for {describe_generator(given)}",
+                      DseWarning, stacklevel=3)
         return
     if same:
         return
-    message = (f"encoder {name} was trained for generator {hub.describe_generator(wanted)}, "
-               f"not for {hub.describe_generator(given)}")
+    message = (f"encoder {name} was trained for generator {describe_generator(wanted)}, "
+               f"not for {describe_generator(given)}")
     if not force:
         raise DseError(message, hint="pass the generator it was trained for, or --force (force=True) to use it anyway")
-    warnings.warn(message + "; using it anyway (--force)", hub.DseWarning, stacklevel=3)
+    warnings.warn(message + "; using it anyway (--force)", DseWarning, stacklevel=3)
 
 
 def recorded_generator(encoder, entry=None) -> str:
@@ -194,7 +243,7 @@ def _trained_for(encoder, entry) -> dict[str, Any]:
     record = dict(((getattr(encoder, "source", None) or {}).get("generator")) or {})
     if record or entry is None or not entry.inverts:
         return record
-    target = registry.entries().get(entry.inverts)
+    target = get_host().checkpoints.get(entry.inverts)
     return {"id": entry.inverts, "registry_id": entry.inverts,
             **({"fingerprint": target.fingerprint} if target is not None and target.fingerprint else {})}
 
@@ -214,7 +263,7 @@ def _what_is_in(path: Path) -> str | DseError:
 
 def _broken_model_dir(path: Path) -> DseError | None:
     """Why a folder that looks written by save_pretrained is not one: its config or weights file."""
-    config, weights = path / hub.CONFIG_FILE, path / hub.WEIGHTS_FILE
+    config, weights = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not config.is_file():
         if weights.is_file():
             return CheckpointError(config, "is missing (a dse model folder holds config.json + model.safetensors)",
@@ -225,10 +274,10 @@ def _broken_model_dir(path: Path) -> DseError | None:
     except ConfigError as exc:  # beside model.safetensors, or naming a library: a broken model folder
         text = config.read_text(encoding="utf-8", errors="replace")
         return exc if weights.is_file() or '"library_name"' in text else None
-    if not isinstance(header, dict) or header.get("library_name") != hub.LIBRARY_NAME:
+    if not isinstance(header, dict) or header.get("library_name") != LIBRARY_NAME:
         return None  # another library's folder: the plugins' sniffers had their say
     try:
-        hub.read_header(path)
+        read_header(path)
     except CheckpointError as exc:
         return exc  # an unknown format version, ...
     if not weights.is_file():
@@ -237,14 +286,15 @@ def _broken_model_dir(path: Path) -> DseError | None:
     return None
 
 
-def _not_an_encoder_error(path: Path) -> CheckpointError:
+def _not_an_encoder_error(path: Path, families) -> CheckpointError:
     found = _what_is_in(path)
     if isinstance(found, DseError):
         return found  # unreadable, refused global, truncated: that is the real problem
+    formats = "; ".join(f"{f.name}/{fmt.name}: {fmt.description}" for f in families for fmt in f.encoder_formats)
     return CheckpointError(
         path,
-        f"not an encoder checkpoint: found {found}; expected a folder written by save_pretrained (kind \"encoder\") "
-        "or a DSE authors' BE state dict (FromRGB.from_rgb.weight, decode_block.N.*)",
+        f"not an encoder checkpoint: found {found}; expected a folder written by save_pretrained (kind \"encoder\")"
+        + (f" or one of: {formats}" if formats else ""),
     )
 
 
@@ -274,7 +324,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         return Resolved(demo_path(text[len(DEMO_PREFIX):], kind), origin)
     if Path(text).exists():
         return Resolved(_model_folder(Path(text), kind), origin)
-    entry = registry.find(text)
+    entry = get_host().checkpoint(text)
     if entry is not None:
         if entry.kind != kind:
             raise DseError(f"{entry.id} is a registry {entry.kind}, not a {kind}",
@@ -283,7 +333,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         rev = revision or hub.split_revision(text)[1]
         path = registry.fetch(entry, rev)
         origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,
-                      revision=_commit(path) or rev or entry.hub.revision)
+                      revision=_commit(path) or rev or entry.hub.revision, **license_record(entry))
         return Resolved(_model_folder(path, kind), origin, entry)
     if hub.is_repo_id(text):
         repo_id, rev = hub.split_revision(text)
@@ -296,8 +346,8 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
             raise
         origin.update(repo_id=repo_id, revision=hub.commit_of(folder) or revision or rev)
         return Resolved(folder, origin)
-    if "/" not in text and "\\" not in text and registry.entries():
-        known = [e.id for e in registry.entries().values() if e.kind == kind]
+    if "/" not in text and "\\" not in text and get_host().checkpoints:
+        known = [e.id for e in get_host().checkpoints.values() if e.kind == kind]
         raise UnknownNameError(f"{kind} (no such file, registry id or Hub repo)", text, known,
                                hint="`dse models` lists the registry ids")
     raise DseError(f"{text}: no such file or folder")
@@ -305,9 +355,9 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
 
 def _model_folder(path: Path, kind: str) -> Path:
     """The saved model a local path means: its folder for its weights file, a training run's encoder/ for the run."""
-    if path.is_file() and path.name == hub.WEIGHTS_FILE and hub.is_pretrained_dir(path.parent):
+    if path.is_file() and path.name == WEIGHTS_FILE and is_pretrained_dir(path.parent):
         return path.parent
-    if kind == "encoder" and path.is_dir() and not hub.is_pretrained_dir(path) and hub.is_pretrained_dir(path / "encoder"):
+    if kind == "encoder" and path.is_dir() and not is_pretrained_dir(path) and is_pretrained_dir(path / "encoder"):
         return path / "encoder"  # a `dse train` run folder
     return path
 
@@ -320,8 +370,10 @@ def _commit(path: Path) -> str | None:
     return None
 
 
-def _sniff(families, path: Path) -> list[tuple[GanFamily, CheckpointFormat]]:
+def _sniff(families, path: Path, kind: str = "generator") -> list[tuple[GanFamily, CheckpointFormat]]:
     """Every (family, format) whose sniff says yes to ``path``, in the order they are tried.
+
+    ``kind`` "generator" tries the families' ``formats``, "encoder" their ``encoder_formats``.
 
     The project's own families (:data:`KNOWN_PACKAGES`) come first, then the others by
     name; each family's formats in the order it lists them. The order does not depend on
@@ -330,7 +382,7 @@ def _sniff(families, path: Path) -> list[tuple[GanFamily, CheckpointFormat]]:
     ordered = sorted(families, key=lambda f: (f.name not in KNOWN_PACKAGES, f.name))
     matches = []
     for family in ordered:
-        for fmt in family.formats:
+        for fmt in family.formats if kind == "generator" else family.encoder_formats:
             try:
                 if fmt.sniff(path):
                     matches.append((family, fmt))

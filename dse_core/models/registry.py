@@ -6,9 +6,11 @@ how to check it (sha256, or ``unverified = true`` with the reason), how to read 
 documents the format. Registry ids are accepted wherever a model is named:
 ``load_generator("stylegan2-ffhq-1024")``, ``--generator``, ``--encoder``, ``dse pull``.
 
-Entries come from the ``registry/`` folder of this project, folders listed in
-``DSE_REGISTRY_PATH`` (``os.pathsep``-separated), and the ``register_checkpoints``
-hook of each plugin (collected plugin by plugin by :class:`dse_core.plugins.PluginHost`).
+Every entry arrives through the ``register_checkpoints`` hook (collected plugin by plugin by
+:class:`dse_core.plugins.PluginHost`): the project's own ``registry/`` folder and the folders
+listed in ``DSE_REGISTRY_PATH`` (``os.pathsep``-separated) through :class:`BuiltinCatalogue`, the
+same way a plugin registers its files. This module parses and checks entries and fetches their
+files; lookups by id are the host's (``get_host().checkpoint(id)``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import Any, Iterable, Mapping
 
 import attrs
 
-from .config import from_dict
-from .errors import ConfigError, DseError, UnknownNameError
+from ..config import from_dict
+from ..errors import ConfigError, DseError
+from ..hookspecs import hookimpl
+from . import hub
+from .format import WEIGHTS_FILE
 
 try:  # Python 3.11+
     import tomllib
@@ -38,7 +43,7 @@ def _builtin_dir() -> Path:
     try:
         return Path(str(files("dse_core.catalogue")))
     except ModuleNotFoundError:  # a source checkout run without installing
-        return Path(__file__).resolve().parent.parent / "registry"
+        return Path(__file__).resolve().parents[2] / "registry"
 
 
 BUILTIN_DIR = _builtin_dir()
@@ -142,6 +147,11 @@ def _hub_problems(entry: CheckpointEntry) -> list[str]:
     return p
 
 
+def is_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a registry id (lower case, no "/")."""
+    return bool(_ID.match(text))
+
+
 def parse_entry(data: Any, source: str | Path, origin: str | None = None) -> CheckpointEntry:
     """Build and validate an entry from plain data; errors name ``source`` and each bad field."""
     if isinstance(data, Mapping) and "origin" in data:
@@ -188,7 +198,7 @@ def search_path() -> list[Path]:
 
 
 def coerce(item: Any, origin: str) -> list[CheckpointEntry]:
-    """What a plugin may hand to ``register``: an entry, a dict, a ``.toml`` file or a folder of them."""
+    """An entry, a dict or a ``.toml`` file a plugin hands to ``register`` (the host reads folders with :func:`load_dir`)."""
     if isinstance(item, CheckpointEntry):
         problems = _problems(item)
         if problems:
@@ -196,11 +206,6 @@ def coerce(item: Any, origin: str) -> list[CheckpointEntry]:
         return [attrs.evolve(item, origin=origin)]
     if isinstance(item, Mapping):
         return [parse_entry(item, origin, origin)]
-    if isinstance(item, (str, Path)) and Path(item).is_dir():
-        entries, errors = load_dir(item)
-        if errors:
-            raise errors[0]
-        return [attrs.evolve(e, origin=f"{origin}: {Path(e.origin).name}") for e in entries]
     if isinstance(item, (str, Path)) and Path(item).suffix == ".toml":
         return [attrs.evolve(load_file(item), origin=f"{origin}: {Path(item).name}")]
     raise TypeError(f"register() takes a CheckpointEntry, a dict, a .toml file or a folder of them, got {item!r}")
@@ -208,33 +213,9 @@ def coerce(item: Any, origin: str) -> list[CheckpointEntry]:
 
 # -- lookups ---------------------------------------------------------------------------------------
 
-def entries() -> dict[str, CheckpointEntry]:
-    """Every valid entry, by id (the project's files, then the plugins')."""
-    from .plugins import get_host
-
-    return get_host().checkpoints
-
-
-def find(name: str) -> CheckpointEntry | None:
-    """The entry ``name`` (an id, or ``id@revision``), or None when there is none."""
-    if "/" in name or not _ID.match(name.partition("@")[0]):
-        return None
-    return entries().get(name.partition("@")[0])
-
-
-def get(name: str) -> CheckpointEntry:
-    entry = find(name)
-    if entry is None:
-        raise UnknownNameError("registry id", name, entries(), hint="`dse models` lists the registry")
-    return entry
-
-
-def entry_for_source(source: Mapping[str, Any], kind: str | None = None) -> CheckpointEntry | None:
-    """The registry entry a saved model came from (converted weights) or, for an encoder, its generator's."""
-    try:
-        known = entries()
-    except DseError:
-        return None
+def entry_for_source(known: Mapping[str, CheckpointEntry], source: Mapping[str, Any],
+                     kind: str | None = None) -> CheckpointEntry | None:
+    """Among ``known`` entries, the one a saved model came from (converted weights) or, for an encoder, its generator's."""
     if kind == "encoder":
         generator = source.get("generator") or {}
         return known.get(generator.get("registry_id") or "")
@@ -245,6 +226,11 @@ def entry_for_source(source: Mapping[str, Any], kind: str | None = None) -> Chec
         if entry.pinned and entry.pinned == source.get("sha256"):
             return entry
     return None
+
+
+def license_record(entry: CheckpointEntry) -> dict[str, str]:
+    """What a model read from ``entry`` records of its license (its card states it without the registry)."""
+    return {"license": entry.license, **({"license_url": entry.license_url} if entry.license_url else {})}
 
 
 def redistribution_note(entry: CheckpointEntry) -> str | None:
@@ -269,15 +255,13 @@ def fetch(entry: CheckpointEntry, revision: str | None = None) -> Path:
     are fetched next to it). Another ``revision`` than the entry's is not pinned: it is checked
     against the Hub's own hash only.
     """
-    from . import hub
-
     rev = revision or entry.hub.revision
     sha256 = entry.pinned if rev == entry.hub.revision else None
     hint = hub.pull_command(entry.id, revision)
     if entry.is_dse_repo:
         folder = hub.download(entry.hub.repo_id, rev, pull_hint=hint)
         if sha256:
-            hub._refuse_if_corrupt(folder / hub.WEIGHTS_FILE, sha256, f"{entry.id} ({entry.hub.repo_id}@{rev})")
+            hub._refuse_if_corrupt(folder / WEIGHTS_FILE, sha256, f"{entry.id} ({entry.hub.repo_id}@{rev})")
         return folder
     path = hub.fetch_file(entry.hub.repo_id, entry.hub.file, rev, sha256=sha256, pull_hint=hint)
     for extra in entry.hub.extra_files:
@@ -311,8 +295,6 @@ def check_cached(entry: CheckpointEntry) -> tuple[str, str]:
     The checkpoint is checked against its pinned sha256, else the Hub's own hash; its extra files
     (configs) against the Hub's hash (sha256 for LFS files, git sha1 for the rest).
     """
-    from . import hub
-
     path = cached_path(entry)
     if path is None:
         return "not cached", ""
@@ -356,3 +338,12 @@ def cross_check(all_entries: Iterable[CheckpointEntry]) -> list[str]:
             elif target.family != e.family:
                 problems.append(f"{e.origin}: $.family: {e.family!r}, but {target.id} is a {target.family} generator")
     return problems
+
+
+class BuiltinCatalogue:
+    """The project's ``registry/`` and the ``DSE_REGISTRY_PATH`` folders, through the hook any plugin uses."""
+
+    @hookimpl
+    def register_checkpoints(self, register):
+        for folder in search_path():
+            register(folder)

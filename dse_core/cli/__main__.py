@@ -1,0 +1,5 @@
+"""``python -m dse_core.cli ...`` (what torchrun starts): the ``dse`` command."""
+
+from . import run
+
+run()

@@ -1,0 +1,128 @@
+"""``dse invert``: images (files or folders) -> latents, reconstructions, a grid and the metrics table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import DseError
+from .common import device_arg, generator_spec, load_lpips_for, lpips_args, lpips_note, positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("invert", help="invert images (files or folders) with an encoder")
+    p.add_argument("inputs", nargs="+", help="images (PNG, JPEG, WebP, BMP, TIFF) or folders of them")
+    p.add_argument("-o", "--output", default="out", help="output folder")
+    p.add_argument("--gan", help="GAN family; alone, uses its embedded demo generator and encoder")
+    p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
+    p.add_argument("--encoder", help="encoder folder (a run's encoder/), Hub repo id, a family's encoder checkpoint "
+                   "(e.g. the DSE authors' .pth) or demo:FAMILY")
+    p.add_argument("--class", dest="classes", nargs="+", default=None, metavar="CLASS",
+                   help="conditional generators: the class of every image (index or name), instead of the "
+                   "encoder's prediction")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--format", nargs="*", choices=["npy", "npz"], default=[],
+                   help="also write the latents as .npy (the generator's one latent as a bare array, e.g. ws for "
+                   "InterFaceGAN) or .npz (every latent by name)")
+    p.add_argument("--background", default=None, metavar="COLOUR",
+                   help="what transparent pixels become: white, black, grey or #rrggbb (default: what the model's "
+                   "images look like, as its folder records; else white)")
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
+    p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
+    group = p.add_argument_group("refinement of each inversion (paper Table III); everything written is after it")
+    group.add_argument("--refine", choices=["latents", "encoder", "w"],
+                       help="latents: optimise the encoder's latents per image (the paper's In-domain row; w is "
+                       "the old name); encoder: fine-tune a copy of E on each batch, then re-encode it (DSE (E); "
+                       "results depend on --batch-size)")
+    group.add_argument("--refine-steps", type=int, default=None, help="Adam steps (default 100)")
+    group.add_argument("--refine-lr", type=float, default=None,
+                       help="Adam learning rate (default 0.01 for latents, 1e-3 for encoder)")
+    group.add_argument("--refine-preset", default=None,
+                       help="whose image loss terms to minimise: paper-s2 (default), paper-s1, code-s2, code-s1; "
+                       "LPIPS is a term only with trained VGG16 weights or --allow-untrained-lpips, never with --no-lpips")
+    lpips_args(p)
+    device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import distributed
+    from ..data import parse_colour
+    from ..device import resolve_device
+    from ..invert import Inverter, invert_files, scan_for_inversion
+    from ..models.format import generator_fingerprint
+    from ..models.loading import check_encoder_matches, load_encoder, load_generator, portable_spec, recorded_generator
+    from ..refine import make_refinement
+
+    method = _refine_method(args.refine)
+    refine = dict(method=method, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
+    make_refinement(**refine)  # bad --refine-* options fail before anything loads
+    background = parse_colour(args.background) if args.background else None
+    device = resolve_device(args.device)
+    encoder_spec = args.encoder or (f"demo:{args.gan}" if not args.generator and args.gan else None)
+    if encoder_spec is None:
+        raise DseError("say which encoder to use", hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
+    scan = scan_for_inversion(args.inputs)  # no image to read: fail before any model loads or -o is made
+    dist, device = distributed.init(device)
+    if args.encoder and not args.generator and not args.gan:  # the generator the encoder was trained for
+        encoder = load_encoder(encoder_spec, device=device)
+        spec = recorded_generator(encoder)
+        G = load_generator(spec, device=device)
+        check_encoder_matches(encoder, G, force=args.force)
+    else:
+        spec = generator_spec(args)
+        G = load_generator(spec, gan=args.gan, device=device)
+        encoder = load_encoder(encoder_spec, gan=G.family, device=device, generator=G, force=args.force)
+    c = G.class_vector(_classes(args.classes)) if args.classes else None
+    if args.classes and not G.c_dim:
+        raise DseError(f"--class: generator {spec} is unconditional", hint="drop --class")
+    try:
+        lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
+    except DseError as exc:
+        if args.lpips_weights or args.lpips_hub:
+            raise
+        uses = "metric and refinement loss term" if method else "metric"
+        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
+        lpips = None
+    if lpips is not None:
+        lpips = lpips.to(device)
+    metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint": generator_fingerprint(G),
+                "encoder": portable_spec(encoder_spec), "resolution": G.resolution}
+    # the per-step bar sits under the batch bar: only a terminal can redraw two lines (else "\x1b[A" litter)
+    nested_bar = not args.quiet and dist.is_main and sys.stderr.isatty()
+    inverter = Inverter(G, encoder, noise_mode=args.noise_mode,
+                        refinement=make_refinement(**refine, lpips=lpips, progress=nested_bar))
+    report = invert_files(scan, inverter, args.output, batch_size=args.batch_size,
+                          formats=["safetensors", *args.format], lpips=lpips, lpips_note=lpips_note(lpips),
+                          metadata=metadata, c=c, background=background, dist=dist, progress=not args.quiet,
+                          log=lambda m: print(m, file=sys.stderr))
+    if dist.is_main:
+        failed = f"{len(report.failed)} failed: " + ", ".join(str(f.path) for f in report.failed)
+        if report.inverted == 0 and not report.interrupted:
+            print(f"no image was inverted: {failed}")
+        else:
+            print(f"inverted {report.inverted} image(s) -> {report.out_dir}" + (f"; {failed}" if report.failed else ""))
+    distributed.shutdown()
+    if report.interrupted:
+        print(f"dse: interrupted: {report.out_dir / 'metrics.json'} covers the {report.inverted} image(s) done",
+              file=sys.stderr)
+        return 130
+    return 1 if report.failed else 0
+
+
+def _refine_method(name: str | None) -> str | None:
+    if name == "w":
+        import warnings
+
+        from ..errors import DseWarning
+
+        warnings.warn("--refine w is now --refine latents (it refines whatever latents the family has)", DseWarning,
+                      stacklevel=2)
+        return "latents"
+    return name
+
+
+def _classes(values: list[str]) -> list[int | str]:
+    return [int(v) if v.lstrip("-").isdigit() else v for v in values]

@@ -1,0 +1,92 @@
+"""``dse train``: train a DSE encoder for a generator; the run is set up by :func:`dse_core.train.setup.plan_run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import device_arg, lpips_args, truncation_args
+
+TRAIN_OPTIONS = ("samples", "batch_size", "lr", "truncation_psi", "truncation_cutoff", "style_mixing_prob", "seed",
+                 "log_every", "grid_every", "checkpoint_every", "precision", "latent_step")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a DSE encoder for a generator (resumable; torchrun for several processes)")
+    p.add_argument("--gan", help="GAN family; alone, trains on its embedded demo generator")
+    p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
+    p.add_argument("-o", "--output", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in -o from its latest checkpoint, with "
+                   "its own generator and options (those given must match, except --samples, which may grow)")
+    p.add_argument("--preset", default=None, help="paper-s2 (default), paper-s1, code-s2, code-s1, "
+                   "paper-s1-misaligned, code-s1-misaligned (the last two: Grad-CAM areas); settings a family cannot "
+                   "honour (truncation, style mixing) are left out and said so")
+    p.add_argument("--samples", type=int, default=None, help="training budget in samples (default 210000, the paper's "
+                   "30000 x 7; with --resume, the run's own, so an interrupted run finishes where it meant to)")
+    p.add_argument("--batch-size", type=int, default=None, help="per process (default 8 / 4 / 2 at 256 / 512 / 1024 px)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.0015)")
+    truncation_args(p, None, "truncation psi of the training samples (default: the preset's; code-*: 0.7 on 8 ws, "
+                    "else 1; families with truncation only)")
+    p.add_argument("--style-mixing", dest="style_mixing_prob", type=float, default=None,
+                   help="style-mixing probability (style-based families; default: the preset's)")
+    p.add_argument("--latent-step", choices=["joint", "separate"], default=None,
+                   help="joint: one optimizer step on image + latent loss; separate: a second step on the latent loss "
+                   "alone (the authors' code). Default: the preset's (code-*: separate)")
+    p.add_argument("--lpips-weight", type=float, default=None, help="override the preset's LPIPS weight (0: no LPIPS; "
+                   "offline without local VGG16 weights, dse train needs this or --lpips-weights)")
+    p.add_argument("--latent-weight", dest="latent_weights", action="append", default=None, metavar="NAME=WEIGHT",
+                   help="weight of one predicted latent's term in the latent loss (Eq. 5), e.g. z=1 or ws=0 "
+                   "(default 1 for each latent the encoder predicts); repeat for several")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--log-every", type=int, default=None, help="steps (default 10)")
+    p.add_argument("--grid-every", type=int, default=None, help="steps (default 500)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps (default 500)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="autocast: bf16 (GPUs, and CPUs "
+                   "with bf16 support) or fp16 (GPUs, with loss scaling); default fp32")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    lpips_args(p)
+    group = p.add_argument_group("AT1/AT2 areas (Sec. III-B); Grad-CAM uses an ImageNet VGG16 with its classifier, never downloaded")
+    group.add_argument("--attention", choices=["centre", "gradcam"], default=None,
+                       help="centre: fixed centre crops (aligned images); gradcam: VGG16 heat maps and heat-map-tinted "
+                       "images (misaligned images). Default: the preset's")
+    group.add_argument("--gradcam-weights", help="a whole torchvision vgg16 state dict, classifier included "
+                       "(default: --lpips-weights, which then must hold the classifier; else torchvision's cache)")
+    group.add_argument("--gradcam-hub", help="a Hugging Face repo holding those weights (default: --lpips-hub; "
+                       "e.g. timm/vgg16.tv_in1k)")
+    group.add_argument("--allow-untrained-gradcam", action="store_true",
+                       help="with no weights found, run Grad-CAM on a random VGG16 (heat maps locate nothing; recorded)")
+    device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.setup import VggWeights, train_encoder
+
+    vgg = VggWeights(args.lpips_weights, args.lpips_hub, args.allow_untrained_lpips,
+                     args.gradcam_weights, args.gradcam_hub, args.allow_untrained_gradcam)
+    options = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+    try:
+        result = train_encoder(args.output, args.generator, gan=args.gan, resume=args.resume, preset=args.preset,
+                               lpips_weight=args.lpips_weight, latent_weights=_latent_weights(args.latent_weights),
+                               attention=args.attention, vgg=vgg, device=args.device, progress=not args.quiet,
+                               log=lambda m: print(m, file=sys.stderr), **options)
+    except KeyboardInterrupt:
+        return 130
+    if result.rank == 0:
+        print(f"trained {result.steps} steps ({result.samples} samples) -> {result.run_dir / 'encoder'}")
+    return 0
+
+
+def _latent_weights(items: list[str] | None) -> dict[str, float] | None:
+    from ..errors import DseError
+
+    if items is None:
+        return None
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise DseError(f"--latent-weight {item!r}: expected NAME=WEIGHT, e.g. z=1", hint="see dse train --help") from None
+    return weights

@@ -1,0 +1,198 @@
+"""Setting up a training run: what ``dse train`` does, as a Python API (:func:`train_encoder`).
+
+:func:`plan_run` turns a generator, a preset (a training recipe), the options given and, on
+``--resume``, the run's own ``run.json`` into everything :func:`~dse_core.train.trainer.train`
+needs: the generator, the training, loss and encoder configs, and the VGG16 modules.
+
+Options a family cannot honour are never silently ignored. Given by the user, they are refused
+(a :class:`DseError` naming the option and the family); coming from a preset, they are left out
+and said so (``notes``, logged and written to ``run.json``), and the configs record what runs:
+
+- truncation (``truncation_psi`` != 1, ``truncation_cutoff``) needs a family with truncation,
+  and a cutoff needs per-layer ws (at most ``num_ws``);
+- style mixing needs a style-based generator;
+- ``latent_step="separate"`` (the authors' second Adam step on the latent loss) needs a latent loss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+from ..config import from_dict, read_json
+from ..errors import DseError
+from ..interfaces import StyleGenerator, check_truncation
+from ..loss import LossConfig
+from .config import TrainConfig, config_for_preset
+from .presets import DEFAULT_PRESET, get_preset
+
+
+@attrs.frozen
+class VggWeights:
+    """Where the ImageNet VGG16 weights for LPIPS and Grad-CAM come from (never a download)."""
+
+    lpips_weights: str | None = None  # a local torchvision vgg16 state dict
+    lpips_hub: str | None = None  # a Hub repo holding one (e.g. timm/vgg16.tv_in1k)
+    allow_untrained_lpips: bool = False  # none found: LPIPS on a random VGG16 (recorded)
+    gradcam_weights: str | None = None  # default: lpips_weights (which must then hold the classifier)
+    gradcam_hub: str | None = None  # default: lpips_hub
+    allow_untrained_gradcam: bool = False
+
+
+@attrs.frozen(eq=False)
+class RunPlan:
+    """Everything a training run needs, set up; ``notes`` say what was adapted to the family."""
+
+    generator: Any
+    generator_spec: str
+    config: TrainConfig
+    loss: LossConfig
+    encoder: Any  # EncoderConfig
+    lpips: Any
+    gradcam: Any
+    generator_info: dict
+    notes: tuple[str, ...] = ()
+
+
+def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = None, resume: bool = False,
+             preset: str | None = None, lpips_weight: float | None = None,
+             latent_weights: dict[str, float] | None = None, attention: str | None = None,
+             vgg: VggWeights = VggWeights(), **options) -> RunPlan:
+    """Set up the run in ``output`` (see the module notes).
+
+    ``generator``: a spec (file, folder, registry or Hub id, ``demo:FAMILY``); None: the resumed
+    run's, else ``gan``'s demo. ``options``: :class:`TrainConfig` fields; those not given come from
+    the resumed run, else the preset.
+    """
+    from ..models.format import generator_record
+    from ..models.loading import load_generator, portable_spec
+    from ..plugins import get_host
+
+    saved = _saved_run(Path(output)) if resume else {}
+    if resume and not saved:
+        raise DseError(f"{output}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
+    vgg = _restore_backbones(vgg, saved.get("lpips") or {})
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(attrs.fields_dict(TrainConfig)))
+    if unknown:
+        raise DseError(f"unknown training option(s) {', '.join(unknown)}", hint="see dse train --help")
+    merged = {**{k: v for k, v in saved.get("train", {}).items() if k in attrs.fields_dict(TrainConfig)}, **given}
+    preset_name = preset or merged.pop("preset", None) or DEFAULT_PRESET
+    merged.pop("preset", None)
+    chosen = get_preset(preset_name)
+    try:
+        config = config_for_preset(preset_name, **merged)
+    except ValueError as exc:  # attrs validators: "'samples' must be > 0: 0"
+        raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
+    spec = generator or (None if gan else saved.get("generator", {}).get("id")) or (f"demo:{gan}" if gan else None)
+    if spec is None:
+        raise DseError("say which generator to train an encoder for",
+                       hint="pass --gan FAMILY (its demo model) or --generator PATH")
+    G = load_generator(spec, gan=gan)
+    family = get_host().family(G.family)
+    if family.encoder is None:
+        raise DseError(f"the {family.name} plugin defines no encoder variant; it cannot be inverted yet")
+    encoder_config = attrs.evolve(family.encoder(G), downsample="fused" if chosen.fused_downsample else "avgpool")
+    loss_config = from_dict(LossConfig, saved["loss"], Path(output) / "run.json") if saved else chosen.loss
+    if lpips_weight is not None:
+        loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=lpips_weight))
+    if latent_weights is not None:
+        loss_config = attrs.evolve(loss_config, latent_weights={**loss_config.latent_weights, **latent_weights})
+    if attention is not None:
+        loss_config = attrs.evolve(loss_config, attention=attention)
+    config, notes = fit_to_family(G, config, loss_config, encoder_config, given=set(given), preset=preset_name)
+    lpips = _load_lpips(vgg, needed=loss_config.image.lpips > 0)
+    gradcam = _load_gradcam(vgg, needed=loss_config.attention == "gradcam")
+    info = generator_record(G, portable_spec(spec))  # id, fingerprint, repo/revision: what invert checks
+    return RunPlan(G, str(spec), config, loss_config, encoder_config, lpips, gradcam, info, tuple(notes))
+
+
+def train_encoder(output: str | Path, generator: Any = None, *, device: str = "auto", progress: bool = True,
+                  log: Callable[[str], None] = print, **plan):
+    """What ``dse train`` does: :func:`plan_run` (same arguments), then train; returns the ``TrainResult``."""
+    from ..device import resolve_device
+    from .trainer import train
+
+    run = plan_run(output, generator, **plan)
+    for note in run.notes:
+        log(f"note: {note}")
+    return train(run.generator, output, run.config, run.loss, run.encoder, lpips=run.lpips, gradcam=run.gradcam,
+                 resume=plan.get("resume", False), device=resolve_device(device), generator_info=run.generator_info,
+                 notes=run.notes, progress=progress, log=log)
+
+
+def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[str],
+                  preset: str) -> tuple[TrainConfig, list[str]]:
+    """``config`` with what ``G``'s family cannot honour refused (options given) or left out (the preset's), and notes."""
+    notes: list[str] = []
+
+    def drop(option: str, value: Any, why: str, **fixed) -> None:
+        nonlocal config
+        if option in given:
+            raise DseError(f"{option.replace('_', '-')} {value}: {why}", hint=f"drop it for the {G.family} generator")
+        notes.append(f"{preset}'s {option.replace('_', ' ')} {value} does not apply ({why}); trained with "
+                     + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fixed.items()))
+        config = attrs.evolve(config, **fixed)
+
+    if (config.truncation_psi != 1 or config.truncation_cutoff is not None) and not G.has_truncation:
+        option = "truncation_psi" if "truncation_psi" in given or "truncation_cutoff" not in given else "truncation_cutoff"
+        drop(option, getattr(config, option), f"the {G.family} generator has no truncation",
+             truncation_psi=1.0, truncation_cutoff=None)
+    num_ws = G.num_ws if isinstance(G, StyleGenerator) else 0
+    if config.truncation_cutoff is not None and num_ws and config.truncation_cutoff > num_ws:
+        drop("truncation_cutoff", config.truncation_cutoff, f"the {G.family} generator has {num_ws} ws",
+             truncation_cutoff=num_ws)
+    check_truncation(G, config.truncation_psi, config.truncation_cutoff)
+    if config.style_mixing_prob > 0 and num_ws < 2:
+        drop("style_mixing_prob", config.style_mixing_prob, f"style mixing needs a style-based generator, and the "
+             f"{G.family} generator has no per-layer ws", style_mixing_prob=0.0)
+    predicted = [n for n in encoder.latent_shapes if loss.latent_weights.get(n, 1.0)]
+    if config.latent_step == "separate" and not (predicted and loss.latent_weight):
+        drop("latent_step", "separate", "there is no latent loss to take the second step on", latent_step="joint")
+    return config, notes
+
+
+def _saved_run(run_dir: Path) -> dict:
+    """run.json of the run to resume ({} when there is none)."""
+    return read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+
+
+def _restore_backbones(vgg: VggWeights, recorded: dict) -> VggWeights:
+    """On resume, the VGG16 weights the run used (a file, a Hub repo, or untrained), unless given again."""
+    changes = {}
+    for kind in ("lpips", "gradcam"):
+        source = recorded.get(f"{kind}_source")
+        if not isinstance(source, str) or getattr(vgg, f"{kind}_weights") or getattr(vgg, f"{kind}_hub"):
+            continue
+        if source == "untrained":
+            changes[f"allow_untrained_{kind}"] = True
+        elif source.startswith("hf://"):
+            changes[f"{kind}_hub"] = source[len("hf://"):].rsplit("/", 1)[0]
+        elif Path(source).is_file():
+            changes[f"{kind}_weights"] = source
+    return attrs.evolve(vgg, **changes)
+
+
+def _load_lpips(vgg: VggWeights, needed: bool):
+    from ..loss import load_lpips
+
+    if not needed:
+        return None
+    try:
+        return load_lpips(vgg.lpips_weights, hub_repo=vgg.lpips_hub, allow_untrained=vgg.allow_untrained_lpips)
+    except DseError as exc:  # the library's hint names Python arguments; say it in options
+        raise DseError(exc.message, hint="pass --lpips-weights FILE (a torchvision vgg16 state dict) or --lpips-hub REPO "
+                       "(e.g. timm/vgg16.tv_in1k); or --allow-untrained-lpips (recorded), or --lpips-weight 0 to train "
+                       "without LPIPS") from None
+
+
+def _load_gradcam(vgg: VggWeights, needed: bool):
+    """The Grad-CAM VGG16: its own options, else the LPIPS ones (the same VGG16 file serves both)."""
+    from ..loss import load_gradcam
+
+    if not needed:
+        return None
+    return load_gradcam(vgg.gradcam_weights or vgg.lpips_weights, hub_repo=vgg.gradcam_hub or vgg.lpips_hub,
+                        allow_untrained=vgg.allow_untrained_gradcam)
