@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/generator_speed.py
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/invert_speed.py
+	$(PY) benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

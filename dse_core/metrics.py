@@ -18,21 +18,21 @@ from pytorch_msssim import ssim
 METRICS = ("psnr", "ssim", "mse", "lpips", "cosine")
 
 
-def image_metrics(target: torch.Tensor, recon: torch.Tensor,
+def image_metrics(x: torch.Tensor, x_rec: torch.Tensor,
                   lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per-image metrics, each a (N,) tensor; ``lpips`` is skipped when not given."""
-    target, recon = target.detach().float().clamp(-1, 1), recon.detach().float().clamp(-1, 1)
-    t01, r01 = (target + 1) / 2, (recon + 1) / 2
+    x, x_rec = x.detach().float().clamp(-1, 1), x_rec.detach().float().clamp(-1, 1)
+    t01, r01 = (x + 1) / 2, (x_rec + 1) / 2
     mse = (t01 - r01).square().flatten(1).mean(1)
     out = {
         "psnr": 10 * torch.log10(1 / mse.clamp_min(1e-10)),
-        "ssim": ssim(t01, r01, data_range=1.0, size_average=False, win_size=min(11, _odd(min(target.shape[-2:])))),
+        "ssim": ssim(t01, r01, data_range=1.0, size_average=False, win_size=min(11, _odd(min(x.shape[-2:])))),
         "mse": mse,
-        "cosine": F.cosine_similarity(target.flatten(1), recon.flatten(1), dim=1),
+        "cosine": F.cosine_similarity(x.flatten(1), x_rec.flatten(1), dim=1),
     }
     if lpips is not None:
         with torch.no_grad():
-            out["lpips"] = lpips(target, recon).reshape(-1).float()
+            out["lpips"] = lpips(x, x_rec).reshape(-1).float()
     return {k: out[k].cpu() for k in METRICS if k in out}
 
 

@@ -230,15 +230,16 @@ class PluginHost:
         wanted = _canonical(family)
         return any(n == wanted or difflib.SequenceMatcher(None, n, wanted).ratio() >= 0.8 for n in names)
 
-    def plugin_folders(self) -> dict[str, str]:
-        """Each registered plugin's package folder (a module plugin's), to tell its frames in a traceback."""
+    def family_folders(self) -> dict[str, GanFamily]:
+        """The folder of each family's generator class (its plugin's package), to tell its frames in a traceback."""
         folders = {}
-        for name, plugin in self.pm.list_name_plugin():
-            module = plugin if inspect.ismodule(plugin) else inspect.getmodule(type(plugin))
-            file = getattr(module, "__file__", None)
-            folder = os.path.dirname(os.path.abspath(file)) + os.sep if file else None
-            if folder and not folder.startswith(_CORE_DIR):  # the core's own (built-in, test) plugins blame nobody
-                folders[name] = folder
+        for family in self.families.values():
+            try:
+                folder = os.path.dirname(os.path.abspath(inspect.getfile(family.generator_class))) + os.sep
+            except TypeError:  # a class without a source file
+                continue
+            if not folder.startswith(_CORE_DIR):  # the core's own frames blame nobody
+                folders[folder] = family
         return folders
 
     def plugins(self) -> list[PluginInfo]:
@@ -258,18 +259,18 @@ class PluginHost:
 def plugin_of_traceback(exc: BaseException) -> tuple[str, str, str] | None:
     """(family, distribution, file:line) of the plugin an exception was raised in; None when it came from elsewhere.
 
-    Only the plugins already loaded are asked (nothing is imported to blame one).
+    A frame belongs to a family when it is in the folder of the family's generator class (its plugin's
+    package). Only the families already loaded are asked: nothing is imported to blame one.
     """
     host = _host
-    if host is None:
+    if host is None or host._families is None:
         return None
-    folders = host.plugin_folders()
+    folders = host.family_folders()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = os.path.abspath(frame.filename)
-        for name, folder in folders.items():
+        for folder, family in folders.items():
             if path.startswith(folder):
-                families = sorted(f for f, owner in host._family_owner.items() if owner == name) or [name]
-                return "/".join(families), host._origin.get(name, ("", ""))[0] or name, f"{frame.filename}:{frame.lineno}"
+                return family.name, family.package or "an unnamed plugin", f"{frame.filename}:{frame.lineno}"
     return None
 
 

@@ -98,3 +98,33 @@ def test_device_auto_picks_what_is_there_and_bad_devices_are_named(monkeypatch, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["sample", "--gan", "stylegan2", "--device", "gpu"]) == 2
     assert "unknown device 'gpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("psi", ["nan", "inf", "-5", "1e9"])
+def test_every_command_validates_truncation(psi, tmp_path, capsys):
+    assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation-psi", psi, "-o", str(tmp_path / "s.png")]) == 2
+    assert f"truncation psi {float(psi)}: must be a number from 0 (the average) to 2" in capsys.readouterr().err
+    assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "r"), "--truncation-psi", psi]) == 2
+    assert "truncation_psi' must be from 0 to 2" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_truncation_cutoff_beyond_the_models_ws_is_refused(tmp_path, capsys):
+    assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation-psi", "0.7", "--truncation-cutoff", "99",
+                 "-o", str(tmp_path / "s.png")]) == 2
+    assert "truncation cutoff 99: the stylegan2 generator has 8 ws; the cutoff must be 1..8" in capsys.readouterr().err
+    assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation", "0.7", "--truncation-cutoff", "4",
+                 "-o", str(tmp_path / "s.png")]) == 0  # --truncation: the old spelling of --truncation-psi
+
+
+def test_help_imports_neither_torch_nor_a_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dse_core.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "for command in ('invert', 'train', 'sample'):\n    try:\n        main([command, '--help'])\n"
+            "    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('dse_plugin')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

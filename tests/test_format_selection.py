@@ -5,7 +5,8 @@ from importlib import metadata
 import pytest
 import torch
 
-from dse_core import CheckpointError, CheckpointFormat, GanFamily, PluginHost, hookimpl, load_generator, use_host
+from dse_core import CheckpointError, CheckpointFormat, GanFamily, PluginHost, load_generator, use_host
+from dse_core.testing import plugin
 
 
 class ToyGenerator(torch.nn.Module):
@@ -36,20 +37,10 @@ def greedy_family(load):
     return _family("aaagreedy", GreedyGenerator, lambda path: True, load)  # says yes to every file
 
 
-class Plugin:
-    def __init__(self, *families):
-        self.families = families
-
-    @hookimpl
-    def register_gan_families(self, register):
-        for family in self.families:
-            register(family)
-
-
 def host_with(*families):
     host = PluginHost()
     for i, family in enumerate(families):
-        host.register(Plugin(family), name=f"plugin{i}-{family.name}")
+        host.register(plugin([family]), name=f"plugin{i}-{family.name}")
     return host
 
 
@@ -119,7 +110,7 @@ def test_a_loose_third_party_sniff_does_not_hijack_a_stylegan2_file(fixtures):
         raise CheckpointError(path, "not a MyGAN checkpoint")
 
     host = PluginHost()
-    host.register(Plugin(greedy_family(not_mine)), name="aaagreedy", distribution="dse-plugin-aaagreedy")
+    host.register(plugin([greedy_family(not_mine)]), name="aaagreedy", distribution="dse-plugin-aaagreedy")
     host.load_entry_points()  # after the greedy one: it is asked first
     with use_host(host):
         G = load_generator(fixtures / "stylegan2-genforce" / "checkpoint.pth")
@@ -130,7 +121,7 @@ def test_official_families_are_tried_before_third_party_ones(fixtures):
     """A third-party reader that would happily load a StyleGAN2 file does not win just by its name."""
     assert any(ep.name == "stylegan2" for ep in metadata.entry_points(group="dse"))
     host = PluginHost()
-    host.register(Plugin(greedy_family(lambda path: GreedyGenerator())), name="aaagreedy",
+    host.register(plugin([greedy_family(lambda path: GreedyGenerator())]), name="aaagreedy",
                   distribution="dse-plugin-aaagreedy")
     host.load_entry_points()  # after the greedy one: it is asked first
     with use_host(host):
@@ -147,7 +138,7 @@ def test_a_truncated_file_is_reported_as_damaged_not_handed_to_a_loose_reader(fi
     cut.write_bytes(data[: len(data) // 2])
     load = _raise(KeyError("net.0.weight")) if greedy_load == "crashes" else (lambda path: GreedyGenerator())
     host = PluginHost()
-    host.register(Plugin(greedy_family(load)), name="aaagreedy", distribution="dse-plugin-aaagreedy")
+    host.register(plugin([greedy_family(load)]), name="aaagreedy", distribution="dse-plugin-aaagreedy")
     host.load_entry_points()
     with use_host(host), pytest.raises(DamagedFileError, match="corrupt or truncated"):
         load_generator(cut)

@@ -7,7 +7,6 @@ private repos, and the dse models / pull / push commands.
 import copy
 import hashlib
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import torch
 import yaml
 from hub_stand_in import TOKEN, go_offline
 
-from dse_core import ChecksumError, DseError, DseWarning, PluginHost, hookimpl, load_generator, use_host
+from dse_core import ChecksumError, DseError, DseWarning, load_generator, testing
 from dse_core.cli import main
 from dse_core.models.format import generator_fingerprint
 from dse_core.images import save_image
@@ -41,23 +40,8 @@ def entry(id, repo, file, sha256=None, revision="main", **fields):
             **fields}
 
 
-class RegistryPlugin:
-    def __init__(self, *items):
-        self.items = items
-
-    @hookimpl
-    def register_checkpoints(self, register):
-        for item in self.items:
-            register(item)
-
-
-@contextmanager
 def registry_with(*items):
-    host = PluginHost()
-    host.load_entry_points()
-    host.register(RegistryPlugin(*items), name="test-registry")
-    with use_host(host):
-        yield host
+    return testing.host(checkpoints=items, installed=True, name="test-registry")
 
 
 def blobs(repo_id):

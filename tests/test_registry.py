@@ -10,6 +10,7 @@ import pytest
 from dse_core import CheckpointEntry, ConfigError, DseError, PluginHost, UnknownNameError, hookimpl, load_generator, use_host
 from dse_core.models import registry
 from dse_core.cli import main
+from dse_core.testing import plugin
 
 REGISTRY = Path(__file__).resolve().parent.parent / "registry"
 GOOD = '''
@@ -85,16 +86,6 @@ def test_a_bad_entry_names_its_file_and_field(tmp_path, edit, field):
     assert str(path) in str(err.value) and field in str(err.value)
 
 
-class ShipsModels:
-    def __init__(self, *items):
-        self.items = items
-
-    @hookimpl
-    def register_checkpoints(self, register):
-        for item in self.items:
-            register(item)
-
-
 class BrokenRegistry:
     @hookimpl
     def register_checkpoints(self, register):
@@ -108,9 +99,9 @@ def test_plugins_add_entries_and_a_broken_one_is_named(tmp_path):
     encoder = {**tomllib.loads(GOOD), "id": "toy-enc-64", "kind": "encoder", "inverts": "toy-gen-64",
                "format": "dse", "hub": {"repo_id": "someone/toy-enc", "file": "model.safetensors", "sha256": "cd" * 32}}
     host = installed_host()
-    host.register(ShipsModels(folder, encoder), name="toyplugin", distribution="dse-plugin-toy", version="0.1")
+    host.register(plugin(checkpoints=[folder, encoder]), name="toyplugin", distribution="dse-plugin-toy", version="0.1")
     host.register(BrokenRegistry(), name="broken")
-    host.register(ShipsModels(folder), name="dup")
+    host.register(plugin(checkpoints=[folder]), name="dup")
     entries = host.checkpoints
     assert entries["toy-gen-64"].origin == "plugin toyplugin: toy-gen-64.toml"
     assert entries["toy-enc-64"].inverts == "toy-gen-64" and "stylegan2-ffhq-1024" in entries

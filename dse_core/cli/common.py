@@ -50,15 +50,9 @@ def lpips_args(parser: argparse.ArgumentParser) -> None:
 
 def load_lpips_for(args: argparse.Namespace, needed: bool, without: str):
     """The LPIPS module the user's options allow; a DseError in options' words when there is none."""
-    from ..loss import load_lpips
+    from ..loss.perceptual import lpips_for_command
 
-    if not needed:
-        return None
-    try:
-        return load_lpips(args.lpips_weights, hub_repo=args.lpips_hub, allow_untrained=args.allow_untrained_lpips)
-    except DseError as exc:  # the library's hint names Python arguments; say it in options
-        raise DseError(exc.message, hint="pass --lpips-weights FILE (a torchvision vgg16 state dict) or --lpips-hub REPO "
-                       f"(e.g. timm/vgg16.tv_in1k); or --allow-untrained-lpips (recorded), or {without}") from None
+    return lpips_for_command(args.lpips_weights, args.lpips_hub, args.allow_untrained_lpips, without) if needed else None
 
 
 def lpips_note(lpips) -> str:

@@ -32,12 +32,12 @@ class CentreCrops(Attention):
     def __init__(self, crops: Sequence[tuple[float, float]]):
         self.crops = tuple(tuple(c) for c in crops)
 
-    def areas(self, target: torch.Tensor, recon: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        height, width = target.shape[-2:]
+    def areas(self, x: torch.Tensor, x_rec: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        height, width = x.shape[-2:]
         pairs = []
         for fraction in self.crops:
             top, bottom, left, right = crop_box(height, width, fraction)
-            pairs.append((target[..., top:bottom, left:right], recon[..., top:bottom, left:right]))
+            pairs.append((x[..., top:bottom, left:right], x_rec[..., top:bottom, left:right]))
         return pairs
 
     def __repr__(self) -> str:

@@ -142,18 +142,18 @@ class DSELoss(nn.Module):
                         gradcam_variant=self.attention.variant)
         return meta
 
-    def _weighted(self, prefix: str, target: torch.Tensor, recon: torch.Tensor, weights: Mapping[str, float],
+    def _weighted(self, prefix: str, v: torch.Tensor, v_rec: torch.Tensor, weights: Mapping[str, float],
                   out: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum of weight x term over the non-zero weights, logging each term under ``prefix/name``."""
         pooled = None
-        total = target.new_zeros(target.shape[0], dtype=torch.float32)
+        total = v.new_zeros(v.shape[0], dtype=torch.float32)
         for name, weight in weights.items():
             if not weight:
                 continue
-            a, b = target, recon
+            a, b = v, v_rec
             if name in _POOLED:
                 if pooled is None:
-                    pooled = pool_to(target, self.config.metric_max_size), pool_to(recon, self.config.metric_max_size)
+                    pooled = pool_to(v, self.config.metric_max_size), pool_to(v_rec, self.config.metric_max_size)
                 a, b = pooled
             value = self._term(name)(a, b).float()
             out[f"{prefix}/{name}"] = value

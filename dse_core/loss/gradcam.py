@@ -42,8 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, DseWarning
+from ..errors import DseWarning
 from ..interfaces import Attention
+from ..models.convert import check_tensors
 from .areas import pool_to
 from .vgg_weights import find_vgg16, read_state_dict
 
@@ -222,21 +223,21 @@ class GradCamAttention(nn.Module, Attention):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.cam, self.variant, self.max_size = cam, variant, max_size
 
-    def heat_maps(self, target: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heat_maps(self, x: torch.Tensor, x_rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(h, h', classes)``: (N, 1, H, W) heat maps in [0, 1], no gradient, and the (2N,) classes used."""
-        if target.ndim != 4 or target.shape != recon.shape or target.shape[1] != 3:
-            raise ValueError(f"GradCamAttention: needs two RGB NCHW batches of one shape, got {tuple(target.shape)} "
-                             f"and {tuple(recon.shape)}")
-        n = target.shape[0]
-        pair = self._network_input(torch.cat([target.detach(), recon.detach()]))
+        if x.ndim != 4 or x.shape != x_rec.shape or x.shape[1] != 3:
+            raise ValueError(f"GradCamAttention: needs two RGB NCHW batches of one shape, got {tuple(x.shape)} "
+                             f"and {tuple(x_rec.shape)}")
+        n = x.shape[0]
+        pair = self._network_input(torch.cat([x.detach(), x_rec.detach()]))
         weighting = "gradcam++" if self.variant == "paper" else "code"
         maps, classes = self.cam(pair, _target_classes(n) if self.variant == "paper" else _batch_classes(n),
-                                 weighting=weighting, size=tuple(target.shape[-2:]))
+                                 weighting=weighting, size=tuple(x.shape[-2:]))
         return maps[:n], maps[n:], classes
 
-    def areas(self, target: torch.Tensor, recon: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        h, h_rec, _ = self.heat_maps(target, recon)
-        return [(as_image(h).to(target.dtype), as_image(h_rec).to(recon.dtype)), (tint(target, h), tint(recon, h_rec))]
+    def areas(self, x: torch.Tensor, x_rec: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        h, h_rec, _ = self.heat_maps(x, x_rec)
+        return [(as_image(h).to(x.dtype), as_image(h_rec).to(x_rec.dtype)), (tint(x, h), tint(x_rec, h_rec))]
 
     def _network_input(self, x: torch.Tensor) -> torch.Tensor:
         x = pool_to(x, self.max_size)
@@ -307,26 +308,17 @@ _TIMM_KEYS = {"pre_logits.fc1": "classifier.0", "pre_logits.fc2": "classifier.3"
 
 def _vgg16_state(state: Mapping[str, torch.Tensor], wanted: Mapping[str, torch.Tensor], path: Path) -> dict:
     """torchvision (or timm) vgg16 tensors renamed and reshaped to torchvision's keys, every key and shape checked."""
-    renamed, from_timm = {}, set()
+    renamed = {}
     for key, value in state.items():
         prefix, _, leaf = key.removeprefix("module.").rpartition(".")
         name = f"{_TIMM_KEYS.get(prefix, prefix)}.{leaf}"
-        if prefix in _TIMM_KEYS:
-            from_timm.add(name)
+        if prefix in _TIMM_KEYS and name in wanted and value.numel() == wanted[name].numel():
+            value = value.reshape(wanted[name].shape)  # timm's 7x7 / 1x1 convolutions are torchvision's linear layers
         renamed[name] = value
-    loaded, problems = {}, []
-    for key, param in wanted.items():
-        value = renamed.get(key)
-        fits = value is not None and (value.shape == param.shape or (key in from_timm and value.numel() == param.numel()))
-        if value is None:
-            problems.append(f"missing {key}")
-        elif not fits:
-            problems.append(f"{key} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
-        else:
-            loaded[key] = value.reshape(param.shape).to(torch.float32).contiguous()
-    if problems:
-        shown = "; ".join(problems[:4]) + (f"; ... ({len(problems)} problems)" if len(problems) > 4 else "")
-        hint = ("a features-only file serves LPIPS but not Grad-CAM, which needs the ImageNet classifier"
-                if any(p.startswith("missing classifier") for p in problems) else None)
-        raise CheckpointError(path, f"not a whole torchvision vgg16 state dict: {shown}", hint=hint)
-    return loaded
+    expected = {key: tuple(param.shape) for key, param in wanted.items()}
+    missing_classifier = any(key.startswith("classifier") and key not in renamed for key in wanted)
+    check_tensors(path, "not a whole torchvision vgg16 state dict",
+                  {key: tuple(renamed[key].shape) for key in wanted if key in renamed}, expected,
+                  hint="a features-only file serves LPIPS but not Grad-CAM, which needs the ImageNet classifier"
+                  if missing_classifier else None)
+    return {key: renamed[key].to(torch.float32).contiguous() for key in wanted}

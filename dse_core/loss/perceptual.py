@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, DseError, DseWarning
+from ..errors import DseError, DseWarning
 from ..interfaces import LossTerm
+from ..models.convert import check_tensors
 from .vgg_weights import find_vgg16, read_state_dict
 
 
@@ -52,30 +53,30 @@ class FrozenLPIPS(nn.Module, LossTerm):
     def train(self, mode: bool = True) -> "FrozenLPIPS":
         return super().train(False)  # the linear heads have dropout: never switch it on
 
-    def forward(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         if not self._fast:
-            return self.net(target, recon).reshape(target.shape[0])
+            return self.net(x, x_rec).reshape(x.shape[0])
         # lpips.LPIPS.forward (v0.1, linear heads, spatial average), computed with fewer passes:
         # - the trunk runs channels-last (its weights are stored so): oneDNN convolves ~1.2x faster on CPU;
         # - the target's features are taken without autograd when it needs no gradient;
         # - each layer's distance to the reconstruction is one autograd node with a hand-written
         #   backward (4 passes over the feature map where autograd's chain of norm, divide,
         #   subtract, square and 1x1 conv takes about a dozen).
-        if target.requires_grad:
-            return self._plain_forward(target, recon)
+        if x.requires_grad:
+            return self._plain_forward(x, x_rec)
         with torch.no_grad():
-            units0 = [_unit(f) for f in self._trunk(target)]
+            units0 = [_unit(f) for f in self._trunk(x)]
         val = 0
-        for kk, (u0, f1) in enumerate(zip(units0, self._trunk(recon))):
+        for kk, (u0, f1) in enumerate(zip(units0, self._trunk(x_rec))):
             val += _LayerDistance.apply(f1, u0, self.net.lins[kk].model[-1].weight)
-        return val.reshape(target.shape[0])
+        return val.reshape(x.shape[0])
 
-    def _plain_forward(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+    def _plain_forward(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
         """The same distance with autograd throughout (gradients for both images)."""
         val = 0
-        for kk, (f0, f1) in enumerate(zip(self._trunk(target), self._trunk(recon))):
+        for kk, (f0, f1) in enumerate(zip(self._trunk(x), self._trunk(x_rec))):
             val += self.net.lins[kk]((_unit(f0) - _unit(f1)) ** 2).mean([2, 3], keepdim=True)
-        return val.reshape(target.shape[0])
+        return val.reshape(x.shape[0])
 
     def _trunk(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's feature maps of an image batch in [-1, 1], channels-last."""
@@ -159,6 +160,15 @@ def load_lpips(
     return FrozenLPIPS(model, trained=True, source=source)
 
 
+def lpips_for_command(weights: str | None, hub_repo: str | None, allow_untrained: bool, skip: str) -> FrozenLPIPS:
+    """:func:`load_lpips` for a command: its error says how to give weights in options, or ``skip`` LPIPS."""
+    try:
+        return load_lpips(weights, hub_repo=hub_repo, allow_untrained=allow_untrained)
+    except DseError as exc:  # the library's hint names Python arguments; say it in options
+        raise DseError(exc.message, hint="pass --lpips-weights FILE (a torchvision vgg16 state dict) or --lpips-hub REPO "
+                       f"(e.g. timm/vgg16.tv_in1k); or --allow-untrained-lpips (recorded), or {skip}") from None
+
+
 def _untrained_lpips() -> nn.Module:
     import lpips
 
@@ -171,20 +181,10 @@ def _untrained_lpips() -> nn.Module:
 
 
 def _load_backbone(backbone: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Copy torchvision ``features.{i}`` (or bare ``{i}``) tensors into lpips' ``slice{k}.{i}``, checking shapes."""
-    features = {key.removeprefix("module.").removeprefix("features."): value for key, value in state.items()}
-    wanted = backbone.state_dict()
-    loaded, problems = {}, []
-    for key, param in wanted.items():
-        name = key.split(".", 1)[1]  # "slice2.5.weight" -> "5.weight"
-        value = features.get(name)
-        if value is None:
-            problems.append(f"missing features.{name}")
-        elif value.shape != param.shape:
-            problems.append(f"features.{name} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
-        else:
-            loaded[key] = value
-    if problems:
-        shown = "; ".join(problems[:4]) + (f"; ... ({len(problems)} problems)" if len(problems) > 4 else "")
-        raise CheckpointError(path, f"not a torchvision vgg16 state dict: {shown}")
-    backbone.load_state_dict(loaded)
+    """Copy torchvision ``features.{i}`` (or bare ``{i}``) tensors into lpips' ``slice{k}.{i}``, every key and shape checked."""
+    features = {f"features.{key.removeprefix('module.').removeprefix('features.')}": value for key, value in state.items()}
+    wanted = {f"features.{key.split('.', 1)[1]}": key for key in backbone.state_dict()}  # "slice2.5.weight" -> features.5.weight
+    expected = {name: tuple(backbone.state_dict()[key].shape) for name, key in wanted.items()}
+    check_tensors(path, "not a torchvision vgg16 state dict",
+                  {name: tuple(features[name].shape) for name in wanted if name in features}, expected)
+    backbone.load_state_dict({key: features[name] for name, key in wanted.items()})

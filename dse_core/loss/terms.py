@@ -24,8 +24,8 @@ class MSE(LossTerm):
 
     name = "mse"
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        return (_flat(recon) - _flat(target)).square().mean(dim=1)
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        return (_flat(x_rec) - _flat(x)).square().mean(dim=1)
 
 
 class Cosine(LossTerm):
@@ -33,8 +33,8 @@ class Cosine(LossTerm):
 
     name = "cos"
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        return 1 - F.cosine_similarity(_flat(recon), _flat(target), dim=1, eps=1e-8)
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        return 1 - F.cosine_similarity(_flat(x_rec), _flat(x), dim=1, eps=1e-8)
 
 
 class BatchCosine(LossTerm):
@@ -46,23 +46,23 @@ class BatchCosine(LossTerm):
 
     name = "cos"
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        value = 1 - F.cosine_similarity(recon.reshape(-1), target.reshape(-1), dim=0, eps=1e-8)
-        return value.expand(target.shape[0])
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        value = 1 - F.cosine_similarity(x_rec.reshape(-1), x.reshape(-1), dim=0, eps=1e-8)
+        return value.expand(x.shape[0])
 
 
 class KL(LossTerm):
     """Eq. 4: KL(S(v') || S(v)) with S the softmax over each sample's flattened vector.
 
-    v is the target and v' the reconstruction; summed over elements, computed in
+    v is the target and v' its reconstruction; summed over elements, computed in
     float32 from log-softmax so tiny probabilities do not underflow.
     """
 
     name = "kl"
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        log_p = F.log_softmax(_flat(recon).float(), dim=1)
-        log_q = F.log_softmax(_flat(target).float(), dim=1)
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(_flat(x_rec).float(), dim=1)
+        log_q = F.log_softmax(_flat(x).float(), dim=1)
         return (log_p.exp() * (log_p - log_q)).sum(dim=1)
 
 
@@ -71,8 +71,8 @@ class SSIM(LossTerm):
 
     name = "ssim"
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        return 1 - ssim(_to_unit(target), _to_unit(recon), data_range=1.0, size_average=False)
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        return 1 - ssim(_to_unit(x), _to_unit(x_rec), data_range=1.0, size_average=False)
 
 
 class PaddedSSIM(LossTerm):
@@ -86,8 +86,8 @@ class PaddedSSIM(LossTerm):
         gauss = torch.exp(-(offsets**2) / (2 * sigma**2))
         self.kernel = (gauss / gauss.sum()).float()
 
-    def __call__(self, target: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        x, y = target.float(), recon.float()
+    def __call__(self, x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
+        x, y = x.float(), x_rec.float()
         channels, pad = x.shape[1], len(self.kernel) // 2
         k1 = self.kernel.to(x.device)
         window = (k1[:, None] * k1[None, :]).expand(channels, 1, -1, -1)

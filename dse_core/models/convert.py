@@ -109,7 +109,8 @@ def separable_filter(kernel_2d: torch.Tensor) -> tuple[float, ...]:
     return tuple(round(v, 6) for v in row.tolist())
 
 
-def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> None:
+def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expected: Mapping[str, tuple],
+                  hint: str | None = None) -> None:
     """Raise CheckpointError(``what``: missing / unexpected / mis-shaped tensors) unless ``found`` is ``expected``."""
     missing = [k for k in expected if k not in found]  # in the order the architecture declares them
     unexpected = [k for k in found if k not in expected]
@@ -122,7 +123,7 @@ def check_tensors(path: str | Path, what: str, found: Mapping[str, tuple], expec
     if shapes:
         problems.append(f"{_count(shapes, 'shape mismatch', 'es')} ({preview(shapes)})")
     if problems:
-        raise CheckpointError(path, f"{what}: " + "; ".join(problems))
+        raise CheckpointError(path, f"{what}: " + "; ".join(problems), hint=hint)
 
 
 def _count(items: list, noun: str, plural: str = "s") -> str:

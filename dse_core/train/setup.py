@@ -176,16 +176,12 @@ def _restore_backbones(vgg: VggWeights, recorded: dict) -> VggWeights:
 
 
 def _load_lpips(vgg: VggWeights, needed: bool):
-    from ..loss import load_lpips
+    from ..loss.perceptual import lpips_for_command
 
     if not needed:
         return None
-    try:
-        return load_lpips(vgg.lpips_weights, hub_repo=vgg.lpips_hub, allow_untrained=vgg.allow_untrained_lpips)
-    except DseError as exc:  # the library's hint names Python arguments; say it in options
-        raise DseError(exc.message, hint="pass --lpips-weights FILE (a torchvision vgg16 state dict) or --lpips-hub REPO "
-                       "(e.g. timm/vgg16.tv_in1k); or --allow-untrained-lpips (recorded), or --lpips-weight 0 to train "
-                       "without LPIPS") from None
+    return lpips_for_command(vgg.lpips_weights, vgg.lpips_hub, vgg.allow_untrained_lpips,
+                             skip="--lpips-weight 0 to train without LPIPS")
 
 
 def _load_gradcam(vgg: VggWeights, needed: bool):
