@@ -35,7 +35,7 @@ _EXPORTS = {
     "dse_core.models.hub": ["ChecksumError", "push_folder"],
     "dse_core.models.registry": ["CheckpointEntry", "HubLocation"],
     "dse_core.models.safe_pickle": ["PICKLE_DATA_GLOBALS", "PersistentRecord", "persistent_record", "safe_load"],
-    "dse_core.models.loading": ["check_encoder_matches", "load_encoder", "load_generator"],
+    "dse_core.loading": ["check_encoder_matches", "load_encoder", "load_generator"],
     "dse_core.device": ["resolve_device"],
     "dse_core.encoder": ["Encoder", "EncoderConfig"],
     "dse_core.encoder.authors": ["load_authors_encoder", "sniff_authors_encoder"],
@@ -86,7 +86,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .models.files import describe, state_dict_in, torch_load
     from .models.format import generator_fingerprint, load_state
     from .models.hub import ChecksumError, push_folder
-    from .models.loading import check_encoder_matches, load_encoder, load_generator
+    from .loading import check_encoder_matches, load_encoder, load_generator
     from .models.pretrained import PretrainedMixin
     from .models.registry import CheckpointEntry, HubLocation
     from .models.safe_pickle import PICKLE_DATA_GLOBALS, PersistentRecord, persistent_record, safe_load

@@ -200,7 +200,7 @@ def _check_round_trip(family: GanFamily, G, z, c, x, tmp_path: Path) -> None:
     out = G.save_pretrained(tmp_path / f"{family.name}-roundtrip")
     G2 = family.generator_class.from_pretrained(out)
     assert G2.config == G.config
-    from .models.loading import load_generator
+    from .loading import load_generator
 
     with host(families=[family]), torch.no_grad():
         G3 = load_generator(out)

@@ -98,7 +98,7 @@ def test_a_damaged_converted_folder_names_its_broken_file(tmp_path):
 
     from dse_core import load_generator
     from dse_core.errors import DseError
-    from dse_core.models.loading import demo_path
+    from dse_core.loading import demo_path
 
     good = tmp_path / "good"
     shutil.copytree(demo_path("stylegan2", "generator"), good)

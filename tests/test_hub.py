@@ -117,3 +117,18 @@ def test_invalid_repo_ids_are_one_line_errors(tiny_generator):
             load_generator(bad)
     with pytest.raises(DseError, match="'alice/g@v1' is not a valid Hub repo id"):
         tiny_generator.push_to_hub("alice/g@v1")  # checked before any network or offline question
+
+
+def test_saving_a_model_loads_no_plugin(tmp_path):
+    """The card is written from the folder alone: save_pretrained never asks the plugin host (or the registry)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dse_core.encoder import Encoder, EncoderConfig\n"
+            "E = Encoder(EncoderConfig(family='x', resolution=8, channels={8: 4, 4: 4}, z_head=(3,)))\n"
+            f"E.save_pretrained({str(tmp_path / 'e')!r})\n"
+            "print(sorted(m for m in sys.modules if m in ('dse_core.plugins', 'pluggy') or m.startswith('dse_plugin')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "e" / "README.md").is_file()

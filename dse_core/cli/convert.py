@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.loading import convert_checkpoint, describe_model
+    from ..loading import convert_checkpoint, describe_model
 
     model = convert_checkpoint(args.checkpoint, args.output, gan=args.gan, force=args.force)
     print(f"converted {args.checkpoint} ({model.source.get('format', model.family)}) -> {args.output}")

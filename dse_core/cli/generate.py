@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..images import save_image
     from ..latents import find_latents, match_latents, read_latents
-    from ..models.loading import load_generator
+    from ..loading import load_generator
 
     if Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
         raise DseError(f"-o {args.output}: dse generate writes one PNG per latent file into a folder",

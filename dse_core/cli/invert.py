@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..invert import Inverter, invert_files, scan_for_inversion
     from ..models.format import generator_fingerprint
-    from ..models.loading import check_encoder_matches, load_encoder, load_generator, portable_spec, recorded_generator
+    from ..loading import check_encoder_matches, load_encoder, load_generator, portable_spec, recorded_generator
     from ..refine import make_refinement
 
     method = _refine_method(args.refine)

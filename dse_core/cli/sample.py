@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DseError
     from ..images import make_grid, save_image
     from ..interfaces import check_truncation
-    from ..models.loading import load_generator
+    from ..loading import load_generator
 
     device = resolve_device(args.device)
     spec = generator_spec(args)

@@ -10,7 +10,6 @@ from pathlib import Path
 import attrs
 import torch
 
-from .. import __version__
 from ..config import to_dict, write_json_atomic
 from ..errors import DseError
 from ..images import make_grid, save_image
@@ -61,6 +60,15 @@ def _defining(section: str, key: str) -> bool:
     return not (key == "samples" or key.endswith("_source"))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dse-gan")
+    except PackageNotFoundError:  # run from a source checkout, not installed
+        return "unknown"
+
+
 class RunFiles:
     """The run folder: ``run.json``, ``log.jsonl`` (+ TensorBoard if installed), ``grids/``, ``encoder/``.
 
@@ -84,7 +92,7 @@ class RunFiles:
             **run_record(config, loss_config, encoder_config, generator_info, loss_metadata),
             "latent_loss": latent_loss,  # lambda of each predicted latent in Eq. 5 (empty: no latent term)
             "notes": list(notes),  # what the setup adapted (a preset's settings this family cannot honour)
-            "versions": {"dse": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "versions": {"dse": _version(), "torch": torch.__version__, "python": platform.python_version()},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 

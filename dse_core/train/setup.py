@@ -67,7 +67,7 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
     the resumed run, else the preset.
     """
     from ..models.format import generator_record
-    from ..models.loading import load_generator, portable_spec
+    from ..loading import load_generator, portable_spec
     from ..plugins import get_host
 
     saved = _saved_run(Path(output)) if resume else {}

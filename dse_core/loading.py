@@ -9,17 +9,16 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ..config import read_json
-from ..device import resolve_device
-from ..encoder import Encoder
-from ..errors import CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, UnknownNameError
-from ..families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
-from ..plugins import get_host
-from . import hub, registry
-from .registry import license_record
-from .files import describe, torch_load
-from .format import (CONFIG_FILE, LIBRARY_NAME, WEIGHTS_FILE, describe_generator, generator_fingerprint,
-                     is_pretrained_dir, read_header)
+from .config import read_json
+from .device import resolve_device
+from .encoder import Encoder
+from .errors import CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, UnknownNameError
+from .families import KNOWN_PACKAGES, CheckpointFormat, GanFamily
+from .models import hub, registry
+from .models.files import describe, torch_load
+from .models.format import (CONFIG_FILE, LIBRARY_NAME, WEIGHTS_FILE, describe_generator, generator_fingerprint,
+                            is_pretrained_dir, read_header)
+from .plugins import get_host
 
 
 def load_generator(
@@ -127,7 +126,7 @@ def convert_checkpoint(path_or_repo_id: str | Path, output: str | Path, gan: str
     its sha256, and the registry entry and license it came from (found by id, or by the pinned sha256 of a
     local file). Returns the model.
     """
-    from .hub import sha256_of
+    from .models.hub import sha256_of
 
     out = Path(output)
     if out.exists() and not out.is_dir():
@@ -147,7 +146,7 @@ def convert_checkpoint(path_or_repo_id: str | Path, output: str | Path, gan: str
         source["sha256"] = sha256_of(checkpoint_file)
         entry = None if origin.get("registry_id") else registry.entry_for_source(get_host().checkpoints, source, "generator")
         if entry is not None:  # a local copy of a registry checkpoint: its license goes with it
-            origin.update(registry_id=entry.id, **license_record(entry))
+            origin.update(registry_id=entry.id, **registry.license_record(entry))
     if origin:
         source["origin"] = origin  # the registry entry / Hub repo it came from: the card states its license
     model.save_pretrained(out, source=source)
@@ -333,7 +332,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         rev = revision or hub.split_revision(text)[1]
         path = registry.fetch(entry, rev)
         origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,
-                      revision=_commit(path) or rev or entry.hub.revision, **license_record(entry))
+                      revision=_commit(path) or rev or entry.hub.revision, **registry.license_record(entry))
         return Resolved(_model_folder(path, kind), origin, entry)
     if hub.is_repo_id(text):
         repo_id, rev = hub.split_revision(text)
