@@ -92,9 +92,11 @@ def run_dse(args, worker: _Worker) -> None:
     import torch
 
     from dse_core.encoder import Encoder
-    from dse_core.loss import DSELoss, get_preset, load_lpips
-    from dse_core.train import config_for_preset
-    from dse_core.train.trainer import make_training_pairs, step_generator, training_step
+    from dse_core.loss import DSELoss, load_lpips
+    from dse_core.train.config import config_for_preset
+    from dse_core.train.presets import get_preset
+    from dse_core.train.samples import make_training_pairs, step_generator
+    from dse_core.train.trainer import training_step
     from dse_plugin_stylegan2 import Generator, StyleGAN2Config
     from dse_plugin_stylegan2.encoder import encoder_plan
 
@@ -117,8 +119,8 @@ def run_dse(args, worker: _Worker) -> None:
         worker.wait()
         worker.backward_s = 0.0
         start = time.perf_counter()
-        latents, x = make_training_pairs(G, args.batch, step_generator(config.seed, 0, step), config, device)
-        training_step(G, encoder, loss_fn, optimizer, latents, x, config)
+        pairs = make_training_pairs(G, args.batch, step_generator(config.seed, 0, step), config, device)
+        training_step(G, encoder, loss_fn, optimizer, pairs, config)
         worker.send({"step_s": time.perf_counter() - start, "backward_s": worker.backward_s})
 
 

@@ -182,6 +182,8 @@ def test_config_round_trips_and_checks_num_ws():
         small_config(num_ws=7)
     with pytest.raises(ValueError, match="c_dim must be > 0"):
         small_config(norm="cbn")
+    with pytest.raises(ValueError, match="cannot also predict c"):
+        small_config(num_ws=0, norm="cbn", c_dim=4, num_classes=4, z_head=(8,))
     with pytest.raises(ValueError, match="channels must give a width for each resolution"):
         EncoderConfig(family="stylegan2", resolution=32, channels={32: 16, 8: 64, 4: 64})
     with pytest.raises(ConfigError, match="downsample"):

@@ -64,6 +64,9 @@ class EncoderConfig:
             raise ValueError(f"z_head sizes must be positive, got {self.z_head}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes and self.c_dim:
+            # its prediction could never be used: inverting needs the class it would predict
+            raise ValueError("an encoder conditioned on c (norm 'cbn') cannot also predict c (num_classes): choose one")
         if not 0 <= self.residual_weight <= 1:
             raise ValueError(f"residual_weight must be in [0, 1], got {self.residual_weight}")
 
