@@ -3,9 +3,11 @@
 Any PNG, JPEG, WebP, BMP or TIFF (greyscale, palette, RGBA, 16-bit) becomes an NCHW tensor in
 [-1, 1] at the generator's resolution: turned upright as its EXIF orientation says,
 then the centre square is cropped and resized (antialiased bicubic). Transparent pixels
-are composited on a background colour (the model's, see ``dse invert --background``). A
-photo far larger than the generator is decoded reduced (JPEG's DCT scaling, else PIL's box
-reduce) so that a 12000 px file inverting into a 32 px model costs megabytes, not gigabytes.
+are composited on a background colour (the model's, see ``dse invert --background``). An
+image over 4096x4096 pixels and 8x the resolution is reduced before it becomes floats: a JPEG is decoded
+reduced (DCT scaling), any format's centre square is area-averaged to 4x the resolution; so a
+12000 px JPEG inverting into a 32 px model costs megabytes, a PNG its 8-bit decode (~0.6 GB), not
+the ~4 GB of floats it took. Smaller images are read exactly as they always were.
 What had to change (orientation, aspect, alpha, bit depth, size) is reported per image, and an
 unreadable file (or one too large to decode safely) is reported, not fatal.
 """
@@ -23,7 +25,7 @@ import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".dib", ".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112  # the EXIF tag: 1 = upright, 2-8 = mirrored and/or rotated
@@ -111,15 +113,25 @@ def parse_colour(text: str) -> tuple[int, int, int]:
     raise DseError(f"background {text!r}: expected white, black, grey or #rrggbb")
 
 
-def _to_array(image: Image.Image, channels: int, notes: list[str], background: tuple[int, int, int]) -> np.ndarray:
-    """HWC float32 in [0, 1] with ``channels`` channels."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        scale = 65535.0 if image.mode.startswith("I;16") or np.asarray(image).max() > 255 else 255.0
-        array = np.asarray(image, dtype=np.float32) / scale
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit greyscale (PNG, TIFF), and 32-bit integer
+
+
+def _deep_scale(image: Image.Image) -> float:
+    """What a 16-bit image's values are divided by: 65535, or 255 for an "I" image whose values are all 8-bit."""
+    if image.mode.startswith("I;16") or image.getextrema()[1] > 255:
+        return 65535.0
+    return 255.0
+
+
+def _to_array(image: Image.Image, channels: int, notes: list[str], background: tuple[int, int, int],
+              deep_scale: float = 65535.0) -> np.ndarray:
+    """HWC float32 in [0, 1] with ``channels`` channels (``deep_scale``: see :func:`_deep_scale`)."""
+    if image.mode in DEEP_MODES:
+        array = np.asarray(image, dtype=np.float32) / deep_scale
         notes.append("16-bit converted to 8-bit range")
         array = np.clip(array, 0, 1)[:, :, None].repeat(3, axis=2)
     else:
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        if _has_alpha(image):
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
             notes.append(f"transparency composited on {_colour_name(background)}")
@@ -129,62 +141,118 @@ def _to_array(image: Image.Image, channels: int, notes: list[str], background: t
     return array
 
 
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
 def _colour_name(rgb: tuple[int, int, int]) -> str:
     names = {v: k for k, v in COLOURS.items() if k != "gray"}
     return names.get(tuple(rgb), "#{:02x}{:02x}{:02x}".format(*rgb))
 
 
-def _upright(image: Image.Image, notes: list[str]) -> Image.Image:
-    """The image as it is meant to be seen: phones store pixels sideways plus an EXIF orientation."""
-    if image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1):
-        return image
-    notes.append("rotated as its EXIF orientation says")
-    return ImageOps.exif_transpose(image)
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # EXIF orientation -> what turns the stored pixels upright (as ImageOps)
 
 
-REDUCE_ABOVE = 4  # decode reduced while the centre square stays at least this many times the resolution
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """What turns the stored pixels upright: phones store them sideways plus an EXIF orientation."""
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    return _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
 
 
-def _centre_square(image: Image.Image, resolution: int, notes: list[str]) -> Image.Image:
-    """The centre square, box-reduced by an integer factor while it stays >= REDUCE_ABOVE x the resolution."""
-    width, height = image.size
+REDUCE_ABOVE = 4  # a large image's centre square is reduced to this many times the resolution (area average)
+REDUCE_PIXELS = 4096 * 4096  # images up to this many pixels (or under 2 x REDUCE_ABOVE x the resolution) are read in
+# full, exactly as they always were
+
+
+def _reduced(image: Image.Image, full: tuple[int, int], resolution: int) -> Image.Image:
+    """The centre square of a decoded (maybe draft-scaled) image, area-averaged to REDUCE_ABOVE x the resolution.
+
+    ``full``: the size the image has decoded in full; the square is placed in its pixels, then mapped onto the
+    decoded ones exactly (fractions of a pixel included), so that it stays centred however coarse the draft.
+    """
+    side = min(full)
+    left, top = (full[0] - side) // 2, (full[1] - side) // 2
+    sx, sy = full[0] / image.size[0], full[1] / image.size[1]  # JPEG's draft: 1, 2, 4 or 8 (rounded up)
+    if image.size != full:  # a draft: its pixels are whole multiples of full-size ones, the last one partial
+        sx = sy = round(max(sx, sy))
+    box = (left / sx, top / sy, min((left + side) / sx, image.size[0]), min((top + side) / sy, image.size[1]))
+    if image.mode in ("P", "PA"):  # indices cannot be averaged: their colours can
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    keep = REDUCE_ABOVE * resolution  # LA and RGBA are averaged premultiplied: transparent pixels weigh nothing
+    return image.resize((keep, keep), Image.Resampling.BOX, box=box)
+
+
+_SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90,
+             Image.Transpose.ROTATE_270)  # these swap width and height
+
+
+def _decode(image: Image.Image, resolution: int, channels: int, background: tuple[int, int, int],
+            notes: list[str]) -> tuple[np.ndarray, int, str | None]:
+    """The upright centre square as an HWC array; the upright short side; the size a large image was decoded at."""
+    stored = image.size
+    transpose = _orientation(image)  # read before decoding: TIFF's decoder turns the pixels itself
+    large = stored[0] * stored[1] > REDUCE_PIXELS and min(stored) >= 2 * REDUCE_ABOVE * resolution
+    if large:  # JPEG: DCT-scaled decoding, 1/2, 1/4 or 1/8 (other formats ignore a draft)
+        keep = REDUCE_ABOVE * resolution
+        image.draft(image.mode, (stored[0] * keep // min(stored), stored[1] * keep // min(stored)))
+    image.load()  # decode now: truncated files fail here, not later
+    if transpose is not None:
+        notes.append("rotated as its EXIF orientation says")
+        if _orientation(image) is None:  # PIL turned it while decoding (TIFF)
+            transpose = None
+    full = image.size if image.size in (stored, stored[::-1]) else stored  # else JPEG's draft made it smaller
+    width, height = full[::-1] if transpose in _SIDEWAYS else full  # upright, as decoded in full
+    deep_scale = _deep_scale(image) if image.mode in DEEP_MODES else 65535.0
     side = min(width, height)
+    if not large:  # as always: the whole image upright, converted, then its centre square
+        array = _to_array(image if transpose is None else image.transpose(transpose), channels, notes, background,
+                          deep_scale)
+        top, left = (height - side) // 2, (width - side) // 2
+        array, decoded = array[top : top + side, left : left + side], None
+    else:  # the stored centre square reduced first (a square: turning it upright keeps it centred)
+        image = _reduced(image, full, resolution)
+        decoded = f"{image.size[0]}x{image.size[1]}"
+        array = _to_array(image if transpose is None else image.transpose(transpose), channels, notes, background,
+                          deep_scale)
     if width != height:
         notes.append(f"cropped {width}x{height} to its centre square")
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-    factor = side // (REDUCE_ABOVE * resolution)
-    if factor >= 2 and image.mode not in ("I;16", "I;16B", "I;16L", "I"):
-        image = image.reduce(factor)
-    return image
+    return array, side, decoded
 
 
 def load_image(path: str | Path, resolution: int, channels: int = 3,
                background: tuple[int, int, int] = (255, 255, 255)) -> LoadedImage:
-    """One image file as a tensor; raises ValueError (with the reason) when it cannot be read."""
+    """One image file as a tensor; raises ValueError (with the reason) when it cannot be read.
+
+    An image above PIL's decompression-bomb warning size (~89 Mpx) is read with a note instead of the
+    warning; one above twice that is refused ("too large to decode safely").
+    """
     path = Path(path)
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
     notes: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)  # ours to report, as a note
-            image = Image.open(path)
-        with image:
-            side = min(image.size)
-            if side >= 2 * REDUCE_ABOVE * resolution:
-                image.draft(image.mode, (image.size[0] * REDUCE_ABOVE * resolution // side,
-                                         image.size[1] * REDUCE_ABOVE * resolution // side))  # JPEG: decode scaled down
-            image.load()  # decode now: truncated files fail here, not later
-            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
-                notes.append(f"a very large image ({side}px): decoded reduced to what a {resolution}px model needs")
-            array = _to_array(_centre_square(_upright(image, notes), resolution, notes), channels, notes, background)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # said as a note instead
+            # from a file object: Pillow memory-maps an uncompressed TIFF opened by name, and then turns it
+            # upright wrongly (Pillow 13: the pixels transposed, the size not)
+            with open(path, "rb") as file, Image.open(file) as image:
+                size = image.size
+                array, side, decoded = _decode(image, resolution, channels, background, notes)
     except Image.DecompressionBombError as exc:  # not an OSError: PIL's guard against huge images
         raise ValueError(f"too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"not a readable image ({exc})") from None
+    if Image.MAX_IMAGE_PIXELS and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:  # where PIL warns
+        how = f"reduced to {decoded} as it was read" if decoded else "read in full"
+        notes.insert(0, f"a very large image ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.0f} Mpx): {how}")
     tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-    if tensor.shape[-1] != resolution:
+    if side != resolution:
         notes.append(f"resized {side}px to {resolution}px")
         # antialiased bicubic: no aliasing when shrinking large photos to small generators
         tensor = F.interpolate(tensor[None], size=(resolution, resolution), mode="bicubic", antialias=True)[0]

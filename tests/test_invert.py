@@ -334,3 +334,53 @@ def test_cuda_out_of_memory_splits_the_batch_and_loses_nothing(pair, tmp_path, m
     monkeypatch.setattr(Inverter, "__call__", lambda self, images, c=None: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
     with pytest.raises(DseError, match="CUDA out of memory inverting a single image"):
         invert_files([tmp_path / "in" / "img0.png"], Inverter(G, E), tmp_path / "none", progress=False, log=lambda m: None)
+
+
+def _example_digit():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1] / "examples" / "digit-3.png"  # white ink on black, like the demo's
+
+
+def _white_digit_on_transparent(path):
+    """examples/digit-3.png as white ink on nothing (RGBA: its brightness is the alpha)."""
+    ink = np.asarray(Image.open(_example_digit()).convert("L"))
+    Image.fromarray(np.dstack([np.full_like(ink, 255)] * 3 + [ink]), "RGBA").save(path)
+    return path
+
+
+def test_transparency_is_composited_on_the_models_background_unless_told(tmp_path, capsys):
+    image = _white_digit_on_transparent(tmp_path / "digit.png")
+    runs = {}
+    for name, extra in (("default", []), ("white", ["--background", "white"]), ("hex", ["--background", "#123456"])):
+        assert main(["invert", "--gan", "stylegan2", str(image), "-o", str(tmp_path / name), "--no-lpips", "--quiet",
+                     "--device", "cpu", *extra]) == 0
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["images"][0]
+        assert f"digit.png: {runs[name]['notes']}" in capsys.readouterr().err
+    assert runs["default"]["notes"] == "transparency composited on black"  # the demo records "black"
+    assert runs["white"]["notes"] == "transparency composited on white"
+    assert runs["hex"]["notes"] == "transparency composited on #123456"
+    # on black it is the example digit again, pixel for pixel; on white (which the demo never drew), PSNR ~5
+    assert main(["invert", "--gan", "stylegan2", str(_example_digit()), "-o", str(tmp_path / "original"), "--no-lpips",
+                 "--quiet", "--device", "cpu"]) == 0
+    row = json.loads((tmp_path / "original" / "metrics.json").read_text())["images"][0]
+    assert runs["default"]["psnr"] == pytest.approx(row["psnr"]) and row["notes"] == ""
+    assert runs["default"]["psnr"] > 16 and runs["default"]["psnr"] > runs["white"]["psnr"] + 8
+
+
+def test_a_bad_background_colour_is_a_one_line_error(tmp_path, capsys):
+    image = _white_digit_on_transparent(tmp_path / "digit.png")
+    for bad in ("blue", "#12345", "#ggg000"):
+        assert main(["invert", "--gan", "stylegan2", str(image), "-o", str(tmp_path / "out"), "--no-lpips",
+                     "--quiet", "--device", "cpu", "--background", bad]) == 2
+        err = capsys.readouterr().err
+        assert err == f"dse: error: background {bad!r}: expected white, black, grey or #rrggbb\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_background_is_what_the_generator_records_else_white(tiny_generator):
+    from dse_core import load_generator
+    from dse_core.invert import image_background
+
+    assert image_background(load_generator("demo:stylegan2")) == (0, 0, 0)
+    assert image_background(tiny_generator) == (255, 255, 255)  # records nothing about its images

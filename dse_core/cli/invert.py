@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     method = _refine_method(args.refine)
     refine = dict(method=method, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
-    background = parse_colour(args.background) if args.background else None
+    background = None if args.background is None else parse_colour(args.background)
     device = resolve_device(args.device)
     encoder_spec = args.encoder or (f"demo:{args.gan}" if not args.generator and args.gan else None)
     if encoder_spec is None:
