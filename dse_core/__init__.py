@@ -41,7 +41,8 @@ _EXPORTS = {
     "dse_core.encoder.authors": ["load_authors_encoder", "sniff_authors_encoder"],
     "dse_core.invert": ["Inversion", "Inverter"],
     "dse_core.refine": ["Refinement", "refine_encoder", "refine_latents"],
-    "dse_core.train": ["TrainConfig", "train"],
+    "dse_core.train.config": ["TrainConfig"],
+    "dse_core.train.setup": ["train_encoder"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -53,7 +54,7 @@ __all__ = [
     "check_noise_mode", "check_tensors", "check_ws", "describe", "from_dict", "generator_fingerprint", "get_host",
     "hookimpl", "layer_count", "load_authors_encoder", "load_encoder", "load_generator", "load_state", "persistent_record", "power_of_two",
     "preview", "push_folder", "refine_encoder", "refine_latents", "resolutions", "resolve_device", "safe_load",
-    "separable_filter", "sniff_authors_encoder", "state_dict_in", "to_dict", "torch_load", "train", "truncate",
+    "separable_filter", "sniff_authors_encoder", "state_dict_in", "to_dict", "torch_load", "train_encoder", "truncate",
     "use_host",
 ]
 
@@ -92,4 +93,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .models.safe_pickle import PICKLE_DATA_GLOBALS, PersistentRecord, persistent_record, safe_load
     from .plugins import PluginHost, get_host, use_host
     from .refine import Refinement, refine_encoder, refine_latents
-    from .train import TrainConfig, train
+    from .train.config import TrainConfig
+    from .train.setup import train_encoder

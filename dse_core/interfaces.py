@@ -159,19 +159,35 @@ class StyleGenerator(Generator):
 MAX_TRUNCATION_PSI = 2.0  # beyond 1 truncation exaggerates; further out the images are noise
 
 
+def psi_problem(psi) -> str | None:
+    """Why ``psi`` is no truncation psi (a real number from 0 to MAX_TRUNCATION_PSI), or None when it is one."""
+    try:
+        value = float(psi)
+    except (TypeError, ValueError):
+        value = None
+    if isinstance(psi, bool) or value is None or not math.isfinite(value) or not 0 <= value <= MAX_TRUNCATION_PSI:
+        return f"must be a number from 0 (the average) to {MAX_TRUNCATION_PSI:g} (1 = no truncation), got {psi}"
+    return None
+
+
+def num_ws_of(G) -> int:
+    """How many per-layer ws a generator's synthesis takes: 0 for a family that is not style-based."""
+    return G.num_ws if isinstance(G, StyleGenerator) else 0
+
+
 def check_truncation(G: Generator, truncation_psi: float, truncation_cutoff: int | None = None) -> None:
     """A :class:`DseError` unless ``G`` can honour this truncation (every command checks it before sampling)."""
     from .errors import DseError
 
     psi, cutoff = truncation_psi, truncation_cutoff
-    if not (isinstance(psi, (int, float)) and math.isfinite(psi) and 0 <= psi <= MAX_TRUNCATION_PSI):
-        raise DseError(f"truncation psi {psi}: must be a number from 0 (the average) to {MAX_TRUNCATION_PSI:g} "
-                       "(1 = no truncation)")
+    problem = psi_problem(psi)
+    if problem:
+        raise DseError(f"truncation psi {psi}: {problem.rpartition(', got')[0]}")
     if psi != 1 and not G.has_truncation:
         raise DseError(f"truncation psi {psi}: the {G.family} generator has no truncation", hint="leave psi at 1")
     if cutoff is None:
         return
-    num_ws = getattr(G, "num_ws", 0) if isinstance(G, StyleGenerator) else 0
+    num_ws = num_ws_of(G)
     if not num_ws:
         raise DseError(f"truncation cutoff {cutoff}: the {G.family} generator has no per-layer ws to cut",
                        hint="drop the cutoff")

@@ -38,7 +38,7 @@ from .refine import Refinement
 @attrs.frozen
 class Inversion:
     latents: dict[str, torch.Tensor]  # every input of G.decode by name, e.g. {"ws": (N, num_ws, w_dim)}
-    reconstructions: torch.Tensor  # x_rec = G(latents): (N, img_channels, resolution, resolution), not clamped
+    x_rec: torch.Tensor  # the reconstructions G(latents): (N, img_channels, resolution, resolution), not clamped
 
 
 class Inverter:
@@ -169,8 +169,8 @@ def invert_files(
     """Invert every image under ``inputs`` (paths, or :func:`scan_for_inversion`'s scan); bad files are named,
     skipped and counted, and nothing is written until an image has been read.
 
-    ``c`` (1, c_dim) or (N, c_dim): the class of every image (conditional generators), instead of the
-    encoder's prediction. ``background``: the RGB that transparent pixels are composited on (default:
+    ``c`` (1, c_dim): the class of every image (conditional generators), instead of the encoder's
+    prediction. ``background``: the RGB that transparent pixels are composited on (default:
     what the generator's folder records of its images, else white). Ctrl-C stops after the image being
     written: the run files then cover the images done (under torchrun, those of rank 0) and the report
     says ``interrupted``.
@@ -179,6 +179,8 @@ def invert_files(
 
     G = inverter.generator
     check_formats(G, formats)
+    if c is not None and (c.ndim != 2 or c.shape[0] != 1):
+        raise DseError(f"invert_files: c is the one class of every image, (1, c_dim); got {tuple(c.shape)}")
     scan = inputs if isinstance(inputs, ImageScan) else scan_for_inversion(inputs)
     out_dir = Path(out_dir)
     mine, failed = _inputs(scan, dist, log)
@@ -250,7 +252,7 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
         return
     images = torch.stack([item.tensor for item, _ in loaded])
     result = _invert_fitting(inverter, images, None if c is None else c.expand(len(loaded), -1), log)
-    x_rec = result.reconstructions.cpu()
+    x_rec = result.x_rec.cpu()
     scores = image_metrics(images, x_rec, lpips=lpips)
     for i, (item, name) in enumerate(loaded):
         latents = {k: v[i : i + 1] for k, v in result.latents.items()}
@@ -279,7 +281,7 @@ def _invert_fitting(inverter: Inverter, images: torch.Tensor, c: torch.Tensor | 
     halves = [(images[:half], None if c is None else c[:half]), (images[half:], None if c is None else c[half:])]
     parts = [_invert_fitting(inverter, part, part_c, log) for part, part_c in halves]
     return Inversion({k: torch.cat([p.latents[k] for p in parts]) for k in parts[0].latents},
-                     torch.cat([p.reconstructions for p in parts]))
+                     torch.cat([p.x_rec for p in parts]))
 
 
 def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict,

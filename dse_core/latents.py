@@ -23,7 +23,6 @@ from safetensors.torch import save
 from .config import write_bytes_atomic
 from .errors import DseError
 
-LATENT_FORMATS = ("safetensors", "npy", "npz")
 LATENT_SUFFIXES = (".safetensors", ".npz", ".npy")  # what `dse generate` reads, preferred first for one stem
 RENAMED = {"w": "ws"}  # names older dse versions wrote -> today's
 
@@ -56,6 +55,8 @@ def check_latent_shapes(G, E) -> None:
             problems.append(f"{name}: the generator takes it, and the encoder records no value it was trained at")
     problems += [f"{name}: the encoder predicts it, the generator takes no such latent"
                  for name in predicted if name not in wanted]
+    problems += [f"{name}: the encoder was trained at a value of it, the generator takes no such input"
+                 for name in fixed if name not in wanted]
     if problems:
         raise DseError(f"{model_name(E, 'encoder')} does not fit {model_name(G, 'generator')}: "
                        + "; ".join(problems) + " (they were not trained together)",
@@ -85,6 +86,10 @@ def encode(G, E, x: torch.Tensor, c: torch.Tensor | None = None,
     as in inversion) replaces the class E does predict; training keeps the prediction, which its class
     loss trains.
     """
+    if c is not None and not E.c_dim and "c" not in G.latent_shapes:
+        raise DseError(f"the {G.family} generator decodes {', '.join(G.latent_shapes)}: its class enters through "
+                       "sampling (its mapping network), which inversion skips, and the encoder reads none, so a "
+                       "given class would change nothing", hint="drop the class")
     predicted = E(x, c if E.c_dim else None)
     if c is not None and replace_class:
         predicted.pop("c", None)

@@ -134,17 +134,14 @@ def convert_checkpoint(path_or_repo_id: str | Path, output: str | Path, gan: str
                        hint="choose a folder name for -o")
     if is_pretrained_dir(out) and not force:
         raise DseError(f"{out} already holds a model", hint="pass --force to overwrite it, or choose another -o")
-    if _kind_of(path_or_repo_id, gan) == "encoder":
-        model = load_encoder(path_or_repo_id, gan=gan, device="cpu")
-    else:
-        model = load_generator(path_or_repo_id, gan=gan, device="cpu")
+    model = _load_either(path_or_repo_id, gan)
     source = dict(getattr(model, "source", None) or {})
     origin = {k: v for k, v in (getattr(model, "origin", None) or {}).items() if k != "spec"}
     local = Path(path_or_repo_id)
     checkpoint_file = local if local.is_file() else _registry_file(origin)
     if checkpoint_file is not None:
         source["sha256"] = sha256_of(checkpoint_file)
-        entry = None if origin.get("registry_id") else registry.entry_for_source(get_host().checkpoints, source, "generator")
+        entry = None if origin.get("registry_id") else registry.entry_for_source(get_host().checkpoints, source, model.kind)
         if entry is not None:  # a local copy of a registry checkpoint: its license goes with it
             origin.update(registry_id=entry.id, **registry.license_record(entry))
     if origin:
@@ -162,19 +159,31 @@ def describe_model(model) -> str:
     return f"{model.family} {model.kind}, {model.resolution}px, {what} {shapes or 'nothing'}, {params / 1e6:.2f}M parameters"
 
 
-def _kind_of(path_or_repo_id: str | Path, gan: str | None) -> str:
-    """"encoder" for a file only encoder formats read (or a registry / dse encoder), else "generator"."""
-    path = Path(str(path_or_repo_id))
-    if path.is_dir() and is_pretrained_dir(path):
-        return read_header(path).get("kind", "generator")
-    if not path.is_file():
+def _load_either(path_or_repo_id: str | Path, gan: str | None):
+    """The generator or the encoder a checkpoint holds: a dse folder or registry entry says which; a file is read as
+    an encoder when a family's encoder format recognises it (those look for specific tensors), else (or when that
+    read fails) as a generator."""
+    path = _model_folder(Path(str(path_or_repo_id)), "encoder")
+    if is_pretrained_dir(path):
+        kind = read_header(path).get("kind")
+    elif not path.is_file():
         entry = get_host().checkpoint(str(path_or_repo_id))
-        return entry.kind if entry is not None else "generator"
-    host = get_host()
-    families = [host.family(gan)] if gan else list(host.families.values())
-    if _sniff(families, path, "generator"):
-        return "generator"
-    return "encoder" if _sniff(families, path, "encoder") else "generator"
+        kind = entry.kind if entry is not None else "generator"
+    else:
+        host = get_host()
+        families = [host.family(gan)] if gan else list(host.families.values())
+        kind = "encoder" if _sniff(families, path, "encoder") else "generator"
+    if kind != "encoder":
+        return load_generator(path_or_repo_id, gan=gan, device="cpu")
+    try:
+        return load_encoder(path_or_repo_id, gan=gan, device="cpu")
+    except CheckpointError as exc:
+        if not path.is_file():
+            raise
+        try:
+            return load_generator(path_or_repo_id, gan=gan, device="cpu")
+        except CheckpointError:
+            raise exc from None  # the encoder reader's reason: its format recognised the file
 
 
 def _registry_file(origin: dict) -> Path | None:

@@ -61,7 +61,7 @@ class PluginHost:
         self._family_owner: dict[str, str] = {}
         self._conflicts: dict[str, list[str]] = {}  # plugin name -> its families that later plugins registered too
         self._checkpoints: dict[str, Any] | None = None
-        self.registry_errors: list[str] = []  # bad registry files (the plugins' go to their own row)
+        self.registry_errors: list[str] = []  # bad registry entries, each naming where it came from (`dse models`)
         self.skipped: dict[str, str] = {}  # installed entry points DSE_LOAD_PLUGINS leaves out -> distribution
         self.register(registry.BuiltinCatalogue(), name=BUILTIN, distribution=BUILTIN)
 
@@ -230,17 +230,22 @@ class PluginHost:
         wanted = _canonical(family)
         return any(n == wanted or difflib.SequenceMatcher(None, n, wanted).ratio() >= 0.8 for n in names)
 
-    def family_folders(self) -> dict[str, GanFamily]:
-        """The folder of each family's generator class (its plugin's package), to tell its frames in a traceback."""
-        folders = {}
+    def family_sources(self) -> dict[str, GanFamily]:
+        """Where each family's code lives, to tell its frames in a traceback: the folder of the top-level package
+        its generator class comes from (``dse_plugin_x/``), or the file of a plugin that is a single module."""
+        import sys
+
+        sources = {}
         for family in self.families.values():
-            try:
-                folder = os.path.dirname(os.path.abspath(inspect.getfile(family.generator_class))) + os.sep
-            except TypeError:  # a class without a source file
-                continue
-            if not folder.startswith(_CORE_DIR):  # the core's own frames blame nobody
-                folders[folder] = family
-        return folders
+            top = sys.modules.get(family.generator_class.__module__.partition(".")[0])
+            paths = list(getattr(top, "__path__", None) or [])  # a package: all of it
+            if not paths and getattr(top, "__file__", None):  # a single module: that file alone
+                paths = [top.__file__]
+            for path in paths:
+                path = os.path.abspath(path) + (os.sep if os.path.isdir(path) else "")
+                if not path.startswith(_CORE_DIR):  # the core's own frames blame nobody
+                    sources[path] = family
+        return sources
 
     def plugins(self) -> list[PluginInfo]:
         families = self.families  # runs the hooks, so hook failures are recorded too
@@ -259,17 +264,17 @@ class PluginHost:
 def plugin_of_traceback(exc: BaseException) -> tuple[str, str, str] | None:
     """(family, distribution, file:line) of the plugin an exception was raised in; None when it came from elsewhere.
 
-    A frame belongs to a family when it is in the folder of the family's generator class (its plugin's
-    package). Only the families already loaded are asked: nothing is imported to blame one.
+    The innermost frame in a family's own code (see :meth:`PluginHost.family_sources`) decides. Only the
+    families already loaded are asked: nothing is imported to blame one.
     """
     host = _host
     if host is None or host._families is None:
         return None
-    folders = host.family_folders()
+    sources = host.family_sources()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = os.path.abspath(frame.filename)
-        for folder, family in folders.items():
-            if path.startswith(folder):
+        for source, family in sources.items():
+            if path == source or (source.endswith(os.sep) and path.startswith(source)):
                 return family.name, family.package or "an unnamed plugin", f"{frame.filename}:{frame.lineno}"
     return None
 

@@ -56,18 +56,23 @@ def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
     """Adam on ``latents[names]`` (what the encoder predicted); returns new, detached latents.
 
     ``images`` (N, C, H, W) in [-1, 1] on G's device; ``latents`` every input of ``G.decode`` (the
-    others, a given class or fixed inputs, stay as they are).
+    others, a given class or fixed inputs, stay as they are). A predicted class ``c`` (probabilities)
+    is optimised as its logits, so that it stays a distribution over the classes.
     """
     if missing := [n for n in names if n not in latents]:
         raise DseError(f"refine_latents: no latents named {missing}; got {sorted(latents)}")
-    out = {k: v.detach().clone() for k, v in latents.items()}
-    params = [out[n].requires_grad_(True) for n in names]
+    free = {n: (latents[n].clamp_min(1e-6).log() if n == "c" else latents[n]).detach().clone().requires_grad_(True)
+            for n in names}
+
+    def current() -> dict[str, torch.Tensor]:
+        return {**latents, **{n: v.softmax(dim=1) if n == "c" else v for n, v in free.items()}}
 
     def reconstruct() -> torch.Tensor:
-        return G.decode(out, noise_mode=noise_mode)
+        return G.decode(current(), noise_mode=noise_mode)
 
-    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, f"refining {', '.join(names)}")
-    return {k: v.detach() for k, v in out.items()}
+    _optimise(reconstruct, images, loss, list(free.values()), steps, lr, seed, progress, f"refining {', '.join(names)}")
+    with torch.no_grad():
+        return {k: v.detach() for k, v in current().items()}
 
 
 def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | None = None,

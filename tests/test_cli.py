@@ -105,7 +105,7 @@ def test_every_command_validates_truncation(psi, tmp_path, capsys):
     assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation-psi", psi, "-o", str(tmp_path / "s.png")]) == 2
     assert f"truncation psi {float(psi)}: must be a number from 0 (the average) to 2" in capsys.readouterr().err
     assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "r"), "--truncation-psi", psi]) == 2
-    assert "truncation_psi' must be from 0 to 2" in capsys.readouterr().err
+    assert "'truncation_psi' must be a number from 0 (the average) to 2" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists() and not (tmp_path / "r").exists()
 
 

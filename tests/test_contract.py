@@ -108,3 +108,16 @@ def test_contract_failures_say_what_is_wrong(tmp_path, generator_class, encoder,
     with pytest.raises(AssertionError) as err:
         check_generator_contract(family(generator_class, encoder), TinyConfig(), tmp_path)
     assert message in str(err.value)
+
+
+def test_a_generator_whose_random_noise_is_const_fails_the_contract(tmp_path):
+    """The contract perturbs the weights (noise strengths start at 0), so a mode that ignores its noise shows."""
+    from dse_plugin_stylegan2 import FAMILY, Generator
+
+    class ConstNoise(Generator):
+        def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const"):
+            return super().forward(z, c, truncation_psi, truncation_cutoff, "const" if noise_mode == "random" else noise_mode)
+
+    check_generator_contract(FAMILY, FAMILY.tiny_config, tmp_path / "ok")
+    with pytest.raises(AssertionError, match="noise_mode='random' must draw fresh noise"):
+        check_generator_contract(attrs.evolve(FAMILY, generator_class=ConstNoise), FAMILY.tiny_config, tmp_path / "bad")

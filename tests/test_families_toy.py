@@ -202,15 +202,15 @@ def test_inversion_decodes_the_predicted_class_unless_one_is_given(classifier):
     assert torch.equal(predicted.latents["c"], read["c"]) and torch.equal(predicted.latents["z"], read["z"])
     assert torch.equal(predicted.latents["truncation"], torch.full((8,), 0.5))  # as trained, not G's default 1
     with torch.no_grad():
-        assert torch.equal(predicted.reconstructions, G.decode(predicted.latents))
+        assert torch.equal(predicted.x_rec, G.decode(predicted.latents))
 
     given = G.class_vector([(i + 1) % G.c_dim for i in c.argmax(dim=1).tolist()])  # every image another class
     told = Inverter(G, E)(x, c=given)
     assert torch.equal(told.latents["c"], given)
     assert torch.equal(told.latents["z"], read["z"]) and torch.equal(told.latents["truncation"], torch.full((8,), 0.5))
     with torch.no_grad():
-        assert torch.equal(told.reconstructions, G.decode(told.latents))
-    assert (told.reconstructions - predicted.reconstructions).abs().mean() > 0.01
+        assert torch.equal(told.x_rec, G.decode(told.latents))
+    assert (told.x_rec - predicted.x_rec).abs().mean() > 0.01
 
 
 def test_invert_files_records_the_class_and_the_truncation(classifier, tmp_path):
@@ -237,7 +237,7 @@ def test_invert_files_records_the_class_and_the_truncation(classifier, tmp_path)
             with torch.no_grad():
                 images = G.decode(latents)
             if c is None:
-                assert torch.allclose(images, direct.reconstructions[i : i + 1], atol=1e-6)
+                assert torch.allclose(images, direct.x_rec[i : i + 1], atol=1e-6)
             written = load_image(tmp_path / out / "reconstructions" / f"img{i}.png", G.resolution).tensor
             assert (written - images[0].clamp(-1, 1)).abs().max() <= 1 / 127.5 + 1e-6  # the PNG, to 8 bits
 
@@ -272,7 +272,7 @@ def test_a_cbn_encoder_is_fed_the_sampled_class(tmp_path, monkeypatch):
     result = Inverter(G, E)(x, c=c)
     assert torch.equal(result.latents["c"], c)
     with torch.no_grad():
-        assert torch.equal(result.reconstructions, G.decode(result.latents))
+        assert torch.equal(result.x_rec, G.decode(result.latents))
         other = G.class_vector([(i + 1) % G.c_dim for i in c.argmax(dim=1).tolist()])
         assert not torch.allclose(E(x, c)["z"], E(x, other)["z"])  # the class conditions what E reads
 
@@ -285,3 +285,41 @@ def test_an_encoder_recording_no_truncation_does_not_fit_the_biggan_toy():
                                            "it was trained at"):
             refuse()
     check_latent_shapes(G, Encoder(attrs.evolve(cond_plan(G), fixed_latents={"truncation": 0.5})))
+    with pytest.raises(DseError, match="extra: the encoder was trained at a value of it, the generator takes no such"):
+        check_latent_shapes(G, Encoder(attrs.evolve(cond_plan(G), fixed_latents={"truncation": 0.5, "extra": 1.0})))
+
+
+def test_a_preset_s_cutoff_is_left_out_for_a_family_with_truncation_but_no_ws(tmp_path):
+    """code-s2 truncates psi 0.7 on 8 ws: the BigGAN-like family keeps the psi and has no ws to cut."""
+    from dse_core.train.config import config_for_preset
+    from dse_core.train.fit import fit_to_family
+    from dse_core.train.presets import get_preset
+
+    G = make_cond()
+    config, notes = fit_to_family(G, config_for_preset("code-s2"), get_preset("code-s2").loss, cond_plan(G),
+                                  given=set(), preset="code-s2")
+    assert (config.truncation_psi, config.truncation_cutoff) == (0.7, None)
+    assert notes[0] == ("code-s2's truncation cutoff 8 does not apply (the toy-biggan generator has no per-layer ws "
+                        "to cut); trained with truncation cutoff None") and "style mixing" in notes[1]
+    with pytest.raises(DseError, match="truncation-cutoff 8: the toy-biggan generator has no per-layer ws to cut"):
+        fit_to_family(G, config_for_preset("code-s2"), get_preset("code-s2").loss, cond_plan(G),
+                      given={"truncation_cutoff"}, preset="code-s2")
+    # the trainer refuses what the family cannot honour before anything is written
+    with pytest.raises(DseError, match="truncation-cutoff 8"):
+        run(G, tmp_path / "r", cond_plan(G), steps=1, batch=2, truncation_psi=0.5, truncation_cutoff=8)
+    assert not (tmp_path / "r").exists()
+
+
+def test_latent_weights_must_name_what_the_encoder_predicts():
+    from dse_core.errors import UnknownNameError
+    from dse_core.train.config import TrainConfig as Config
+    from dse_core.train.fit import fit_to_family
+
+    G = make_dcgan()
+    loss = attrs.evolve(NO_LPIPS, latent_weights={"w": 0.0})
+    with pytest.raises(UnknownNameError, match=r"unknown latent of the toy-dcgan encoder \(in the latent weights\) 'w' "
+                                               r"\(known: z\)"):
+        fit_to_family(G, Config(), loss, dcgan_plan(G), given=set(), preset="paper-s2")
+    paper_s1 = attrs.evolve(NO_LPIPS, detach_images=True, latent_weights={"z": 0.0})
+    with pytest.raises(DseError, match="nothing would train it"):
+        fit_to_family(G, Config(), paper_s1, dcgan_plan(G), given=set(), preset="paper-s1")

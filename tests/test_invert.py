@@ -34,8 +34,8 @@ def test_inverter_is_e_then_g_and_deterministic(pair):
     assert set(result.latents) == {"ws"} and result.latents["ws"].shape == (3, G.num_ws, G.w_dim)
     with torch.no_grad():
         assert torch.equal(result.latents["ws"], E(x)["ws"])
-        assert torch.equal(result.reconstructions, G.synthesis(E(x)["ws"]))
-    assert torch.equal(Inverter(G, E)(x).reconstructions, result.reconstructions)  # noise off in eval
+        assert torch.equal(result.x_rec, G.synthesis(E(x)["ws"]))
+    assert torch.equal(Inverter(G, E)(x).x_rec, result.x_rec)  # noise off in eval
 
 
 def test_inverter_refuses_a_mismatched_pair(pair):
@@ -384,3 +384,31 @@ def test_image_background_is_what_the_generator_records_else_white(tiny_generato
 
     assert image_background(load_generator("demo:stylegan2")) == (0, 0, 0)
     assert image_background(tiny_generator) == (255, 255, 255)  # records nothing about its images
+
+
+def test_a_class_nothing_would_use_is_refused(tmp_path, capsys):
+    """A conditional StyleGAN2 takes its class in the mapping network, which inversion skips: --class changes nothing."""
+    from dse_plugin_stylegan2 import Generator, StyleGAN2Config
+
+    G = Generator(StyleGAN2Config(resolution=16, channels={4: 8, 8: 8, 16: 8}, z_dim=8, w_dim=8, c_dim=3,
+                                  mapping_layers=2)).eval()
+    E = Encoder(encoder_plan(G)).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert set(Inverter(G, E)(x).latents) == {"ws"}
+    with pytest.raises(DseError, match="its class enters through sampling .* a given class would change nothing"):
+        Inverter(G, E)(x, c=G.class_vector([0, 1]))
+    G.save_pretrained(tmp_path / "g")
+    E.save_pretrained(tmp_path / "e")
+    save_image(x[0], tmp_path / "in" / "a.png")
+    assert main(["invert", str(tmp_path / "in"), "--generator", str(tmp_path / "g"), "--encoder", str(tmp_path / "e"),
+                 "--class", "1", "--no-lpips", "--quiet", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "a given class would change nothing" in err and "Traceback" not in err
+
+
+def test_invert_files_takes_one_class_for_every_image(pair, tmp_path):
+    from dse_core.invert import invert_files
+
+    G, E = pair
+    with pytest.raises(DseError, match=r"c is the one class of every image, \(1, c_dim\); got \(3, 4\)"):
+        invert_files([tmp_path], Inverter(G, E), tmp_path / "out", c=torch.zeros(3, 4), progress=False)

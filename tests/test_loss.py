@@ -245,9 +245,15 @@ def test_shapes_are_checked():
         loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 16))
     with pytest.raises(ValueError, match=r"latent 'ws' and its prediction must be \(N, ...\) of one shape"):
         loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {"ws": torch.zeros(2, 4)})
-    # only the latents both sides name are compared: a target nobody predicted is no term
-    _, terms = loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {})
-    assert "latent" not in terms
+    with pytest.raises(ValueError, match="give the target latents and the predicted ones"):
+        loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {})
+    with pytest.raises(ValueError, match=r"predicted latents \['z'\] have no target"):
+        loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8)}, {"z": torch.zeros(2, 3)})
+    # a target the encoder does not predict (a fixed input, say) is no term
+    _, terms = loss(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32), {"ws": torch.zeros(2, 4, 8),
+                    "truncation": torch.ones(2)}, {"ws": torch.zeros(2, 4, 8)})
+    assert set(k for k in terms if k.startswith("latent")) == {"latent", "latent/ws", "latent/ws/kl", "latent/ws/mse",
+                                                               "latent/ws/cos"}
 
 
 # --- config and presets ---------------------------------------------------------------------------

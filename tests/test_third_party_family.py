@@ -180,3 +180,44 @@ def test_an_exception_inside_a_plugin_is_one_line_naming_family_distribution_and
         sys.path.remove(str(tmp_path / "crashy"))
         sys.path.remove(str(tmp_path / "pkg"))
         sys.modules.pop("dse_plugin_crashy", None)
+
+
+def test_a_flat_module_plugin_is_blamed_for_its_own_file_only(mygan, tmp_path):
+    """A single-module plugin installed flat (site-packages/flatgan.py): its neighbours' errors are not its own."""
+    from dse_core.plugins import plugin_of_traceback
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "dse_plugin_flat.py").write_text(CRASHY.replace("crashy", "flat").replace("Crashy", "Flat"))
+    (folder / "fakelib.py").write_text("def boom():\n    raise RuntimeError('a bug in another library')\n")
+    sys.path[:0] = [str(folder), str(tmp_path / "pkg")]
+    try:
+        flat, fakelib = importlib.import_module("dse_plugin_flat"), importlib.import_module("fakelib")
+        with host(families=[flat.FAMILY]) as test_host:
+            test_host.families  # loaded, as when a command has looked up a family
+            try:
+                fakelib.boom()
+            except RuntimeError as exc:
+                assert plugin_of_traceback(exc) is None
+            G = flat.Flat(mygan.MyGanConfig(resolution=8, z_dim=6))
+            try:
+                G(torch.randn(1, 6), noise_mode="random")
+            except NotImplementedError as exc:
+                family, distribution, where = plugin_of_traceback(exc)
+                assert (family, distribution) == ("flat", "dse-plugin-flat") and "dse_plugin_flat.py" in where
+    finally:
+        del sys.path[:2]
+        sys.modules.pop("dse_plugin_flat", None)
+        sys.modules.pop("fakelib", None)
+
+
+def test_convert_reads_an_encoder_file_even_beside_a_loose_generator_sniffer(mygan, fixtures, tmp_path, capsys):
+    """A third-party sniffer that says yes to every file does not turn the DSE authors' encoder into its generator."""
+    greedy = attrs.evolve(mygan.FAMILY, formats=[dse_core.CheckpointFormat(
+        "any", "says yes to everything", lambda path: True, mygan.load_official)], package="dse-plugin-mygan")
+    with host(families=[greedy], installed=True):
+        src = fixtures / "dse-encoder-stylegan2" / "E_model_ep6_iter29999.pth"
+        assert main(["convert", str(src), "-o", str(tmp_path / "e")]) == 0
+        assert "stylegan2 encoder, 32px, predicts ws (8, 512)" in capsys.readouterr().out
+        assert main(["convert", str(tmp_path / "e" / "model.safetensors"), "-o", str(tmp_path / "e2")]) == 0
+        assert "stylegan2 encoder" in capsys.readouterr().out

@@ -372,3 +372,13 @@ def test_a_run_started_with_sigint_ignored_keeps_ignoring_it(tiny_generator, tmp
     finally:
         signal.signal(signal.SIGINT, previous)
     assert result.samples == 8
+
+
+def test_a_latent_weight_names_a_latent_the_encoder_predicts(tmp_path, capsys):
+    from dse_core.cli import main
+
+    assert main(["train", "--gan", "stylegan2", "-o", str(tmp_path / "r"), "--lpips-weight", "0", "--samples", "2",
+                 "--latent-weight", "w=0"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown latent of the stylegan2 encoder (in the latent weights) 'w'; did you mean 'ws'?" in err
+    assert not (tmp_path / "r").exists()

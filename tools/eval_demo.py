@@ -33,7 +33,7 @@ def evaluate(inverter: Inverter, images: torch.Tensor, batch: int = 64) -> tuple
     rows, recons = [], []
     for i in range(0, len(images), batch):
         x = images[i : i + batch]
-        recon = inverter(x).reconstructions.cpu()
+        recon = inverter(x).x_rec.cpu()
         scores = image_metrics(x, recon)
         rows += [{k: float(v[j]) for k, v in scores.items()} for j in range(len(x))]
         recons.append(recon)

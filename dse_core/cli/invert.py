@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
     p.add_argument("--encoder", help="encoder folder (a run's encoder/), Hub repo id, a family's encoder checkpoint "
                    "(e.g. the DSE authors' .pth) or demo:FAMILY")
-    p.add_argument("--class", dest="classes", nargs="+", default=None, metavar="CLASS",
+    p.add_argument("--class", dest="class_", default=None, metavar="CLASS",
                    help="conditional generators: the class of every image (index or name), instead of the "
                    "encoder's prediction")
     p.add_argument("--batch-size", type=positive_int, default=8)
@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
         spec = generator_spec(args)
         G = load_generator(spec, gan=args.gan, device=device)
         encoder = load_encoder(encoder_spec, gan=G.family, device=device, generator=G, force=args.force)
-    c = G.class_vector(_classes(args.classes)) if args.classes else None
-    if args.classes and not G.c_dim:
-        raise DseError(f"--class: generator {spec} is unconditional", hint="drop --class")
+    c = None if args.class_ is None else G.class_vector([args.class_])
     try:
         lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
     except DseError as exc:
@@ -122,7 +120,3 @@ def _refine_method(name: str | None) -> str | None:
                       stacklevel=2)
         return "latents"
     return name
-
-
-def _classes(values: list[str]) -> list[int | str]:
-    return [int(v) if v.lstrip("-").isdigit() else v for v in values]

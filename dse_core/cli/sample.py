@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise DseError(f"{spec} is conditional ({G.c_dim} classes)", hint="pass --class INDEX (or a class name)")
     if args.classes is not None and not G.c_dim:
         raise DseError(f"--class {' '.join(args.classes)}: {spec} is unconditional", hint="drop --class")
-    classes = [int(c) if c.lstrip("-").isdigit() else c for c in args.classes or []]
+    classes = G.class_vector(args.classes) if args.classes else None  # (K, c_dim), checked before any sampling
     rng = torch.Generator().manual_seed(args.seed)
     out = Path(args.output)
     single_file = out.suffix.lower() in IMAGE_SUFFIXES
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         for start in tqdm(range(0, args.num, args.batch_size), desc="sampling", unit="batch", disable=args.num <= args.batch_size):
             n = min(args.batch_size, args.num - start)
             z = torch.randn(n, G.z_dim, generator=rng).to(device)
-            c = G.class_vector([classes[(start + i) % len(classes)] for i in range(n)]).to(device) if G.c_dim else None
+            c = None if classes is None else classes[torch.arange(start, start + n) % len(classes)].to(device)
             x = G(z, c, truncation_psi=args.truncation_psi, truncation_cutoff=args.truncation_cutoff,
                   noise_mode=args.noise_mode).cpu()
             if not single_file:

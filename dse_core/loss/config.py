@@ -84,3 +84,13 @@ class LossConfig:
     ssim: Literal["unit", "code"] = "unit"
     # average-pool by 2 while the height exceeds this before SSIM and LPIPS (the code: 256); None = never
     metric_max_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+
+    def weights_of(self, names) -> dict[str, float]:
+        """lambda of each of ``names`` (the latents an encoder predicts): ``latent_weights``', else 1; 0s left out.
+
+        Empty when epsilon (``latent_weight``) is 0: then no latent is compared.
+        """
+        if not self.latent_weight:
+            return {}
+        weights = {name: self.latent_weights.get(name, 1.0) for name in names}
+        return {name: w for name, w in weights.items() if w}

@@ -81,7 +81,7 @@ class DSELoss(nn.Module):
         """Every logged value as an (N,) tensor, ``total`` included (with its graph).
 
         ``latents`` are the targets (``G.sample_latents``), ``latents_rec`` what the encoder predicted;
-        the latents in both are compared, each weighted as :meth:`latent_weights` says.
+        every predicted latent is compared, each weighted as :meth:`LossConfig.weights_of` says.
         """
         pairs = self._latent_pairs(x, x_rec, latents or {}, latents_rec or {})
         cfg = self.config
@@ -107,24 +107,22 @@ class DSELoss(nn.Module):
                     out["latent/c/ce"] = out["latent/c"] = _cross_entropy(v, v_rec)
                 else:
                     out[f"latent/{name}"] = self._weighted(f"latent/{name}", v, v_rec, attrs.asdict(cfg.latent), out)
-                latent = latent + self.latent_weights([name])[name] * out[f"latent/{name}"]
+                latent = latent + cfg.latent_weights.get(name, 1.0) * out[f"latent/{name}"]
             out["latent"] = latent
             total = total + cfg.latent_weight * latent
         out["total"] = total
         return out
 
-    def latent_weights(self, names) -> dict[str, float]:
-        """lambda of each of ``names`` (the latents an encoder predicts): the config's, else 1; 0s left out."""
-        weights = {name: self.config.latent_weights.get(name, 1.0) for name in names}
-        return {name: w for name, w in weights.items() if w}
-
     def _latent_pairs(self, x, x_rec, latents, latents_rec) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """(target, prediction) of each latent the loss compares, in the prediction's order; shapes checked."""
         if x.ndim != 4 or x.shape != x_rec.shape:
             raise ValueError(f"DSELoss: images must be two NCHW tensors of one shape, got {tuple(x.shape)} and {tuple(x_rec.shape)}")
-        weights = self.latent_weights([n for n in latents_rec if n in latents])
+        if bool(latents) != bool(latents_rec):
+            raise ValueError("DSELoss: give the target latents and the predicted ones, or neither")
+        if unknown := [n for n in latents_rec if n not in latents]:
+            raise ValueError(f"DSELoss: predicted latents {unknown} have no target (targets: {sorted(latents)})")
         pairs = {}
-        for name in weights:
+        for name in self.config.weights_of(latents_rec):
             v, v_rec = latents[name], latents_rec[name]
             if v.shape != v_rec.shape or v.ndim < 2 or v.shape[0] != x.shape[0]:
                 raise ValueError(f"DSELoss: latent {name!r} and its prediction must be (N, ...) of one shape with "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import attrs
@@ -13,10 +12,11 @@ _positive = attrs.validators.gt(0)
 
 
 def _psi(_, attribute, value: float) -> None:
-    from ..interfaces import MAX_TRUNCATION_PSI
+    from ..interfaces import psi_problem
 
-    if not (math.isfinite(value) and 0 <= value <= MAX_TRUNCATION_PSI):
-        raise ValueError(f"'{attribute.name}' must be from 0 to {MAX_TRUNCATION_PSI:g} (1 = no truncation), got {value}")
+    problem = psi_problem(value)
+    if problem:
+        raise ValueError(f"'{attribute.name}' {problem}")
 
 
 def default_batch_size(resolution: int) -> int:

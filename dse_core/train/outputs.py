@@ -6,6 +6,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import attrs
 import torch
@@ -49,7 +50,9 @@ def _saved(record: dict, section: str, key: str):
     field = attrs.fields_dict(_CONFIGS[section]).get(key)
     if field is None or field.default is attrs.NOTHING:
         return None
-    default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
+    default = field.default
+    if isinstance(default, attrs.Factory):  # a default computed from the other fields reads the saved ones
+        default = default.factory(SimpleNamespace(**values)) if default.takes_self else default.factory()
     return json.loads(json.dumps(to_dict(default) if attrs.has(type(default)) else default))
 
 

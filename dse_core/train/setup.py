@@ -4,14 +4,9 @@
 ``--resume``, the run's own ``run.json`` into everything :func:`~dse_core.train.trainer.train`
 needs: the generator, the training, loss and encoder configs, and the VGG16 modules.
 
-Options a family cannot honour are never silently ignored. Given by the user, they are refused
-(a :class:`DseError` naming the option and the family); coming from a preset, they are left out
-and said so (``notes``, logged and written to ``run.json``), and the configs record what runs:
-
-- truncation (``truncation_psi`` != 1, ``truncation_cutoff``) needs a family with truncation,
-  and a cutoff needs per-layer ws (at most ``num_ws``);
-- style mixing needs a style-based generator;
-- ``latent_step="separate"`` (the authors' second Adam step on the latent loss) needs a latent loss.
+Options a family cannot honour are never silently ignored (:func:`~dse_core.train.fit.fit_to_family`):
+given by the user, they are refused; coming from a preset, they are left out and said so (``notes``,
+logged and written to ``run.json``), and the configs record what runs.
 """
 
 from __future__ import annotations
@@ -23,9 +18,9 @@ import attrs
 
 from ..config import from_dict, read_json
 from ..errors import DseError
-from ..interfaces import StyleGenerator, check_truncation
 from ..loss import LossConfig
 from .config import TrainConfig, config_for_preset
+from .fit import fit_to_family
 from .presets import DEFAULT_PRESET, get_preset
 
 
@@ -121,37 +116,6 @@ def train_encoder(output: str | Path, generator: Any = None, *, device: str = "a
     return train(run.generator, output, run.config, run.loss, run.encoder, lpips=run.lpips, gradcam=run.gradcam,
                  resume=plan.get("resume", False), device=resolve_device(device), generator_info=run.generator_info,
                  notes=run.notes, progress=progress, log=log)
-
-
-def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[str],
-                  preset: str) -> tuple[TrainConfig, list[str]]:
-    """``config`` with what ``G``'s family cannot honour refused (options given) or left out (the preset's), and notes."""
-    notes: list[str] = []
-
-    def drop(option: str, value: Any, why: str, **fixed) -> None:
-        nonlocal config
-        if option in given:
-            raise DseError(f"{option.replace('_', '-')} {value}: {why}", hint=f"drop it for the {G.family} generator")
-        notes.append(f"{preset}'s {option.replace('_', ' ')} {value} does not apply ({why}); trained with "
-                     + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fixed.items()))
-        config = attrs.evolve(config, **fixed)
-
-    if (config.truncation_psi != 1 or config.truncation_cutoff is not None) and not G.has_truncation:
-        option = "truncation_psi" if "truncation_psi" in given or "truncation_cutoff" not in given else "truncation_cutoff"
-        drop(option, getattr(config, option), f"the {G.family} generator has no truncation",
-             truncation_psi=1.0, truncation_cutoff=None)
-    num_ws = G.num_ws if isinstance(G, StyleGenerator) else 0
-    if config.truncation_cutoff is not None and num_ws and config.truncation_cutoff > num_ws:
-        drop("truncation_cutoff", config.truncation_cutoff, f"the {G.family} generator has {num_ws} ws",
-             truncation_cutoff=num_ws)
-    check_truncation(G, config.truncation_psi, config.truncation_cutoff)
-    if config.style_mixing_prob > 0 and num_ws < 2:
-        drop("style_mixing_prob", config.style_mixing_prob, f"style mixing needs a style-based generator, and the "
-             f"{G.family} generator has no per-layer ws", style_mixing_prob=0.0)
-    predicted = [n for n in encoder.latent_shapes if loss.latent_weights.get(n, 1.0)]
-    if config.latent_step == "separate" and not (predicted and loss.latent_weight):
-        drop("latent_step", "separate", "there is no latent loss to take the second step on", latent_step="joint")
-    return config, notes
 
 
 def _saved_run(run_dir: Path) -> dict:

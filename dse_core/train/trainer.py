@@ -30,6 +30,7 @@ from .. import distributed
 from .config import TrainConfig, default_batch_size
 from .outputs import RunFiles
 from .samples import Samples, make_training_pairs, step_generator
+from .fit import fit_to_family
 from .state import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 
 _PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -120,14 +121,16 @@ def train(
     if config.precision == "fp16" and device.type != "cuda":
         raise DseError(f"--precision fp16 needs a CUDA GPU; this run is on {device}", hint="on a CPU use --precision bf16")
     G = generator.to(device).eval().requires_grad_(False)  # eval: batch-norm generators keep their statistics
+    fit_to_family(G, config, loss_config, encoder_config, given=set(attrs.fields_dict(TrainConfig)),
+                  preset=config.preset)  # what G cannot honour is refused before anything is written
     encoder_config = with_fixed_latents(G, encoder_config, config)
     torch.manual_seed(config.seed)  # the same initial encoder on every rank and in every rerun
     encoder = Encoder(encoder_config).to(device).train()
     check_latent_shapes(G, encoder)
     torch.manual_seed(config.seed * 1_000_003 + dist.rank + 1)  # the encoder's training noise differs per rank
     loss_fn = DSELoss(loss_config, lpips=lpips, gradcam=gradcam).to(device)
-    latent_loss = loss_fn.latent_weights(encoder.latent_shapes)
-    if not latent_loss or not loss_config.latent_weight:
+    latent_loss = loss_config.weights_of(encoder.latent_shapes)
+    if not latent_loss:
         log(f"note: no latent loss (Eq. 5): the encoder predicts {', '.join(encoder.latent_shapes) or 'nothing'} and the "
             f"loss weighs {'none of it' if loss_config.latent_weight else 'latents at 0'}; only the image terms train it")
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
