@@ -24,7 +24,7 @@ def register_gan_families(register):
 def register_checkpoints(register):
     """Call ``register(...)`` for each checkpoint the plugin ships registry entries for.
 
-    ``register`` takes a :class:`dse_core.registry.CheckpointEntry`, a dict with the fields of
+    ``register`` takes a :class:`dse_core.CheckpointEntry`, a dict with the fields of
     ``registry/README.md``, a ``.toml`` entry file, or a folder of them::
 
         @hookimpl

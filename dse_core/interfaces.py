@@ -191,6 +191,9 @@ def check_truncation(G: Generator, truncation_psi: float, truncation_cutoff: int
     if not num_ws:
         raise DseError(f"truncation cutoff {cutoff}: the {G.family} generator has no per-layer ws to cut",
                        hint="drop the cutoff")
+    if psi == 1:
+        raise DseError(f"truncation cutoff {cutoff} with psi 1 truncates nothing", hint="give a psi below 1 too, or "
+                       "drop the cutoff")
     if not 1 <= cutoff <= num_ws:
         raise DseError(f"truncation cutoff {cutoff}: the {G.family} generator has {num_ws} ws; the cutoff must be 1..{num_ws}")
 

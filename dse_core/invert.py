@@ -69,6 +69,8 @@ class Inverter:
     def __call__(self, images: torch.Tensor, c: torch.Tensor | None = None) -> Inversion:
         G, E = self.generator, self.encoder
         images = images.to(self.device)
+        if c is not None and (c.ndim != 2 or tuple(c.shape) != (len(images), G.c_dim)):
+            raise DseError(f"c must be (N, c_dim) = ({len(images)}, {G.c_dim}) for these images, got {tuple(c.shape)}")
         c = None if c is None else c.to(self.device)
         if E.c_dim and c is None:
             raise DseError(f"{model_name(E, 'encoder')} is conditional: it needs the class of each image",

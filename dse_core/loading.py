@@ -57,11 +57,14 @@ def load_generator(
         matches = [(family, family.format(entry.format))]
     else:
         candidates = [host.family(gan or entry.family)] if (gan or entry) else list(host.families.values())
-        matches = _sniff(candidates, path)
+        crashed: list = []
+        matches = _sniff(candidates, path, crashed=crashed)
         if not matches:
-            raise _no_format_error(path, gan, candidates, host.families.values())
+            raise _no_format_error(path, gan, candidates, host.families.values(), crashed)
     family, fmt, generator = _load_first(matches, path)
-    generator.source = {"format": f"{family.name}/{fmt.name}", "file": path.name}
+    # what the reader recorded (how the model's images look, say), then where the weights came from
+    generator.source = {**(getattr(generator, "source", None) or {}), "format": f"{family.name}/{fmt.name}",
+                        "file": path.name}
     generator.origin = spec.origin
     return generator.to(device).eval()
 
@@ -92,8 +95,9 @@ def load_encoder(
     if is_pretrained_dir(path):
         header = read_header(path, expect_kind="encoder")
         if gan is not None and gan != header.get("family"):
-            raise CheckpointError(path, f"holds an encoder for {header.get('family')}, not {gan}",
-                                  hint=f"use --gan {header.get('family')}")
+            raise CheckpointError(path, f"holds an encoder for {header.get('family')} generators, not {gan} ones",
+                                  hint=f"pass an encoder trained for this {gan} generator, or a {header.get('family')} "
+                                       "generator")
         encoder = Encoder.from_pretrained(path, device=device)
     else:
         encoder = _load_foreign_encoder(path, gan or (spec.entry.family if spec.entry else None)).to(device).eval()
@@ -378,10 +382,13 @@ def _commit(path: Path) -> str | None:
     return None
 
 
-def _sniff(families, path: Path, kind: str = "generator") -> list[tuple[GanFamily, CheckpointFormat]]:
+def _sniff(families, path: Path, kind: str = "generator",
+           crashed: list | None = None) -> list[tuple[GanFamily, CheckpointFormat]]:
     """Every (family, format) whose sniff says yes to ``path``, in the order they are tried.
 
-    ``kind`` "generator" tries the families' ``formats``, "encoder" their ``encoder_formats``.
+    ``kind`` "generator" tries the families' ``formats``, "encoder" their ``encoder_formats``. A sniffer
+    that raises counts as a no (it must not decide the outcome) and goes into ``crashed`` (name, exception),
+    which the error says when nothing reads the file.
 
     The project's own families (:data:`KNOWN_PACKAGES`) come first, then the others by
     name; each family's formats in the order it lists them. The order does not depend on
@@ -396,8 +403,9 @@ def _sniff(families, path: Path, kind: str = "generator") -> list[tuple[GanFamil
                     matches.append((family, fmt))
             except DamagedFileError:
                 raise  # truncated or failing its checksums: no reader can load it, whatever else would try
-            except Exception:  # a sniffer must never decide the outcome by crashing
-                continue
+            except Exception as exc:  # a sniffer must never decide the outcome by crashing
+                if crashed is not None:
+                    crashed.append((f"{family.name}/{fmt.name}", exc))
     return matches
 
 
@@ -432,7 +440,11 @@ def _failure(exc: BaseException, path: Path) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
-def _no_format_error(path: Path, gan, candidates, all_families) -> CheckpointError:
+def _no_format_error(path: Path, gan, candidates, all_families, crashed=()) -> CheckpointError:
+    if crashed:  # a plugin's bug hid whether its reader would have taken the file
+        return CheckpointError(path, f"no reader recognised it, and {len(crashed)} reader(s) crashed looking: "
+                               + "; ".join(f"{name}'s sniff: {_failure(exc, path)}" for name, exc in crashed),
+                               hint=f"a bug in the plugin that provides {crashed[0][0].split('/')[0]}: report it there")
     found = _what_is_in(path)
     if isinstance(found, DseError):
         return found  # unreadable, refused global, truncated: that is the real problem

@@ -155,7 +155,7 @@ class PluginHost:
 
     @property
     def checkpoints(self) -> dict:
-        """Registry entries by id: the project's files first, then each plugin's (see :mod:`dse_core.registry`)."""
+        """Registry entries by id: the project's files first, then each plugin's (see :mod:`dse_core.models.registry`)."""
         if self._checkpoints is None:
             self._checkpoints = {}
             self.registry_errors = []
@@ -230,7 +230,7 @@ class PluginHost:
         wanted = _canonical(family)
         return any(n == wanted or difflib.SequenceMatcher(None, n, wanted).ratio() >= 0.8 for n in names)
 
-    def family_sources(self) -> dict[str, GanFamily]:
+    def family_sources(self) -> dict[str, list[GanFamily]]:
         """Where each family's code lives, to tell its frames in a traceback: the folder of the top-level package
         its generator class comes from (``dse_plugin_x/``), or the file of a plugin that is a single module."""
         import sys
@@ -244,7 +244,7 @@ class PluginHost:
             for path in paths:
                 path = os.path.abspath(path) + (os.sep if os.path.isdir(path) else "")
                 if not path.startswith(_CORE_DIR):  # the core's own frames blame nobody
-                    sources[path] = family
+                    sources.setdefault(path, []).append(family)  # one package may hold several families
         return sources
 
     def plugins(self) -> list[PluginInfo]:
@@ -262,7 +262,7 @@ class PluginHost:
 
 
 def plugin_of_traceback(exc: BaseException) -> tuple[str, str, str] | None:
-    """(family, distribution, file:line) of the plugin an exception was raised in; None when it came from elsewhere.
+    """(families, distribution, file:line) of the plugin an exception was raised in; None when it came from elsewhere.
 
     The innermost frame in a family's own code (see :meth:`PluginHost.family_sources`) decides. Only the
     families already loaded are asked: nothing is imported to blame one.
@@ -273,9 +273,10 @@ def plugin_of_traceback(exc: BaseException) -> tuple[str, str, str] | None:
     sources = host.family_sources()
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         path = os.path.abspath(frame.filename)
-        for source, family in sources.items():
+        for source, families in sources.items():
             if path == source or (source.endswith(os.sep) and path.startswith(source)):
-                return family.name, family.package or "an unnamed plugin", f"{frame.filename}:{frame.lineno}"
+                return ("/".join(f.name for f in families), families[0].package or "an unnamed plugin",
+                        f"{frame.filename}:{frame.lineno}")
     return None
 
 

@@ -128,3 +128,13 @@ def test_help_imports_neither_torch_nor_a_plugin():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_cutoff_with_psi_1_truncates_nothing_and_is_refused(tmp_path, capsys):
+    assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation-cutoff", "4", "-o", str(tmp_path / "s.png")]) == 2
+    assert "truncation cutoff 4 with psi 1 truncates nothing" in capsys.readouterr().err
+
+
+def test_debug_may_follow_the_command(tmp_path, capsys):
+    assert main(["sample", "--gan", "stylegan2", "-n", "1", "--truncation-psi", "nan", "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err

@@ -247,5 +247,5 @@ def test_family_checks(authors, tmp_path):
         E = load_encoder(path, gan="stylegan")
         assert E.family == "stylegan" and E.source["format"] == "stylegan/dse-authors"
         out = E.save_pretrained(tmp_path / "enc")
-        with pytest.raises(CheckpointError, match="holds an encoder for stylegan, not stylegan2"):
+        with pytest.raises(CheckpointError, match="holds an encoder for stylegan generators, not stylegan2 ones"):
             load_encoder(out, gan="stylegan2")

@@ -301,11 +301,12 @@ def test_a_preset_s_cutoff_is_left_out_for_a_family_with_truncation_but_no_ws(tm
     assert (config.truncation_psi, config.truncation_cutoff) == (0.7, None)
     assert notes[0] == ("code-s2's truncation cutoff 8 does not apply (the toy-biggan generator has no per-layer ws "
                         "to cut); trained with truncation cutoff None") and "style mixing" in notes[1]
-    with pytest.raises(DseError, match="truncation-cutoff 8: the toy-biggan generator has no per-layer ws to cut"):
+    with pytest.raises(DseError, match=r"truncation_cutoff 8 \(--truncation-cutoff\): the toy-biggan generator has no "
+                                       r"per-layer ws to cut"):
         fit_to_family(G, config_for_preset("code-s2"), get_preset("code-s2").loss, cond_plan(G),
                       given={"truncation_cutoff"}, preset="code-s2")
     # the trainer refuses what the family cannot honour before anything is written
-    with pytest.raises(DseError, match="truncation-cutoff 8"):
+    with pytest.raises(DseError, match="truncation_cutoff 8"):
         run(G, tmp_path / "r", cond_plan(G), steps=1, batch=2, truncation_psi=0.5, truncation_cutoff=8)
     assert not (tmp_path / "r").exists()
 

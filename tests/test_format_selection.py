@@ -142,3 +142,30 @@ def test_a_truncated_file_is_reported_as_damaged_not_handed_to_a_loose_reader(fi
     host.load_entry_points()
     with use_host(host), pytest.raises(DamagedFileError, match="corrupt or truncated"):
         load_generator(cut)
+
+
+def test_a_sniffer_that_crashes_is_named_when_nothing_reads_the_file(toy_file):
+    def crashing(path):
+        raise AttributeError("'NoneType' object has no attribute 'keys'")
+
+    class CrashGenerator(torch.nn.Module):
+        family = "aaacrash"
+
+    family = _family("aaacrash", CrashGenerator, crashing, lambda path: CrashGenerator())
+    with use_host(host_with(family)), pytest.raises(CheckpointError) as err:
+        load_generator(toy_file)
+    assert "no reader recognised it, and 1 reader(s) crashed looking: aaacrash/fmt's sniff: AttributeError" in str(err.value)
+    assert "a bug in the plugin that provides aaacrash" in err.value.hint
+    with use_host(host_with(family, toy_family())):
+        assert type(load_generator(toy_file)) is ToyGenerator  # another reader's yes still wins
+
+
+def test_what_a_reader_records_in_source_is_kept(toy_file):
+    def load(path):
+        G = ToyGenerator()
+        G.source = {"images": {"background": "black"}}
+        return G
+
+    with use_host(host_with(toy_family(load))):
+        G = load_generator(toy_file)
+    assert G.source == {"images": {"background": "black"}, "format": "toygan/fmt", "file": "model.toy"}

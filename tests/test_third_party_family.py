@@ -221,3 +221,16 @@ def test_convert_reads_an_encoder_file_even_beside_a_loose_generator_sniffer(myg
         assert "stylegan2 encoder, 32px, predicts ws (8, 512)" in capsys.readouterr().out
         assert main(["convert", str(tmp_path / "e" / "model.safetensors"), "-o", str(tmp_path / "e2")]) == 0
         assert "stylegan2 encoder" in capsys.readouterr().out
+
+
+def test_two_families_in_one_package_are_both_named(mygan, tmp_path):
+    from dse_core.plugins import plugin_of_traceback
+
+    twin_class = type("Twin", (mygan.MyGenerator,), {"family": "mygan-twin", "__module__": mygan.__name__})
+    twin = attrs.evolve(mygan.FAMILY, name="mygan-twin", generator_class=twin_class)  # a second family, same package
+    with host(families=[attrs.evolve(mygan.FAMILY, package="dse-plugin-mygan"), twin]) as test_host:
+        test_host.families
+        try:
+            mygan.MyGenerator(mygan.MyGanConfig())(torch.randn(1, 5))  # z_dim is 128: check_latents raises here
+        except ValueError as exc:
+            assert plugin_of_traceback(exc)[:2] == ("mygan/mygan-twin", "dse-plugin-mygan")

@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("DSE_DEBUG") == "1"  # before or after the command name
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     args._argv = argv
-    debug = args.debug or os.environ.get("DSE_DEBUG") == "1"
     try:
         with warnings.catch_warnings():
             _show_user_warnings()
@@ -72,12 +73,12 @@ def _plugin_blame(exc: Exception, args: argparse.Namespace) -> str | None:
     found = plugin_of_traceback(exc)
     if found is None:
         return None
-    family, distribution, where = found
+    families, distribution, where = found
     options = _options_given(args)
-    return (f"the {family} plugin ({distribution}) failed: {type(exc).__name__}: {exc} (at {where})"
+    return (f"the {families} plugin ({distribution}) failed: {type(exc).__name__}: {exc} (at {where})"
             + (f"; options: {options}" if options else "")
             + "\n  hint: if an option above does not apply to this family, drop it; otherwise report it to "
-            + f"{distribution} (--debug shows the traceback)")
+            + f"{distribution} (dse --debug ... shows the traceback)")
 
 
 def _options_given(args: argparse.Namespace) -> str:

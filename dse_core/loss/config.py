@@ -6,6 +6,7 @@ Named training recipes (``paper-s2``, ``code-s1``, ...) are in :mod:`dse_core.tr
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import attrs
@@ -13,13 +14,13 @@ import attrs
 
 def _non_negative(_, attribute, value) -> None:
     values = value if isinstance(value, tuple) else (value,)
-    if any(v < 0 for v in values):
-        raise ValueError(f"'{attribute.name}' must be >= 0, got {value}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"'{attribute.name}' must be a finite number >= 0, got {value}")
 
 
 def _non_negative_values(_, attribute, value) -> None:
-    if any(v < 0 for v in value.values()):
-        raise ValueError(f"'{attribute.name}' must be >= 0, got {value}")
+    if not all(math.isfinite(v) and v >= 0 for v in value.values()):
+        raise ValueError(f"'{attribute.name}' must be finite numbers >= 0, got {value}")
 
 
 def _crop(_, attribute, value) -> None:

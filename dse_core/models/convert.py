@@ -93,6 +93,8 @@ def layer_count(state: Mapping[str, Any], pattern: str) -> int:
     sequence a missing tensor, never a silently smaller network.
     """
     regex = re.compile(pattern)
+    if regex.groups < 1:
+        raise ValueError(f"layer_count: {pattern!r} needs a group around the layer index, e.g. r'blocks\\.(\\d+)\\.'")
     return max((int(m.group(1)) for k in state if (m := regex.match(k))), default=-1) + 1
 
 

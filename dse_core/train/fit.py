@@ -23,6 +23,10 @@ from ..interfaces import check_truncation, num_ws_of
 from ..loss import LossConfig
 from .config import TrainConfig
 
+# the dse train options behind TrainConfig's fields, for messages
+FLAGS = {"truncation_psi": "--truncation-psi", "truncation_cutoff": "--truncation-cutoff",
+         "style_mixing_prob": "--style-mixing", "latent_step": "--latent-step"}
+
 
 def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[str],
                   preset: str) -> tuple[TrainConfig, list[str]]:
@@ -32,10 +36,10 @@ def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[
     """
     notes: list[str] = []
 
-    def drop(option: str, value: Any, why: str, **fixed) -> None:
+    def drop(option: str, value: Any, why: str, hint: str | None = None, **fixed) -> None:
         nonlocal config
         if option in given:
-            raise DseError(f"{option.replace('_', '-')} {value}: {why}", hint=f"drop it for the {G.family} generator")
+            raise DseError(f"{option} {value} ({FLAGS[option]}): {why}", hint=hint or f"drop it for the {G.family} generator")
         notes.append(f"{preset}'s {option.replace('_', ' ')} {value} does not apply ({why}); trained with "
                      + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fixed.items()))
         config = attrs.evolve(config, **fixed)
@@ -60,7 +64,12 @@ def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[
                                encoder.latent_shapes, hint=f"it predicts {', '.join(encoder.latent_shapes) or 'none'}")
     latent_loss = loss.weights_of(encoder.latent_shapes)
     if config.latent_step == "separate" and not latent_loss:
-        drop("latent_step", "separate", "there is no latent loss to take the second step on", latent_step="joint")
+        drop("latent_step", "separate", "there is no latent loss to take the second step on",
+             hint="give a predicted latent a weight (--latent-weight), or step jointly", latent_step="joint")
+    if loss.attention == "gradcam" and G.img_channels != 3:
+        raise DseError(f"Grad-CAM areas come from an ImageNet VGG16, which reads RGB; the {G.family} generator makes "
+                       f"{G.img_channels}-channel images", hint="use centre areas (--attention centre, or a preset "
+                       "without -misaligned)")
     if loss.detach_images and not latent_loss:
         raise DseError(f"{preset} trains the encoder only through the latent loss (its image terms are detached), "
                        "and there is no latent loss: nothing would train it",

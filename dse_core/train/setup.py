@@ -81,7 +81,7 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
         config = config_for_preset(preset_name, **merged)
     except ValueError as exc:  # attrs validators: "'samples' must be > 0: 0"
         raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
-    spec = generator or (None if gan else saved.get("generator", {}).get("id")) or (f"demo:{gan}" if gan else None)
+    spec = generator or saved.get("generator", {}).get("id") or (f"demo:{gan}" if gan else None)  # the run's own
     if spec is None:
         raise DseError("say which generator to train an encoder for",
                        hint="pass --gan FAMILY (its demo model) or --generator PATH")
@@ -91,12 +91,15 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
         raise DseError(f"the {family.name} plugin defines no encoder variant; it cannot be inverted yet")
     encoder_config = attrs.evolve(family.encoder(G), downsample="fused" if chosen.fused_downsample else "avgpool")
     loss_config = from_dict(LossConfig, saved["loss"], Path(output) / "run.json") if saved else chosen.loss
-    if lpips_weight is not None:
-        loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=lpips_weight))
-    if latent_weights is not None:
-        loss_config = attrs.evolve(loss_config, latent_weights={**loss_config.latent_weights, **latent_weights})
-    if attention is not None:
-        loss_config = attrs.evolve(loss_config, attention=attention)
+    try:
+        if lpips_weight is not None:
+            loss_config = attrs.evolve(loss_config, image=attrs.evolve(loss_config.image, lpips=lpips_weight))
+        if latent_weights is not None:
+            loss_config = attrs.evolve(loss_config, latent_weights={**loss_config.latent_weights, **latent_weights})
+        if attention is not None:
+            loss_config = attrs.evolve(loss_config, attention=attention)
+    except ValueError as exc:  # attrs validators: "'lpips' must be a finite number >= 0, got -1.0"
+        raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
     config, notes = fit_to_family(G, config, loss_config, encoder_config, given=set(given), preset=preset_name)
     lpips = _load_lpips(vgg, needed=loss_config.image.lpips > 0)
     gradcam = _load_gradcam(vgg, needed=loss_config.attention == "gradcam")

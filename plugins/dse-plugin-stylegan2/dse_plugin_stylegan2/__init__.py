@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 FAMILY = GanFamily(
     name="stylegan2",
-    description="StyleGAN2 (config F, skip generator); inversion predicts w+",
+    description="StyleGAN2 (config F, skip generator)",
     generator_class=Generator,
     formats=[
         CheckpointFormat("rosinality", "rosinality/stylegan2-pytorch .pt ({'g_ema', 'latent_avg'} or a training checkpoint)",
