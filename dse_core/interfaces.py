@@ -170,6 +170,14 @@ def psi_problem(psi) -> str | None:
     return None
 
 
+def check_psi(psi) -> None:
+    """A :class:`DseError` unless ``psi`` is a truncation psi: what a command checks before it loads a model."""
+    from .errors import DseError
+
+    if problem := psi_problem(psi):
+        raise DseError(f"truncation psi {psi}: {problem.rpartition(', got')[0]}")
+
+
 def num_ws_of(G) -> int:
     """How many per-layer ws a generator's synthesis takes: 0 for a family that is not style-based."""
     return G.num_ws if isinstance(G, StyleGenerator) else 0
@@ -180,9 +188,7 @@ def check_truncation(G: Generator, truncation_psi: float, truncation_cutoff: int
     from .errors import DseError
 
     psi, cutoff = truncation_psi, truncation_cutoff
-    problem = psi_problem(psi)
-    if problem:
-        raise DseError(f"truncation psi {psi}: {problem.rpartition(', got')[0]}")
+    check_psi(psi)
     if psi != 1 and not G.has_truncation:
         raise DseError(f"truncation psi {psi}: the {G.family} generator has no truncation", hint="leave psi at 1")
     if cutoff is None:

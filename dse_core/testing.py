@@ -3,7 +3,8 @@
 :func:`check_generator_contract` checks a family on a tiny config: the promises the core relies on
 (construction from the config, shapes, noise modes, truncation as ``has_truncation`` says,
 conditions, ``sample_latents``/``decode`` and ``latent_shapes``, the mapping/synthesis split,
-gradients, the family's encoder plan, save/load round trip, and a loaded generator in eval mode). Each failure is an AssertionError saying what is wrong and what the contract wants.
+gradients, the family's encoder plan, save/load round trip, and a loaded generator in eval mode).
+Each failure is an AssertionError saying what is wrong and what the contract wants.
 The core's own test suite runs it over every installed family (each ``GanFamily.tiny_config``).
 
 :func:`plugin` makes a plugin object from families and registry entries, and :func:`host` a plugin

@@ -32,11 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..errors import DseError
     from ..images import make_grid, save_image
-    from ..interfaces import check_truncation, psi_problem
+    from ..interfaces import check_psi, check_truncation
     from ..loading import load_generator
 
-    if problem := psi_problem(args.truncation_psi):  # before anything loads
-        raise DseError(f"truncation psi {args.truncation_psi}: {problem.rpartition(', got')[0]}")
+    check_psi(args.truncation_psi)  # before anything loads
     device = resolve_device(args.device)
     spec = generator_spec(args)
     G = load_generator(spec, gan=args.gan, device=device)
