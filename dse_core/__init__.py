@@ -28,7 +28,7 @@ _EXPORTS = {
     "dse_core.families": ["CheckpointFormat", "GanFamily"],
     "dse_core.interfaces": ["Generator", "StyleGenerator", "check_latents", "check_noise_mode", "check_ws", "truncate"],
     "dse_core.plugins": ["PluginHost", "get_host", "use_host"],
-    "dse_core.models.files": ["describe", "state_dict_in", "torch_load"],
+    "dse_core.models.files": ["describe", "find_state_dict", "state_dict_in", "torch_load"],
     "dse_core.models.convert": ["ForeignState", "check_tensors", "layer_count", "preview", "separable_filter"],
     "dse_core.models.format": ["generator_fingerprint", "load_state"],
     "dse_core.models.pretrained": ["PretrainedMixin"],
@@ -38,7 +38,9 @@ _EXPORTS = {
     "dse_core.loading": ["check_encoder_matches", "load_encoder", "load_generator"],
     "dse_core.device": ["resolve_device"],
     "dse_core.encoder": ["Encoder", "EncoderConfig"],
-    "dse_core.encoder.authors": ["load_authors_encoder", "sniff_authors_encoder"],
+    "dse_core.encoder.authors": ["load_authors_encoder", "load_authors_pg_encoder", "sniff_authors_encoder",
+                                 "sniff_authors_pg_encoder"],
+    "dse_core.encoder.plans": ["encoder_widths", "style_encoder_plan"],
     "dse_core.invert": ["Inversion", "Inverter"],
     "dse_core.refine": ["Refinement", "refine_encoder", "refine_latents"],
     "dse_core.train.config": ["TrainConfig"],
@@ -51,10 +53,10 @@ __all__ = [
     "DseError", "DseWarning", "Encoder", "EncoderConfig", "ForeignState", "GanFamily", "Generator", "HubLocation",
     "Inversion", "Inverter", "PersistentRecord", "PluginError", "PluginHost", "PretrainedMixin", "Refinement",
     "StyleGenerator", "TrainConfig", "UnknownNameError", "channel_plan", "check_encoder_matches", "check_latents",
-    "check_noise_mode", "check_tensors", "check_ws", "describe", "from_dict", "generator_fingerprint", "get_host",
-    "hookimpl", "layer_count", "load_authors_encoder", "load_encoder", "load_generator", "load_state", "persistent_record", "power_of_two",
+    "check_noise_mode", "check_tensors", "check_ws", "describe", "encoder_widths", "find_state_dict", "from_dict", "generator_fingerprint", "get_host",
+    "hookimpl", "layer_count", "load_authors_encoder", "load_authors_pg_encoder", "load_encoder", "load_generator", "load_state", "persistent_record", "power_of_two",
     "preview", "push_folder", "refine_encoder", "refine_latents", "resolutions", "resolve_device", "safe_load",
-    "separable_filter", "sniff_authors_encoder", "state_dict_in", "to_dict", "torch_load", "train_encoder", "truncate",
+    "separable_filter", "sniff_authors_encoder", "sniff_authors_pg_encoder", "state_dict_in", "style_encoder_plan", "to_dict", "torch_load", "train_encoder", "truncate",
     "use_host",
 ]
 
@@ -76,7 +78,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .config import channel_plan, from_dict, power_of_two, resolutions, to_dict
     from .device import resolve_device
     from .encoder import Encoder, EncoderConfig
-    from .encoder.authors import load_authors_encoder, sniff_authors_encoder
+    from .encoder.authors import (load_authors_encoder, load_authors_pg_encoder, sniff_authors_encoder,
+                                  sniff_authors_pg_encoder)
+    from .encoder.plans import encoder_widths, style_encoder_plan
     from .errors import (CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, PluginError,
                          UnknownNameError)
     from .families import CheckpointFormat, GanFamily
@@ -84,7 +88,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .interfaces import Generator, StyleGenerator, check_latents, check_noise_mode, check_ws, truncate
     from .invert import Inversion, Inverter
     from .models.convert import ForeignState, check_tensors, layer_count, preview, separable_filter
-    from .models.files import describe, state_dict_in, torch_load
+    from .models.files import describe, find_state_dict, state_dict_in, torch_load
     from .models.format import generator_fingerprint, load_state
     from .models.hub import ChecksumError, push_folder
     from .loading import check_encoder_matches, load_encoder, load_generator

@@ -174,9 +174,9 @@ def write_bytes_atomic(path: str | Path, payload: bytes) -> None:
 
 # -- validators shared by model configs ------------------------------------------------------------
 
-def resolutions(resolution: int) -> list[int]:
-    """The feature-map sizes of a network working at ``resolution``, ascending: ``[4, 8, ..., resolution]``."""
-    return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+def resolutions(resolution: int, lowest: int = 4) -> list[int]:
+    """The feature-map sizes of a network working at ``resolution``, ascending: ``[lowest, 2 * lowest, ..., resolution]``."""
+    return [2**i for i in range(int(math.log2(lowest)), int(math.log2(resolution)) + 1)]
 
 
 def power_of_two(_, attribute, value: int) -> None:
@@ -186,8 +186,14 @@ def power_of_two(_, attribute, value: int) -> None:
 
 
 def channel_plan(instance: Any, attribute, value: dict[int, int]) -> None:
-    """attrs validator: a positive width for each of :func:`resolutions` ``(instance.resolution)``, none else."""
-    wanted = resolutions(instance.resolution)
+    """attrs validator: a positive width for each of :func:`resolutions` ``(instance.resolution)``, none else.
+
+    An instance with a ``final_resolution`` (an encoder that stops above 4x4) needs widths down to that size only.
+    """
+    lowest = getattr(instance, "final_resolution", 4)
+    if lowest > instance.resolution:
+        raise ValueError(f"final_resolution {lowest} is above the image size {instance.resolution}")
+    wanted = resolutions(instance.resolution, lowest)
     if sorted(value) != wanted:
         raise ValueError(f"{attribute.name} must give a width for each resolution {wanted}, got {sorted(value)}")
     if any(c <= 0 for c in value.values()):

@@ -131,7 +131,9 @@ class StyleGenerator(Generator):
         G.synthesis(ws, noise_mode="const") -> images (N, img_channels, resolution, resolution)
 
     The encoder predicts ws, one w per synthesis layer (the paper's w+).
-    ``truncation_cutoff=k`` truncates ws[:, :k] only (None: all of them).
+    ``truncation_cutoff=k`` truncates ws[:, :k] only; None is the generator's own default: all
+    of them for StyleGAN2 (as NVlabs), the first 8 for StyleGAN (as official StyleGAN and
+    genforce), num_ws / 2 for the DSE authors' StyleGAN (their sampling).
     """
 
     latent_names: ClassVar[tuple[str, ...]] = ("ws",)
@@ -231,12 +233,15 @@ def check_noise_mode(noise_mode: str) -> None:
 
 
 def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None) -> torch.Tensor:
-    """Move ws towards ``w_avg`` by ``psi`` on the first ``cutoff`` layers (all when None)."""
+    """Move ws towards ``w_avg`` by ``psi`` on the first ``cutoff`` layers (all when None).
+
+    ``w_avg`` is one (w_dim,) vector, or one row per layer (num_ws, w_dim) (the DSE authors' StyleGAN centre tensor).
+    """
     if psi == 1:
         return ws
     if cutoff is None:
         return w_avg.lerp(ws, psi)
-    head = w_avg.lerp(ws[:, :cutoff], psi)
+    head = (w_avg[:cutoff] if w_avg.ndim == 2 else w_avg).lerp(ws[:, :cutoff], psi)
     return torch.cat([head, ws[:, cutoff:]], dim=1)
 
 

@@ -83,8 +83,8 @@ def load_encoder(
     folder, for its ``encoder/``), a registry id, a Hub repo id (``owner/name[@revision]``),
     ``demo:<family>``, or an encoder checkpoint in a format a family registers (its
     ``encoder_formats``: e.g. the DSE authors' ``E_model_*.pth``). Such files rarely say which
-    generator they invert: ``gan`` does, and must when several families read the file; for our
-    folders it is checked against the saved family.
+    generator they invert: ``gan`` does (else ``generator``'s family), and must when several families
+    read the file; for our folders it is checked against the saved family.
 
     With ``generator``, the encoder must have been trained for it (see :func:`check_encoder_matches`):
     otherwise a :class:`DseError` names both, unless ``force``.
@@ -100,7 +100,9 @@ def load_encoder(
                                        "generator")
         encoder = Encoder.from_pretrained(path, device=device)
     else:
-        encoder = _load_foreign_encoder(path, gan or (spec.entry.family if spec.entry else None)).to(device).eval()
+        # a file rarely says which generator it inverts: the family named, the registry's, else the generator's
+        family = gan or (spec.entry.family if spec.entry else None) or getattr(generator, "family", None)
+        encoder = _load_foreign_encoder(path, family).to(device).eval()
     encoder.origin = spec.origin
     if generator is not None:
         check_encoder_matches(encoder, generator, force=force, entry=spec.entry)
@@ -113,7 +115,7 @@ def _load_foreign_encoder(path: Path, gan: str | None):
     candidates = [host.family(gan)] if gan else list(host.families.values())
     matches = [] if path.is_dir() else _sniff(candidates, path, kind="encoder")
     if not matches:
-        raise _not_an_encoder_error(path, candidates)
+        raise _not_an_encoder_error(path, candidates, gan)
     families = sorted({family.name for family, _ in matches})
     if len(families) > 1:
         raise DseError(f"{path}: an encoder checkpoint of the {', '.join(families)} families alike: the file does not "
@@ -298,7 +300,7 @@ def _broken_model_dir(path: Path) -> DseError | None:
     return None
 
 
-def _not_an_encoder_error(path: Path, families) -> CheckpointError:
+def _not_an_encoder_error(path: Path, families, gan: str | None = None) -> CheckpointError:
     found = _what_is_in(path)
     if isinstance(found, DseError):
         return found  # unreadable, refused global, truncated: that is the real problem
@@ -307,7 +309,21 @@ def _not_an_encoder_error(path: Path, families) -> CheckpointError:
         path,
         f"not an encoder checkpoint: found {found}; expected a folder written by save_pretrained (kind \"encoder\")"
         + (f" or one of: {formats}" if formats else ""),
+        hint=_looks_like(path, gan, get_host().families.values()) if gan and path.is_file() else None,
     )
+
+
+def _looks_like(path: Path, gan: str, all_families) -> str | None:
+    """What another family would read ``path`` as, and the flag that reads it: a hint when ``--gan`` was wrong."""
+    others = [f for f in all_families if f.name != gan]
+    for kind in ("generator", "encoder"):
+        found = _sniff(others, path, kind)
+        if found:
+            names = list(dict.fromkeys(family.name for family, _ in found))  # every family that reads it, in order
+            return (f"it looks like a {' or '.join(names)} {kind} checkpoint ({found[0][1].name} format): use "
+                    f"{' or '.join('--gan ' + name for name in names)} (`dse convert {path.name} --gan {names[0]} "
+                    "-o OUT/` converts it)")
+    return None
 
 
 DEMO_PREFIX = "demo:"
@@ -403,6 +419,8 @@ def _sniff(families, path: Path, kind: str = "generator",
                     matches.append((family, fmt))
             except DamagedFileError:
                 raise  # truncated or failing its checksums: no reader can load it, whatever else would try
+            except CheckpointError:
+                continue  # the file is not one this reader can open (e.g. a class its allow-list refuses): a no
             except Exception as exc:  # a sniffer must never decide the outcome by crashing
                 if crashed is not None:
                     crashed.append((f"{family.name}/{fmt.name}", exc))
@@ -445,16 +463,14 @@ def _no_format_error(path: Path, gan, candidates, all_families, crashed=()) -> C
         return CheckpointError(path, f"no reader recognised it, and {len(crashed)} reader(s) crashed looking: "
                                + "; ".join(f"{name}'s sniff: {_failure(exc, path)}" for name, exc in crashed),
                                hint=f"a bug in the plugin that provides {crashed[0][0].split('/')[0]}: report it there")
+    other = _looks_like(path, gan, all_families) if gan else None
     found = _what_is_in(path)
     if isinstance(found, DseError):
+        if other:  # what this family's loader refuses (an unknown pickled class, say) another family reads
+            return CheckpointError(path, f"not a {gan} generator checkpoint", hint=other)
         return found  # unreadable, refused global, truncated: that is the real problem
     expected = "; ".join(f"{f.name}/{fmt.name}: {fmt.description}" for f in candidates for fmt in f.formats)
-    hint = "`dse plugins` lists every format the installed plugins read"
-    if gan:
-        others = _sniff([f for f in all_families if f.name != gan], path)
-        if others:
-            other = others[0]
-            hint = f"it looks like a {other[0].name} checkpoint ({other[1].name} format): use --gan {other[0].name}"
+    hint = other or "`dse plugins` lists every format the installed plugins read"
     return CheckpointError(
         path,
         f"not a {'recognised' if not gan else gan} generator checkpoint: found {found}; "

@@ -148,8 +148,11 @@ def _check_style_split(G, z, c, x) -> None:
     ws = G.mapping(z, c)
     assert ws.shape == (3, G.num_ws, G.w_dim), ws.shape
     assert torch.allclose(G.synthesis(ws), x, atol=1e-6)
-    w_avg = G.mapping(z, c, truncation_psi=0.0)
-    assert torch.allclose(w_avg[0], w_avg[1], atol=1e-6), "psi=0 must collapse every sample to w_avg"
+    w_avg = G.mapping(z, c, truncation_psi=0.0, truncation_cutoff=G.num_ws)
+    assert torch.allclose(w_avg[0], w_avg[1], atol=1e-6), "psi=0 with cutoff num_ws must collapse every sample to w_avg"
+    # cutoff None is the generator's own default (all layers, or the first few as StyleGAN's): the first at least
+    first = G.mapping(z, c, truncation_psi=0.0)[:, 0]
+    assert torch.allclose(first[0], first[1], atol=1e-6), "psi=0 (default cutoff) must collapse the first layer's w"
     cut = G.mapping(z, c, truncation_psi=0.5, truncation_cutoff=1)
     assert torch.equal(cut[:, 1:], ws[:, 1:]) and not torch.equal(cut[:, :1], ws[:, :1])
 

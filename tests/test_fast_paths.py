@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dse_core.encoder.layers import EncoderConv, FusedDownConv2d, feature_stats
-from dse_core.loss import DSELoss, LossConfig, load_lpips
+from dse_core.loss import DSELoss, load_lpips
 from dse_core.train.presets import get_preset
 
 

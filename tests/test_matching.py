@@ -95,7 +95,10 @@ def test_invert_with_only_an_encoder_loads_the_generator_it_was_trained_for(tiny
     meta = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert json.dumps(meta).count(str(tmp_path / "g")) >= 1
     capsys.readouterr()
-    # an encoder that records nothing (the authors' .pth) needs --generator
+    # an encoder that records nothing (the authors' .pth, which StyleGAN1 and StyleGAN2 both read) needs --gan ...
     authors = str(fixtures / "dse-encoder-stylegan2" / "E_model_ep6_iter29999.pth")
     assert main(["invert", "a.png", "--encoder", authors, "-o", str(tmp_path / "o2")]) == 2
-    assert "does not record the generator it was trained for" in capsys.readouterr().err
+    assert "hint: pass --gan stylegan or --gan stylegan2" in capsys.readouterr().err
+    # ... and its generator: the family's demo is not the one it was trained for
+    assert main(["invert", "a.png", "--gan", "stylegan2", "--encoder", authors, "-o", str(tmp_path / "o2")]) == 2
+    assert "does not fit generator demo:stylegan2" in capsys.readouterr().err

@@ -132,7 +132,7 @@ def test_dse_models_still_works_and_names_a_broken_plugin(capsys):
         assert main(["models"]) == 1
     captured = capsys.readouterr()
     assert "stylegan2-ffhq-1024 *" in captured.out and "pggan-celebahq-1024" in captured.out
-    assert "needs dse-plugin-pggan" in captured.out
+    assert "needs dse-plugin-biggan" in captured.out
     assert "FAILED: plugin broken: RuntimeError: boom in register_checkpoints" in captured.err
     with use_host(host):
         assert main(["plugins"]) == 1

@@ -1,10 +1,11 @@
-"""FIR resampling against a direct upfirdn written from its definition (zero-insert, pad, convolve, decimate)."""
+"""FIR resampling against a direct upfirdn written from its definition (zero-insert, pad, convolve, decimate); the
+upsampling conv's transposed-conv kernel against nearest 2x + conv and the official fused conv."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dse_core.nn import downsample2d, filter2d, setup_filter, upsample2d
+from dse_core.nn import downsample2d, filter2d, setup_filter, upsample2d, upsample_conv_kernel
 
 
 def upfirdn_reference(x, f2d, up=1, down=1, pad=(0, 0, 0, 0)):
@@ -46,3 +47,19 @@ def test_setup_filter_normalizes_and_checks_shape():
     assert torch.allclose(setup_filter([1, 3, 3, 1]), torch.tensor([0.125, 0.375, 0.375, 0.125]))
     with pytest.raises(ValueError):
         setup_filter([[1, 2], [3, 4]])
+
+
+def fused_reference(weight):
+    """The official fused upscale2d_conv2d kernel, as genforce writes it: pad, sum the four 2x2 shifts, (in, out)."""
+    w = F.pad(weight, (1, 1, 1, 1))
+    return (w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]).permute(1, 0, 2, 3)
+
+
+def test_upsample_conv_kernel_is_nearest_2x_then_conv_or_the_official_fused_conv():
+    x, w = torch.randn(2, 5, 6, 7, dtype=torch.float64), torch.randn(3, 5, 3, 3, dtype=torch.float64)
+    kernel = upsample_conv_kernel(w)
+    assert kernel.shape == (5, 3, 4, 4)
+    nearest = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, padding=1)
+    assert (F.conv_transpose2d(x, kernel, stride=2, padding=1) - nearest).abs().max() < 1e-12
+    assert (upsample_conv_kernel(w, flip=False) - fused_reference(w)).abs().max() < 1e-12
+    assert (upsample_conv_kernel(w, flip=False) - kernel).abs().max() > 0.1  # the flip matters

@@ -217,7 +217,10 @@ def test_convert_reads_an_encoder_file_even_beside_a_loose_generator_sniffer(myg
         "any", "says yes to everything", lambda path: True, mygan.load_official)], package="dse-plugin-mygan")
     with host(families=[greedy], installed=True):
         src = fixtures / "dse-encoder-stylegan2" / "E_model_ep6_iter29999.pth"
-        assert main(["convert", str(src), "-o", str(tmp_path / "e")]) == 0
+        # StyleGAN1 and StyleGAN2 both read it as an encoder: asked which, never read as mygan's generator
+        assert main(["convert", str(src), "-o", str(tmp_path / "e")]) == 2
+        assert "an encoder checkpoint of the stylegan, stylegan2 families alike" in capsys.readouterr().err
+        assert main(["convert", str(src), "--gan", "stylegan2", "-o", str(tmp_path / "e")]) == 0
         assert "stylegan2 encoder, 32px, predicts ws (8, 512)" in capsys.readouterr().out
         assert main(["convert", str(tmp_path / "e" / "model.safetensors"), "-o", str(tmp_path / "e2")]) == 0
         assert "stylegan2 encoder" in capsys.readouterr().out

@@ -1,16 +1,24 @@
-"""Reader for the DSE authors' encoder checkpoints (disanda/DSE ``model/E/E.py``, class ``BE``).
+"""Readers for the DSE authors' encoder checkpoints (disanda/DSE ``model/E/``).
 
-Their training scripts write ``torch.save(E.state_dict())`` as ``E_model_ep*_iter*.pth``;
-the same ``BE`` class serves their StyleGAN1 and StyleGAN2 encoders, so the file does
-not say which generator it inverts (the caller does). The architecture (startf,
-maxf, layer_count, latent size) is read from tensor shapes. Their equalized-lr
-layers run in "implicit" mode and store *effective* weights, while ours store
-``effective / weight_gain``; every weight is rescaled here. Their ``BE`` always
-downsamples by average pooling (``fused_scale=False``).
+Their training scripts write ``torch.save(E.state_dict())`` as ``E_model_ep*_iter*.pth``.
+
+* ``E.py`` ``BE`` serves their StyleGAN1 and StyleGAN2 encoders, so the file does not say
+  which generator it inverts (the caller does): :func:`load_authors_encoder`.
+* ``E_PG.py`` ``BE(..., pggan=True)``, their PGGAN encoder: no style heads, blocks that sum
+  their paths before one activation (our ``block="sum"``), and ``new_final``, a linear layer
+  from the flattened last map to z': :func:`load_authors_pg_encoder`. Their ``forward``
+  computes z' and returns ``(0, 0)``; ours returns z'. ``new_final`` takes 8192 features
+  whatever the widths, so the image size follows from it and the last block's width.
+
+The architecture (startf, maxf, layer_count, latent size) is read from tensor shapes. Their
+equalized-lr layers run in "implicit" mode and store *effective* weights, while ours store
+``effective / weight_gain``; every weight is rescaled here. Both downsample by average
+pooling (``fused_scale=False``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Mapping
@@ -28,15 +36,30 @@ from .model import Encoder
 _BLOCK_KEY = re.compile(r"decode_block\.(\d+)\.(.+)")
 _FROM_RGB = ("FromRGB.from_rgb.weight", "FromRGB.from_rgb.bias")
 _EXPECTED = "a state dict of BE (FromRGB.from_rgb.weight, decode_block.N.conv_1.weight, decode_block.N.inver_mod1.weight, ...)"
+_EXPECTED_PG = "a state dict of E_PG's BE (FromRGB.from_rgb.weight, decode_block.N.conv_1.weight, new_final.weight, ...)"
+_NEW_FINAL = ("new_final.weight", "new_final.bias")
 
 
-def sniff_authors_encoder(path: Path) -> bool:
-    """Cheap and never raising: does ``path`` hold a BE state dict?"""
+def _authors_state(path: Path) -> Mapping | None:
     try:
         state = torch_load(path)
     except Exception:
-        return False
-    return isinstance(state, Mapping) and "FromRGB.from_rgb.weight" in state and "decode_block.0.conv_1.weight" in state
+        return None
+    if isinstance(state, Mapping) and "FromRGB.from_rgb.weight" in state and "decode_block.0.conv_1.weight" in state:
+        return state
+    return None
+
+
+def sniff_authors_encoder(path: Path) -> bool:
+    """Cheap and never raising: does ``path`` hold a BE state dict (``E.py``: style heads)?"""
+    state = _authors_state(path)
+    return state is not None and "decode_block.0.inver_mod1.weight" in state
+
+
+def sniff_authors_pg_encoder(path: Path) -> bool:
+    """Cheap and never raising: does ``path`` hold the authors' PGGAN encoder (``E_PG.py``: ``new_final``)?"""
+    state = _authors_state(path)
+    return state is not None and "new_final.weight" in state and "decode_block.0.inver_mod1.weight" not in state
 
 
 def load_authors_encoder(path: str | Path, *, family: str) -> Encoder:
@@ -55,23 +78,25 @@ def load_authors_encoder(path: str | Path, *, family: str) -> Encoder:
     return encoder.eval()
 
 
-def _split_blocks(path: Path, state) -> list[dict[str, torch.Tensor]]:
-    """``decode_block.{i}.*`` grouped per block, checking that nothing else is in the file."""
+def _split_blocks(path: Path, state, heads: tuple[str, ...] = (), expected: str = _EXPECTED) -> list[dict[str, torch.Tensor]]:
+    """``decode_block.{i}.*`` grouped per block, checking that nothing but FromRGB and ``heads`` is in the file."""
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {_EXPECTED}")
+        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {expected}")
     blocks: dict[int, dict[str, torch.Tensor]] = {}
     other = []
     for key, value in state.items():
         match = _BLOCK_KEY.fullmatch(key)
         if match:
             blocks.setdefault(int(match.group(1)), {})[match.group(2)] = value
-        elif key not in _FROM_RGB:
+        elif key not in _FROM_RGB + heads:
             other.append(key)
-    if any(k not in state for k in _FROM_RGB) or not blocks:
-        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {_EXPECTED}")
+    if any(k not in state for k in _FROM_RGB + heads) or not blocks:
+        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {expected}")
     if other:
-        raise CheckpointError(path, f"unexpected tensors for a DSE BE encoder: {preview(other)}",
-                              hint="the authors' PGGAN/BigGAN encoders (E_PG, E_BIG) are other classes, not read here")
+        pg = "new_final.weight" in other
+        raise CheckpointError(path, f"unexpected tensors for the authors' {'PGGAN ' if heads else ''}encoder: {preview(other)}",
+                              hint="it is the authors' PGGAN encoder (E_PG): read it with --gan pggan" if pg else
+                              "the authors' BigGAN encoder (E_BIG) is another class, not read here")
     if sorted(blocks) != list(range(len(blocks))):
         raise CheckpointError(path, f"decode_block indices {sorted(blocks)} are not 0..{len(blocks) - 1}")
     return [blocks[i] for i in range(len(blocks))]
@@ -141,10 +166,97 @@ def _convert(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Ten
         if "conv_3.weight" in block:
             pairs[f"{ours}.skip.weight"] = block["conv_3.weight"]
             pairs[f"{ours}.skip.bias"] = block["conv_3.bias"]
+    return _to_stored(pairs, encoder)
+
+
+def _to_stored(pairs: Mapping[str, torch.Tensor], encoder: Encoder) -> dict[str, torch.Tensor]:
+    """float32 copies; equalized-lr weights divided by the run-time ``weight_gain`` they will be multiplied by."""
     out = {}
     for key, value in pairs.items():
         value = value.detach().to(torch.float32)
-        if key.endswith(".weight"):
-            value = value / encoder.get_submodule(key.rsplit(".", 1)[0]).weight_gain
+        gain = getattr(encoder.get_submodule(key.rsplit(".", 1)[0]), "weight_gain", None)
+        if key.endswith(".weight") and gain is not None:
+            value = value / gain
         out[key] = value.contiguous()
     return out
+
+
+def load_authors_pg_encoder(path: str | Path, *, family: str) -> Encoder:
+    """Build our :class:`Encoder` (``block="sum"``, a z head) from the authors' PGGAN encoder, in eval mode (noise off)."""
+    path = Path(path)
+    state = torch_load(path)
+    blocks = _split_blocks(path, state, _NEW_FINAL, _EXPECTED_PG)
+    config = _infer_pg_config(path, state, blocks, family)
+    encoder = Encoder(config)
+    load_state(encoder, _convert_pg(state, blocks, encoder), path)
+    encoder.source = {"reader": "dse-authors/E_PG", "file": path.name, "startf": config.channels[config.resolution],
+                      "maxf": max(config.channels.values()), "layer_count": len(blocks), "latent_size": config.z_dim}
+    return encoder.eval()
+
+
+def _infer_pg_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], family: str) -> EncoderConfig:
+    """Widths from the convs; z size from new_final; the image size from new_final's input and the last width."""
+    rgb = state["FromRGB.from_rgb.weight"]
+    startf, img_channels = rgb.shape[0], rgb.shape[1]
+    check_tensors(path, "FromRGB.from_rgb does not match BE's layout",
+                  {"weight": tuple(rgb.shape), "bias": tuple(state["FromRGB.from_rgb.bias"].shape)},
+                  {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
+    widths, width = [], startf
+    for i, block in enumerate(blocks):
+        outputs = _shape(path, block, i, "noise_weight_2")[1]
+        last = i == len(blocks) - 1
+        check_tensors(path, f"decode_block.{i} does not match E_PG's BEBlock layout",
+                      {k: tuple(v.shape) for k, v in block.items()}, _pg_block_shapes(width, outputs, last, block))
+        widths.append(width)
+        width = outputs
+    final = state["new_final.weight"]
+    if final.ndim != 2 or tuple(state["new_final.bias"].shape) != (final.shape[0],):
+        raise CheckpointError(path, f"new_final is {tuple(final.shape)} with bias {tuple(state['new_final.bias'].shape)}; "
+                                    "expected a linear layer (latent_size, features) with bias (latent_size,)")
+    side = math.isqrt(final.shape[1] // widths[-1]) if final.shape[1] % widths[-1] == 0 else 0
+    if side < 1 or side * side * widths[-1] != final.shape[1] or side & (side - 1) or side < 4:
+        raise CheckpointError(path, f"new_final reads {final.shape[1]} features, which is no square map of the last "
+                                    f"block's {widths[-1]} channels at 4x4 or more")
+    resolution = side << (len(blocks) - 1)
+    channels = {resolution >> i: w for i, w in enumerate(widths)}
+    return EncoderConfig(family=family, resolution=resolution, channels=channels, img_channels=img_channels,
+                         noise=True, norm="instance", downsample="avgpool", block="sum", final_resolution=side,
+                         z_head=(final.shape[0],))
+
+
+def _pg_block_shapes(inputs: int, outputs: int, last: bool, block: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """Every tensor of E_PG's ``BEBlock(inputs, outputs, has_second_conv=not last)`` and its shape.
+
+    The last block keeps tensors it never uses (its noise_weight_2 / bias_2, and conv_3 / instance_norm_3 where its
+    width would change); they are accepted and dropped.
+    """
+    shapes = {
+        "noise_weight_1": (1, inputs, 1, 1), "bias_1": (1, inputs, 1, 1),
+        "noise_weight_2": (1, outputs, 1, 1), "bias_2": (1, outputs, 1, 1),
+        "conv_1.weight": (inputs, inputs, 3, 3),
+    }
+    if not last:
+        shapes["conv_2.weight"] = (outputs, inputs, 3, 3)
+    if inputs != outputs:
+        shapes.update({"conv_3.weight": (outputs, inputs, 1, 1), "conv_3.bias": (outputs,),
+                       "instance_norm_3.weight": (outputs,), "instance_norm_3.bias": (outputs,)})
+    return shapes
+
+
+def _convert_pg(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Tensor]], encoder: Encoder) -> dict[str, torch.Tensor]:
+    """Rename to our keys, rescaling effective weights; drops what E_PG stores without using."""
+    pairs = {"from_rgb.conv.weight": state["FromRGB.from_rgb.weight"], "from_rgb.conv.bias": state["FromRGB.from_rgb.bias"],
+             "z_head.fc0.weight": state["new_final.weight"], "z_head.fc0.bias": state["new_final.bias"]}
+    for i, (res, block) in enumerate(zip(reversed(encoder.config.resolutions), blocks)):
+        ours = f"b{res}"
+        last = i == len(blocks) - 1
+        for j, k in ((0, "1"),) if last else ((0, "1"), (1, "2")):
+            pairs[f"{ours}.conv{j}.conv.weight"] = block[f"conv_{k}.weight"]
+            pairs[f"{ours}.conv{j}.conv.bias"] = block[f"bias_{k}"].flatten()
+            pairs[f"{ours}.conv{j}.noise_strength"] = block[f"noise_weight_{k}"].flatten()
+        if not last and "conv_3.weight" in block:
+            pairs[f"{ours}.skip.weight"] = block["conv_3.weight"]
+            pairs[f"{ours}.skip.bias"] = block["conv_3.bias"]
+            pairs[f"{ours}.skip_norm.weight"] = block["instance_norm_3.weight"]
+            pairs[f"{ours}.skip_norm.bias"] = block["instance_norm_3.bias"]
+    return _to_stored(pairs, encoder)

@@ -1,4 +1,5 @@
-"""The DSE block (paper Fig. 5): two normalized 3x3 convs with a residual bypass and style heads."""
+"""The DSE blocks: the paper's (Fig. 5), two normalized 3x3 convs with a bypass and style heads, and the authors'
+PGGAN variant, which sums its paths before one activation."""
 
 from __future__ import annotations
 
@@ -67,3 +68,39 @@ class DSEBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, down={self.down}, num_styles={self.num_styles}"
+
+
+class SumBlock(nn.Module):
+    """The authors' PGGAN encoder block (``E_PG.py``): the paths summed, then one activation, then the pooling.
+
+    ``norm0 -> conv0 -> lrelu; norm1 -> conv1; + bypass -> lrelu -> 2x2 average pool``, where the bypass
+    is the input, or a 1x1 conv then an affine instance norm where the width changes. The last block
+    (``down=False``) is its first conv only. No style heads; ``forward(x, c)`` returns (features, []).
+    """
+
+    num_styles = 0
+
+    def __init__(self, in_channels: int, out_channels: int, *, down: bool = True, noise: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels, self.down = in_channels, out_channels if down else in_channels, down
+        self.norm0 = make_norm("instance", in_channels)
+        self.conv0 = EncoderConv(in_channels, in_channels, noise=noise)
+        if down:
+            self.norm1 = make_norm("instance", in_channels)
+            self.conv1 = EncoderConv(in_channels, out_channels, noise=noise, activate=False)
+            if in_channels != out_channels:
+                self.skip = EqualConv2d(in_channels, out_channels, 1)
+                self.skip_norm = nn.InstanceNorm2d(out_channels, affine=True, eps=1e-8)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        residual = x
+        x = self.conv0(self.norm0(x, c))
+        if not self.down:
+            return x, []
+        x = self.conv1(self.norm1(x, c))
+        if self.in_channels != self.out_channels:
+            residual = self.skip_norm(self.skip(residual))
+        return F.avg_pool2d(F.leaky_relu_(x + residual, 0.2), 2), []
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, down={self.down}"

@@ -9,6 +9,7 @@ import attrs
 from ..config import channel_plan, converter, power_of_two, resolutions
 
 NormKind = Literal["instance", "cbn"]
+BlockKind = Literal["mix", "sum"]
 DownsampleMode = Literal["avgpool", "fused"]
 WeightInit = Literal["xavier", "normal"]
 
@@ -17,13 +18,13 @@ WeightInit = Literal["xavier", "normal"]
 class EncoderConfig:
     """Architecture of a DSE encoder: a mirror of the generator it inverts.
 
-    One block per resolution from ``resolution`` down to 4x4; every block but the
-    last halves the size. What it predicts, each by the generator's latent name:
+    One block per resolution from ``resolution`` down to ``final_resolution`` (4x4); every
+    block but the last halves the size. What it predicts, each by the generator's latent name:
 
     - ``ws`` (N, num_ws, w_dim) from style heads: each block has two convs, so with style
       heads it emits two w vectors and ``num_ws`` must be exactly ``2 * len(channels)`` (the
       encoder does not guess how to drop or repeat ws the generator lacks or adds);
-    - ``z`` (N, z_dim) from linear layers on the final 4x4 map (``z_head``);
+    - ``z`` (N, z_dim) from linear layers on the final map (``z_head``);
     - ``c`` (N, num_classes) class probabilities from a linear class head on the final map.
 
     A conditional encoder reads a condition vector c (``c_dim``) through conditional batch
@@ -41,13 +42,19 @@ class EncoderConfig:
     norm: NormKind = "instance"  # "instance" (StyleGAN, PGGAN) or "cbn": conditional batch norm on c (BigGAN)
     c_dim: int = 0  # size of the condition vector c the "cbn" norm reads; 0 with "instance"
     downsample: DownsampleMode = "avgpool"  # "avgpool": conv then 2x2 average; "fused": strided conv (strategy 2)
-    z_head: tuple[int, ...] = ()  # output sizes of linear layers on the flattened 4x4 map giving z; () = none
+    z_head: tuple[int, ...] = ()  # output sizes of linear layers on the flattened final map giving z; () = none
     num_classes: int = 0  # a class head: logits over the generator's classes, E(x)["c"] their softmax; 0 = none
     # latents decode() takes that this encoder does not predict, at the values it was trained with
     # (e.g. BigGAN's {"truncation": 0.4}); set by the trainer from the training samples
     fixed_latents: dict[str, float] = attrs.field(factory=dict)
-    residual_weight: float = 0.889  # block output = (1 - r) * conv path + r * residual (the authors' 0.889)
+    residual_weight: float = 0.889  # "mix" block output = (1 - r) * conv path + r * residual (the authors' 0.889)
     weight_init: WeightInit = "xavier"  # "xavier" (the paper) or "normal": stored N(0, 1), as equalized lr defaults
+    # "mix": the paper's block (Fig. 5, the authors' E.py), each path activated, then mixed by residual_weight;
+    # "sum": the authors' PGGAN encoder block (E_PG.py), conv path + bypass, one activation after the sum
+    block: BlockKind = "mix"
+    # size of the last block's map, which the linear heads flatten: 4 as in the paper; the authors' PGGAN
+    # encoder fixes its head's input at 8192 features, so with narrow channels its last map is larger
+    final_resolution: int = attrs.field(default=4, validator=power_of_two)
 
     def __attrs_post_init__(self) -> None:
         if self.num_ws not in (0, 2 * len(self.channels)):
@@ -67,6 +74,9 @@ class EncoderConfig:
         if self.num_classes and self.c_dim:
             # its prediction could never be used: inverting needs the class it would predict
             raise ValueError("an encoder conditioned on c (norm 'cbn') cannot also predict c (num_classes): choose one")
+        if self.block == "sum" and (self.num_ws or self.norm != "instance" or self.downsample != "avgpool"):
+            raise ValueError("the 'sum' block (the authors' PGGAN encoder) has no style heads, uses instance norm and "
+                             f"average pooling: got num_ws={self.num_ws}, norm={self.norm!r}, downsample={self.downsample!r}")
         if not 0 <= self.residual_weight <= 1:
             raise ValueError(f"residual_weight must be in [0, 1], got {self.residual_weight}")
 
@@ -84,7 +94,12 @@ class EncoderConfig:
     @property
     def resolutions(self) -> list[int]:
         """The blocks' input sizes, ascending (the encoder runs them from the image size down)."""
-        return resolutions(self.resolution)
+        return resolutions(self.resolution, self.final_resolution)
+
+    @property
+    def final_features(self) -> int:
+        """Size of the flattened final map the linear heads read."""
+        return self.channels[self.final_resolution] * self.final_resolution**2
 
 
 def upgrade_encoder_config(data: Any) -> Any:

@@ -61,14 +61,18 @@ def _box_expansion(gain: float) -> torch.Tensor:
 class EncoderConv(nn.Module):
     """conv -> bias -> per-channel noise (train mode only) -> leaky ReLU 0.2, optionally halving the size.
 
-    Noise is off in eval mode so that inverting an image is deterministic.
+    Noise is off in eval mode so that inverting an image is deterministic. ``activate=False``
+    stops before the activation (a block that adds its bypass first).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, down: str | None = None, noise: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, down: str | None = None, noise: bool = True,
+                 activate: bool = True):
         super().__init__()
         if down not in (None, "avgpool", "fused"):
             raise ValueError(f"down must be None, 'avgpool' or 'fused', got {down!r}")
-        self.down = down
+        if down and not activate:
+            raise ValueError("a conv that halves the size must activate first (pooling comes after the activation)")
+        self.down, self.activate = down, activate
         fused = down == "fused"
         self.conv = FusedDownConv2d(in_channels, out_channels) if fused else EqualConv2d(in_channels, out_channels, 3, padding=1)
         self.noise_strength = nn.Parameter(torch.zeros(out_channels)) if noise else None
@@ -78,6 +82,8 @@ class EncoderConv(nn.Module):
         if self.noise_strength is not None and self.training:
             noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
             x = torch.addcmul(x, noise, self.noise_strength.view(1, -1, 1, 1))  # x + noise * strength, one pass
+        if not self.activate:
+            return x
         x = F.leaky_relu_(x, 0.2)  # in place on a fresh tensor (the conv's or addcmul's output): safe under autograd
         return F.avg_pool2d(x, 2) if self.down == "avgpool" else x
 
@@ -97,7 +103,7 @@ class FromRGB(nn.Module):
 
 
 class FlatHead(nn.Module):
-    """Linear layers on the flattened final 4x4 map: z' (PGGAN: 512; BigGAN: 256 then 128) or class logits."""
+    """Linear layers on the flattened final map: z' (PGGAN: 512; BigGAN: 256 then 128) or class logits."""
 
     def __init__(self, in_features: int, sizes: tuple[int, ...]):
         super().__init__()

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from ..models.pretrained import PretrainedMixin
-from .block import DSEBlock
+from .block import DSEBlock, SumBlock
 from .config import EncoderConfig
 from .layers import FlatHead, FromRGB, init_weights
 
 
 class Encoder(nn.Module, PretrainedMixin):
-    """``E(x, c=None) -> {name: latent}``: FromRGB, then one :class:`DSEBlock` per resolution down to 4x4.
+    """``E(x, c=None) -> {name: latent}``: FromRGB, then one block per resolution down to the final map (4x4).
 
     The latents are named as the generator names them (``latent_shapes``): ``ws`` (N, num_ws,
     w_dim) in generator layer order (``ws[:, 0]`` feeds G's first layer) from the style heads,
@@ -36,14 +36,16 @@ class Encoder(nn.Module, PretrainedMixin):
         self.from_rgb = FromRGB(config.img_channels, config.channels[config.resolution])
         for res in reversed(config.resolutions):  # registered in the order they run
             setattr(self, f"b{res}", self._block(config, res))
-        final = config.channels[4] * 16  # the flattened 4x4 map the heads read
-        self.z_head = FlatHead(final, config.z_head) if config.z_head else None
-        self.class_head = FlatHead(final, (config.num_classes,)) if config.num_classes else None
+        self.z_head = FlatHead(config.final_features, config.z_head) if config.z_head else None
+        self.class_head = FlatHead(config.final_features, (config.num_classes,)) if config.num_classes else None
         init_weights(self, config.weight_init)
 
     @staticmethod
-    def _block(config: EncoderConfig, res: int) -> DSEBlock:
-        down = res > 4
+    def _block(config: EncoderConfig, res: int) -> DSEBlock | SumBlock:
+        down = res > config.final_resolution
+        if config.block == "sum":
+            return SumBlock(config.channels[res], config.channels[res // 2] if down else config.channels[res],
+                            down=down, noise=config.noise)
         return DSEBlock(
             config.channels[res], config.channels[res // 2] if down else config.channels[res], down=down,
             w_dim=config.w_dim, style_heads=config.num_ws > 0, noise=config.noise, norm=config.norm,
@@ -63,7 +65,7 @@ class Encoder(nn.Module, PretrainedMixin):
         return latents
 
     def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(the final 4x4 map z'_c, the counterpart of G's constant input; the style vectors, finest block first)."""
+        """(the final map z'_c, the counterpart of G's constant input; the style vectors, finest block first)."""
         self._check_inputs(x, c)
         x = self.from_rgb(x)
         styles: list[torch.Tensor] = []

@@ -97,19 +97,26 @@ def _check_zip_crcs(path: Path) -> None:
                               hint="download or copy the checkpoint again") from None
 
 
+# torch.save's legacy (non-zip) format, every release before 2020: a pickle whose first object is this magic
+# number (LONG1 opcode, 10 bytes), then the protocol version, the system info and the pickled object
+_LEGACY_TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
 def _head(path: Path) -> bytes:
     with open(path, "rb") as f:
-        return f.read(4)
+        return f.read(14)
 
 
 def _is_plain_pickle(path: Path) -> bool:
+    """A pickle (PROTO opcode first) that is not torch.save's legacy format."""
     head = _head(path)
-    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2:] != _LEGACY_TORCH_MAGIC
 
 
 def _looks_like_checkpoint(path: Path) -> bool:
     """A zip (torch.save) or pickle signature: damage, rather than the wrong kind of file."""
-    return _head(path).startswith(b"PK\x03\x04") or _is_plain_pickle(path)
+    head = _head(path)
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -117,15 +124,36 @@ def _first_line(exc: BaseException) -> str:
     return text[0].split(". ")[0] if text else type(exc).__name__
 
 
-def state_dict_in(obj: Any, keys: Iterable[str]) -> Mapping[str, torch.Tensor] | None:
-    """The first ``obj[key]`` that is a tensor dict, for checkpoints that nest the state dict."""
+# training checkpoints keep their models one level down: genforce's runner saves {"models": {"generator_smooth": ...},
+# "optimizers": ...}
+CONTAINERS = ("models",)
+
+
+def find_state_dict(obj: Any, keys: Iterable[str], containers: Iterable[str] = CONTAINERS
+                    ) -> tuple[str, Mapping[str, torch.Tensor]] | None:
+    """(where, state dict) of the first ``obj[key]`` that is a tensor dict, or None.
+
+    ``where`` names the place as the file does ("generator_smooth", "models.generator_smooth"); when ``obj`` has
+    none of ``keys``, each of ``containers`` is searched the same way.
+    """
     if not isinstance(obj, Mapping):
         return None
+    keys = tuple(keys)
     for key in keys:
         value = obj.get(key)
         if isinstance(value, Mapping) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
-            return value
+            return key, value
+    for container in containers:
+        found = find_state_dict(obj.get(container), keys, ())
+        if found is not None:
+            return f"{container}.{found[0]}", found[1]
     return None
+
+
+def state_dict_in(obj: Any, keys: Iterable[str], containers: Iterable[str] = CONTAINERS) -> Mapping[str, torch.Tensor] | None:
+    """The first ``obj[key]`` that is a tensor dict (see :func:`find_state_dict`), for checkpoints that nest it."""
+    found = find_state_dict(obj, keys, containers)
+    return None if found is None else found[1]
 
 
 def describe(obj: Any, limit: int = 6) -> str:

@@ -6,6 +6,9 @@ convolution (``groups=C``): on CPU that is 12x faster than a generic upfirdn ove
 N*C single-channel planes (measured 70 ms vs 860 ms on 4x128x256x256, 2 threads),
 and 3x faster again on channels-last tensors, which the oneDNN kernels vectorize
 across channels.
+
+The 2x-upsampling 3x3 convs of PGGAN and StyleGAN run as one stride-2 transposed conv
+(:func:`upsample_conv_kernel`).
 """
 
 from __future__ import annotations
@@ -55,3 +58,19 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: Paddi
         p = f.numel() - down
         padding = ((p + 1) // 2, p // 2, (p + 1) // 2, p // 2)
     return filter2d(x, f, padding, down=down)
+
+
+def upsample_conv_kernel(weight: torch.Tensor, flip: bool = True) -> torch.Tensor:
+    """The (in, out, 4, 4) kernel that makes ``conv_transpose2d(x, kernel, stride=2, padding=1)`` a 2x-upsampling
+    3x3 conv with ``weight`` (out, in, 3, 3).
+
+    ``flip=True``: exactly nearest 2x upsampling then ``conv2d(weight, padding=1)`` (each output pixel sees 2x2
+    input pixels; the kernel sums the taps that fall on the same one), with 2.25x fewer multiply-adds and no
+    upsampled map. ``flip=False``: the official "fused" upsampling conv of PGGAN and StyleGAN (``upscale2d_conv2d``),
+    the same sums over the four 2x2 shifts of the unflipped kernel, no 0.25 factor.
+    """
+    w = (weight.flip(2, 3) if flip else weight).transpose(0, 1)
+    w = F.pad(w, (0, 0, 1, 1))  # rows, then columns: two 2-tap sums (2-3x faster on the CPU than four 4x4 sums)
+    w = w[:, :, 1:] + w[:, :, :-1]
+    w = F.pad(w, (1, 1))
+    return w[..., 1:] + w[..., :-1]
