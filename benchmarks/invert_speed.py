@@ -15,7 +15,7 @@ import json
 import subprocess
 import sys
 
-from timing import timed  # benchmarks/timing.py, beside this script
+from timing import devices, timed  # benchmarks/timing.py, beside this script
 
 
 def build(case: str):
@@ -58,12 +58,8 @@ def main() -> None:
         print(json.dumps(measure(case, int(batch), args.iters, args.threads, device)))
         return
 
-    import torch
-
-    devices = ["cpu", "cuda"] if args.device == "all" and torch.cuda.is_available() else \
-        ["cpu" if args.device == "all" else args.device]
     print(f"inversion (E + G, eval, no grad), {args.threads} threads, {args.iters} iterations")
-    for device in devices:
+    for device in devices(args.device):
         for case, batch in (("demo", 32), ("stylegan2-256", 4)):
             cmd = [sys.executable, __file__, "--worker", case, str(batch), device, f"--iters={args.iters}",
                    f"--threads={args.threads}"]

@@ -11,7 +11,8 @@ typed by hand.
 
 * rosinality/stylegan2-pytorch: ``{"g_ema": state_dict, "latent_avg": w}``, or a
   training checkpoint (``g``, ``d``, ``g_ema``, optimizer states, ``args``).
-* genforce: ``{"generator_smooth" or "generator": state_dict, ...}``.
+* genforce: ``{"generator_smooth" or "generator": state_dict, ...}``, or its runner's
+  training checkpoint (``{"models": {"generator_smooth": ..., ...}, "optimizers": ...}``).
 
 Only the generator state dict is checked strictly; other entries (discriminator,
 optimizer states, ``args``) are not read.
@@ -26,7 +27,8 @@ from typing import Mapping
 
 import torch
 
-from dse_core import CheckpointError, ForeignState, describe, layer_count, load_state, separable_filter, state_dict_in, torch_load
+from dse_core import (CheckpointError, ForeignState, describe, find_state_dict, layer_count, load_state,
+                      separable_filter, state_dict_in, torch_load)
 
 from .model import Generator, StyleGAN2Config
 
@@ -176,12 +178,11 @@ def _estimate_w_avg(generator: Generator, state: dict, path: Path) -> torch.Tens
 # -- genforce -----------------------------------------------------------------------
 
 def _genforce_state(path: Path) -> tuple[str, Mapping[str, torch.Tensor]] | None:
-    """(the key holding the generator, its state dict), or None."""
-    ckpt = torch_load(path)
-    state = state_dict_in(ckpt, GENFORCE_KEYS)
-    if state is None or "synthesis.early_layer.const" not in state or "synthesis.layer0.style.weight" not in state:
+    """(where the generator is in the file, e.g. "models.generator_smooth"; its state dict), or None."""
+    found = find_state_dict(torch_load(path), GENFORCE_KEYS)
+    if found is None or not {"synthesis.early_layer.const", "synthesis.layer0.style.weight"} <= set(found[1]):
         return None
-    return next(key for key in GENFORCE_KEYS if ckpt.get(key) is state), state
+    return found
 
 
 def sniff_genforce(path: Path) -> bool:
@@ -234,7 +235,8 @@ def load_genforce(path: Path) -> Generator:
     found = _genforce_state(path)
     if found is None:
         raise CheckpointError(path, f"not a genforce StyleGAN2 checkpoint: found {describe(torch_load(path))}, expected "
-                                    "'generator_smooth' or 'generator' holding mapping.denseN / synthesis.layerN tensors")
+                                    "'generator_smooth' or 'generator' (at the top or under 'models') holding "
+                                    "mapping.denseN / synthesis.layerN tensors")
     where, src = found
     source = ForeignState(path, where, src)
     mapping_layers = layer_count(src, r"mapping\.dense(\d+)\.") or 1

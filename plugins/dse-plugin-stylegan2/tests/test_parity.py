@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 import dse_core
+from dse_core import CheckpointError
 from dse_core.cli import main
 
 TOL = 1e-4
@@ -54,6 +55,28 @@ def test_genforce_checkpoint_matches_reference(genforce):
     assert G.source["format"] == "stylegan2/genforce"
     assert G.config.channels == {4: 32, 8: 32, 16: 32, 32: 16} and G.num_ws == 8
     check_genforce_cases(G, load_file(genforce / "cases.safetensors"))
+
+
+def test_genforce_training_checkpoint_matches_reference(genforce, tmp_path):
+    """The generator as genforce's runner saves it: under "models", beside G and D, with optimizer states."""
+    state = dict(torch.load(genforce / "checkpoint.pth", weights_only=True)["generator_smooth"])
+    unsmoothed = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}  # not the one to read
+
+    def save(path, smooth):
+        torch.save({"models": {"generator_smooth": smooth, "generator": unsmoothed,
+                               "discriminator": {"layer0.weight": torch.zeros(4, 3, 1, 1)}},
+                    "optimizers": {}}, path)
+        return path
+
+    G = dse_core.load_generator(save(tmp_path / "ckpt.pth", state))
+    assert G.source["format"] == "stylegan2/genforce"
+    check_genforce_cases(G, load_file(genforce / "cases.safetensors"))
+
+    damaged = {k: v for k, v in state.items() if k != "mapping.dense1.bias"}
+    with pytest.raises(CheckpointError) as err:
+        dse_core.load_generator(save(tmp_path / "damaged.pth", damaged), gan="stylegan2")
+    assert "models.generator_smooth: cannot read it as a StyleGAN2 generator" in str(err.value)
+    assert "missing 1 tensor (mapping.dense1.bias)" in str(err.value)
 
 
 @pytest.mark.parametrize("name, check", [("stylegan2-rosinality/checkpoint.pt", check_rosinality_cases),
