@@ -8,7 +8,7 @@ as they are and after the same 32 px round trip the samples go through.
 
 Usage::
 
-    python tools/check_demo_samples.py [GENERATOR_DIR] [--samples 2000] [--grid samples.png]
+    python tools/check_demo_samples.py [GENERATOR_DIR] [--gan stylegan2] [--samples 2000] [--grid samples.png]
 """
 
 from __future__ import annotations
@@ -23,9 +23,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_digits import load_split, to_digits, to_images  # noqa: E402
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "plugins/dse-plugin-stylegan2/dse_plugin_stylegan2/demo/generator"
-PSIS = (1.0, 0.7)
+ROOT = Path(__file__).resolve().parents[1]
 CONFIDENT = 0.9
+
+
+def demo_dir(gan: str) -> Path:
+    """The embedded demo folder of the plugin for ``gan`` in this repository (``generator/`` and ``encoder/``)."""
+    return ROOT / f"plugins/dse-plugin-{gan}/dse_plugin_{gan}/demo"
+
+
+def psis(G) -> tuple[float, ...]:
+    """The truncations a sample report covers: 1.0, and 0.7 where the family truncates."""
+    return (1.0, 0.7) if G.has_truncation else (1.0,)
 
 
 def train_classifier(x8: np.ndarray, y: np.ndarray):
@@ -66,7 +75,7 @@ def check_generator(G, n: int = 2000, seed: int = 0) -> dict:
         "heldout_real": score(classifier, held_x.reshape(len(held_x), 64), held_y),
         "heldout_real_32px": score(classifier, to_digits(to_images(held_x)), held_y),
     }
-    for psi in PSIS:
+    for psi in psis(G):
         report[f"psi_{psi}"] = score(classifier, to_digits(sample(G, n, psi, seed)))
     return report
 
@@ -83,25 +92,26 @@ def format_report(report: dict) -> str:
 
 
 def write_grid(G, path: Path, n: int = 100, seed: int = 0) -> None:
-    """One PNG: each row holds 10 latents at psi 1.0, then the same 10 at psi 0.7."""
+    """One PNG: each row holds 10 latents at psi 1.0, then (where the family truncates) the same 10 at psi 0.7."""
     from dse_core.images import make_grid, save_image
 
-    rows = torch.stack([sample(G, n, psi, seed).unflatten(0, (-1, 10)) for psi in PSIS], dim=1)
-    save_image(make_grid(rows.flatten(0, 2), nrow=10 * len(PSIS)), path)
+    rows = torch.stack([sample(G, n, psi, seed).unflatten(0, (-1, 10)) for psi in psis(G)], dim=1)
+    save_image(make_grid(rows.flatten(0, 2), nrow=10 * len(psis(G))), path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dse_plugin_stylegan2 import Generator
+    from dse_core import load_generator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("generator", nargs="?", type=Path, default=DEMO_DIR, help="saved generator folder")
+    parser.add_argument("generator", nargs="?", type=Path, help="saved generator folder (default: the --gan demo's)")
+    parser.add_argument("--gan", default="stylegan2", help="family whose embedded demo to check (default stylegan2)")
     parser.add_argument("--samples", type=int, default=2000, help="samples per truncation psi")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample latents")
     parser.add_argument("--grid", type=Path, help="also write a PNG grid: rows of 10 samples at psi 1.0, then the same 10 at 0.7")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    G = Generator.from_pretrained(args.generator)
+    G = load_generator(args.generator or demo_dir(args.gan) / "generator")
     print(format_report(check_generator(G, args.samples, args.seed)))
     if args.grid:
         write_grid(G, args.grid, seed=args.seed)

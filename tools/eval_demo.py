@@ -1,6 +1,8 @@
-"""The demo encoder's figures for the README: PSNR/SSIM on held-out G(z) and on held-out real digits.
+"""A demo encoder's figures for the READMEs: PSNR/SSIM on held-out G(z) and on held-out real digits.
 
     python tools/eval_demo.py [--json docs/demo-figures.json] [--grid docs/demo-grid.png]
+    python tools/eval_demo.py --gan pggan --json plugins/dse-plugin-pggan/docs/demo-figures.json \
+        --grid plugins/dse-plugin-pggan/docs/demo-grid.png
 
 * 256 G(z) samples from a seed the encoder never trained on (training draws z from
   seed 0, rank 0, step s; these come from their own generator seeded 2026);
@@ -42,12 +44,13 @@ def evaluate(inverter: Inverter, images: torch.Tensor, batch: int = 64) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gan", default="stylegan2", help="the family whose embedded demo to evaluate")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--grid", type=Path, default=None, help="write a reconstruction grid here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    G = load_generator("demo:stylegan2")
-    inverter = Inverter(G, load_encoder("demo:stylegan2"))
+    G = load_generator(f"demo:{args.gan}")
+    inverter = Inverter(G, load_encoder(f"demo:{args.gan}", generator=G))
     with torch.no_grad():
         fakes = G(torch.randn(SAMPLES, G.z_dim, generator=torch.Generator().manual_seed(SEED)))
     _, _, heldout, _ = load_split()

@@ -1,20 +1,24 @@
-"""Train the StyleGAN2 plugin's embedded demo generator: 32 px digits, on one CPU thread.
+"""Train a plugin's embedded demo generator (StyleGAN2, StyleGAN, PGGAN): 32 px digits, on one CPU thread.
 
 The data is scikit-learn's digits (UCI optdigits) upscaled to 32 px RGB; the last 297
 digits are held out (see ``demo_digits.py``). Training follows StyleGAN2 at small
-scale: non-saturating logistic loss, lazy R1 on reals, Adam(0, 0.99) with equalized
-lr, an EMA of G (the saved weights), optional style mixing and differentiable
-translation of D's inputs. No path-length regularization. The discriminator lives
-here, not in the library: only G ships.
+scale for every family: non-saturating logistic loss, lazy R1 on reals, Adam(0, 0.99)
+with equalized lr, an EMA of G (the saved weights), style mixing where the family has
+a mapping network, and differentiable translation of D's inputs. No path-length
+regularization, no progressive growing (PGGAN trains at full size). The discriminator
+lives here, not in the library: only G ships.
 
-At the end ``w_avg`` is set to the mean of ``mapping(z)`` over 10k fixed z, the EMA
-generator is scored by ``check_demo_samples.py`` and saved with ``save_pretrained``.
+At the end a style generator's ``w_avg`` is set to the mean of ``mapping(z)`` over 10k
+fixed z, the EMA generator is scored by ``check_demo_samples.py`` and saved with
+``save_pretrained``.
 
 Usage (a developer runs it once, never CI)::
 
-    python tools/train_demo_gan.py                   # the shipped generator: 10000 steps, 43 min
+    python tools/train_demo_gan.py                   # the shipped StyleGAN2 generator: 10000 steps, 43 min
     python tools/train_demo_gan.py --resume          # continue from runs/demo-gan/checkpoint.pt
     python tools/train_demo_gan.py --steps 5500 --channels-top 64   # the first demo generator (39 min, worse samples)
+    python tools/train_demo_gan.py --gan stylegan    # the StyleGAN1 plugin's (runs/demo-gan-stylegan/)
+    python tools/train_demo_gan.py --gan pggan       # the PGGAN plugin's
 
 Everything is seeded; with one thread, the same arguments give the same weights.
 """
@@ -35,13 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_demo_samples import DEMO_DIR, check_generator, format_report, write_grid  # noqa: E402
+from check_demo_samples import check_generator, demo_dir, format_report, write_grid  # noqa: E402
 from demo_digits import HELDOUT, RESOLUTION, load_split, to_images  # noqa: E402
 
 from dse_core.config import write_bytes_atomic  # noqa: E402
 from dse_core.nn import EqualConv2d, EqualLinear, downsample2d, filter2d, setup_filter  # noqa: E402
 from dse_core.nn import LRELU_GAIN  # noqa: E402
-from dse_plugin_stylegan2 import Generator, StyleGAN2Config  # noqa: E402
+from dse_core import Generator, StyleGenerator, get_host  # noqa: E402
 
 TOOL = "tools/train_demo_gan.py"
 DATASET = "scikit-learn digits (UCI optdigits), 32px RGB"
@@ -51,6 +55,7 @@ DATASET = "scikit-learn digits (UCI optdigits), 32px RGB"
 class Options:
     """Training settings; every one is a CLI flag (``--r1-gamma`` for ``r1_gamma``)."""
 
+    gan: str = "stylegan2"  # the family whose demo generator this trains
     steps: int = 10_000  # generator updates (about 0.26 s each on one thread at these defaults)
     batch: int = 32  # images per step, for G and for D
     seed: int = 0
@@ -59,26 +64,32 @@ class Options:
     r1_interval: int = 16  # lazy R1: every this many steps, scaled up to match
     ema_kimg: float = 10.0  # EMA half-life in thousands of images ...
     ema_rampup: float = 0.05  # ... but at most this fraction of the images seen so far
-    mixing: float = 0.3  # probability of style mixing per sample
+    mixing: float = 0.3  # probability of style mixing per sample (style generators)
     translate: int = 2  # random shift of D's inputs (real and fake), in pixels; 0 = off
     channels: int = 64  # feature maps at 4..16 px, in G and D
     channels_top: int = 32  # feature maps at 32 px (G's last block, D's first); 64 makes a step 1.8x slower
-    w_dim: int = 64  # z_dim = w_dim
+    w_dim: int = 64  # z_dim = w_dim (z_dim alone without a mapping network)
     mapping_layers: int = 4
     mapping_lr_mul: float = 0.1  # StyleGAN2's 0.01 leaves the mapping network nearly frozen in a short run
     log_every: int = 50
     checkpoint_every: int = 500  # also writes a sample grid to the run folder
 
 
-def demo_config(opts: Options) -> StyleGAN2Config:
-    return StyleGAN2Config(
-        resolution=RESOLUTION,
-        channels={4: opts.channels, 8: opts.channels, 16: opts.channels, 32: opts.channels_top},
-        z_dim=opts.w_dim,
-        w_dim=opts.w_dim,
-        mapping_layers=opts.mapping_layers,
-        mapping_lr_mul=opts.mapping_lr_mul,
-    )
+STYLE_FAMILIES = ("stylegan2", "stylegan")  # with a mapping network: w_dim, mapping_layers, mapping_lr_mul apply
+Z_FAMILIES = ("pggan",)  # z straight into the synthesis: z_dim only
+
+
+def demo_generator(opts: Options) -> Generator:
+    """The family's generator at the demo's size."""
+    cls = get_host().family(opts.gan).generator_class
+    common = dict(resolution=RESOLUTION, z_dim=opts.w_dim,
+                  channels={4: opts.channels, 8: opts.channels, 16: opts.channels, 32: opts.channels_top})
+    if opts.gan in STYLE_FAMILIES:
+        return cls(cls.config_class(**common, w_dim=opts.w_dim, mapping_layers=opts.mapping_layers,
+                                    mapping_lr_mul=opts.mapping_lr_mul))
+    if opts.gan in Z_FAMILIES:
+        return cls(cls.config_class(**common))
+    raise SystemExit(f"no demo recipe for the {opts.gan} family; this tool knows {', '.join(STYLE_FAMILIES + Z_FAMILIES)}")
 
 
 # --- discriminator (StyleGAN2 residual D, small) -------------------------------------------
@@ -152,6 +163,8 @@ def translate(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch
 def generate(G: Generator, n: int, mixing: float, generator: torch.Generator) -> torch.Tensor:
     """Fake images with random noise; with probability ``mixing`` a sample's later ws come from a second z."""
     z = torch.randn(n, G.z_dim, generator=generator)
+    if not isinstance(G, StyleGenerator):
+        return G(z, noise_mode="random")
     ws = G.mapping(z)
     if mixing > 0:
         ws2 = G.mapping(torch.randn(n, G.z_dim, generator=generator))
@@ -193,15 +206,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 @torch.no_grad()
 def set_w_avg(G: Generator, n: int = 10_000, seed: int = 12345) -> None:
-    """Truncation centre: the mean of mapping(z) over ``n`` fixed z."""
+    """Truncation centre of a style generator: the mean of mapping(z) over ``n`` fixed z (every layer's row)."""
+    if not isinstance(G, StyleGenerator):
+        return
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-    G.mapping.w_avg.copy_(G.mapping(z)[:, 0].mean(dim=0))
+    G.mapping.w_avg.copy_(G.mapping(z)[:, 0].mean(dim=0).expand_as(G.mapping.w_avg))
 
 
 def model_card(opts: Options, report: dict, minutes: float) -> str:
     held = report["heldout_real"]
     lines = [
-        "# dse StyleGAN2 demo generator (32 px digits)",
+        f"# dse {opts.gan} demo generator (32 px digits)",
         "",
         f"Trained by `{TOOL}` on the {DATASET}: the first {HELDOUT[0]} of scikit-learn's 1797 digits;",
         f"indices {HELDOUT[0]}..{HELDOUT[1]} are held out. Dataset: UCI Optical Recognition of Handwritten Digits,",
@@ -210,7 +225,7 @@ def model_card(opts: Options, report: dict, minutes: float) -> str:
         f"{opts.steps} steps of batch {opts.batch}, seed {opts.seed}, {minutes:.0f} min on one CPU thread; EMA weights.",
         "",
         "A digits classifier (logistic regression, 8x8) on 2000 samples: mean top-1 confidence "
-        + ", ".join(f"{report[f'psi_{p}']['mean_confidence']:.3f} at psi {p}" for p in (1.0, 0.7))
+        + ", ".join(f"{r['mean_confidence']:.3f} at {k.replace('_', ' ')}" for k, r in report.items() if k.startswith("psi"))
         + f"; held-out real digits {held['mean_confidence']:.3f}. A toy for offline demos, not a research model.",
         "",
     ]
@@ -229,7 +244,7 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
         "batch": opts.batch,
         "seed": opts.seed,
         "heldout": list(HELDOUT),
-        "classifier_confidence": {k: report[k]["mean_confidence"] for k in ("psi_1.0", "psi_0.7", "heldout_real")},
+        "classifier_confidence": {k: r["mean_confidence"] for k, r in report.items() if k != "heldout_real_32px"},
         "train_minutes": round(minutes, 1),
         # what its images look like: dse invert composites transparent inputs on this background
         "images": {"background": "black", "content": "a white handwritten digit, centred, on black"},
@@ -249,7 +264,7 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
     train_x, _, _, _ = load_split()
     reals_all = to_images(train_x)
 
-    G = Generator(demo_config(opts)).train()
+    G = demo_generator(opts).train()
     D = Discriminator(opts.channels, opts.channels_top).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(0.0, 0.99), eps=1e-8)
@@ -323,12 +338,14 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     for field in attrs.fields(Options):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
                             default=field.default, help=f"default {field.default}")
-    parser.add_argument("--out", type=Path, default=DEMO_DIR, help="folder for the saved generator (default: the plugin's demo)")
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/demo-gan"), help="checkpoint and sample grids")
+    parser.add_argument("--out", type=Path, help="folder for the saved generator (default: the plugin's demo)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoint and sample grids (default runs/demo-gan[-GAN])")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt if present")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: reproducible and polite)")
     args = parser.parse_args(argv)
     opts = Options(**{f.name: getattr(args, f.name) for f in attrs.fields(Options)})
+    args.out = args.out or demo_dir(opts.gan) / "generator"
+    args.run_dir = args.run_dir or Path("runs/demo-gan" if opts.gan == "stylegan2" else f"runs/demo-gan-{opts.gan}")
     return opts, args
 
 
