@@ -1,4 +1,4 @@
-"""Contract tests every GAN plugin runs on itself, and test plugins for any family.
+"""Contract tests every GAN plugin runs on itself (its generator, its embedded demo), and test plugins for any family.
 
 :func:`check_generator_contract` checks a family on a tiny config: the promises the core relies on
 (construction from the config, shapes, noise modes, truncation as ``has_truncation`` says,
@@ -6,6 +6,7 @@ conditions, ``sample_latents``/``decode`` and ``latent_shapes``, the mapping/syn
 gradients, the family's encoder plan, save/load round trip, and a loaded generator in eval mode).
 Each failure is an AssertionError saying what is wrong and what the contract wants.
 The core's own test suite runs it over every installed family (each ``GanFamily.tiny_config``).
+:func:`check_demo` checks a family's embedded demo (size, the pair belongs together, PSNR floors).
 
 :func:`plugin` makes a plugin object from families and registry entries, and :func:`host` a plugin
 host that holds it: what a test needs to register a family without packaging it::
@@ -222,6 +223,48 @@ def _check_eval_mode(G) -> None:
     assert not training, f"load_generator must return the generator in eval mode; in train mode: {training[:4]}"
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(not m.training for m in norms)
+
+
+# -- embedded demos ----------------------------------------------------------------------------------
+
+DEMO_SIZE_LIMIT = 10 * 2**20  # the project's limit on a plugin's demo weights
+
+
+def check_demo(family: GanFamily, images: Path, tmp_path: Path, psnr_samples: float, psnr_images: float) -> dict:
+    """Raise AssertionError unless ``family``'s embedded demo works as ``dse invert --gan FAMILY IMAGES`` promises.
+
+    The demo weights stay within :data:`DEMO_SIZE_LIMIT`; the encoder loads for the generator it was trained for;
+    16 samples G(z) (seed 123) come back above ``psnr_samples`` dB (pooled MSE on [0, 1] pixels); ``dse invert
+    --gan FAMILY images`` with no other argument inverts every image in ``images`` with a mean PSNR above
+    ``psnr_images``. Returns the command's metrics report.
+    """
+    import json
+
+    from .cli import main
+    from .invert import Inverter
+    from .loading import load_encoder, load_generator
+
+    assert family.demo is not None, f"the {family.name} family names no demo folder"
+    size = sum(p.stat().st_size for p in family.demo.rglob("*.safetensors"))
+    assert size <= DEMO_SIZE_LIMIT, f"the {family.name} demo weights are {size / 2**20:.1f} MB, over 10 MB"
+    G = load_generator(f"demo:{family.name}")
+    E = load_encoder(f"demo:{family.name}", generator=G)  # refuses an encoder trained for another generator
+    assert E.resolution == G.resolution and set(E.latent_shapes) <= set(G.latent_shapes)
+    with torch.no_grad():
+        z, c = _inputs(G, 16, seed=123)
+        x = G(z, c)
+        x_rec = Inverter(G, E)(x, c if E.c_dim else None).x_rec
+    mse = (x.clamp(-1, 1) - x_rec.clamp(-1, 1)).square().mean().item() / 4  # on [0, 1] pixels
+    psnr = 10 * torch.log10(torch.tensor(1 / mse)).item()
+    assert psnr > psnr_samples, f"the {family.name} demo reconstructs its own samples at {psnr:.2f} dB, not above {psnr_samples}"
+
+    out = tmp_path / f"demo-{family.name}"
+    assert main(["invert", "--gan", family.name, str(images), "-o", str(out), "--device", "cpu", "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert not report["failed"] and report["metadata"]["generator"] == f"demo:{family.name}"
+    mean = report["summary"]["psnr"]["mean"]
+    assert mean > psnr_images, f"dse invert --gan {family.name} {images}: {mean:.2f} dB, not above {psnr_images}"
+    return report
 
 
 # -- test plugins -----------------------------------------------------------------------------------
