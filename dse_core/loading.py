@@ -51,7 +51,7 @@ def load_generator(
         return generator
 
     if entry is not None and entry.format not in ("auto", registry.DSE_FORMAT):
-        family = host.family(entry.family)
+        family = host.family(entry.family, package=entry.plugin)
         if gan is not None and gan != family.name:
             raise DseError(f"{entry.id} is a {family.name} generator, not {gan}", hint=f"use --gan {family.name}")
         matches = [(family, family.format(entry.format))]
@@ -357,7 +357,7 @@ def _resolve(path_or_repo_id: str | Path, kind: str, revision: str | None) -> Re
         if entry.kind != kind:
             raise DseError(f"{entry.id} is a registry {entry.kind}, not a {kind}",
                            hint=f"pass it as --{entry.kind}" if entry.kind in ("generator", "encoder") else None)
-        get_host().family(entry.family)  # no download for a family no installed plugin can read
+        get_host().family(entry.family, package=entry.plugin)  # no download for a family no installed plugin can read
         rev = revision or hub.split_revision(text)[1]
         path = registry.fetch(entry, rev)
         origin.update(registry_id=entry.id, repo_id=entry.hub.repo_id, file=entry.hub.file,

@@ -202,13 +202,15 @@ class PluginHost:
             return None
         return self.checkpoints.get(name.partition("@")[0])
 
-    def family(self, name: str) -> GanFamily:
+    def family(self, name: str, package: str | None = None) -> GanFamily:
+        """The installed family ``name``; else an error saying how to get it (``package``: the distribution that
+        provides it, as a registry entry names it; the project's own families are known without it)."""
         families = self.families
         if name in families:
             return families[name]
         failed = sorted(self._errors)
         suspects = [p for p in failed if self._resembles(p, name)]
-        package = KNOWN_PACKAGES.get(name)
+        package = package or KNOWN_PACKAGES.get(name)
         if suspects:
             hint = "; ".join(f"plugin {self._describe(p)} failed to load: {self._errors[p]}" for p in suspects)
         elif package and (name in self.skipped or package in self.skipped.values()):

@@ -32,6 +32,10 @@ sha256 = "{sha}"
 '''.replace("{sha}", "ab" * 32)
 
 
+# an entry of a family no installed plugin provides (whichever of the project's plugins are installed)
+NO_PLUGIN = {**tomllib.loads(GOOD), "id": "nogan-64", "family": "nogan", "plugin": "dse-plugin-nogan", "format": "auto"}
+
+
 def installed_host() -> PluginHost:
     host = PluginHost()
     host.load_entry_points()
@@ -102,6 +106,7 @@ def test_plugins_add_entries_and_a_broken_one_is_named(tmp_path):
     host.register(plugin(checkpoints=[folder, encoder]), name="toyplugin", distribution="dse-plugin-toy", version="0.1")
     host.register(BrokenRegistry(), name="broken")
     host.register(plugin(checkpoints=[folder]), name="dup")
+    host.register(plugin(checkpoints=[NO_PLUGIN]), name="nogan-entries")
     entries = host.checkpoints
     assert entries["toy-gen-64"].origin == "plugin toyplugin: toy-gen-64.toml"
     assert entries["toy-enc-64"].inverts == "toy-gen-64" and "stylegan2-ffhq-1024" in entries
@@ -121,18 +126,19 @@ def test_plugins_add_entries_and_a_broken_one_is_named(tmp_path):
         with pytest.raises(DseError, match="toy-enc-64 is a registry encoder, not a generator"):
             load_generator("toy-enc-64")
         # a family no installed plugin reads: refused before anything is fetched (HF_HUB_OFFLINE would say "not cached")
-        with pytest.raises(UnknownNameError, match="pip install dse-plugin-biggan"):
-            load_generator("biggan-deep-128")
+        with pytest.raises(UnknownNameError, match="pip install dse-plugin-nogan"):
+            load_generator("nogan-64")
 
 
 def test_dse_models_still_works_and_names_a_broken_plugin(capsys):
     host = installed_host()
     host.register(BrokenRegistry(), name="broken")
+    host.register(plugin(checkpoints=[NO_PLUGIN]), name="nogan-entries")
     with use_host(host):
         assert main(["models"]) == 1
     captured = capsys.readouterr()
     assert "stylegan2-ffhq-1024 *" in captured.out and "pggan-celebahq-1024" in captured.out
-    assert "needs dse-plugin-biggan" in captured.out
+    assert "needs dse-plugin-nogan" in captured.out
     assert "FAILED: plugin broken: RuntimeError: boom in register_checkpoints" in captured.err
     with use_host(host):
         assert main(["plugins"]) == 1
