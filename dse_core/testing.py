@@ -6,7 +6,8 @@ conditions, ``sample_latents``/``decode`` and ``latent_shapes``, the mapping/syn
 gradients, the family's encoder plan, save/load round trip, and a loaded generator in eval mode).
 Each failure is an AssertionError saying what is wrong and what the contract wants.
 The core's own test suite runs it over every installed family (each ``GanFamily.tiny_config``).
-:func:`check_demo` checks a family's embedded demo (size, the pair belongs together, PSNR floors).
+:func:`check_demo` checks a family's embedded demo (size, the pair belongs together, PSNR floors);
+:func:`isolate` is what each test starts from (seeded, offline, no user caches).
 
 :func:`plugin` makes a plugin object from families and registry entries, and :func:`host` a plugin
 host that holds it: what a test needs to register a family without packaging it::
@@ -223,6 +224,14 @@ def _check_eval_mode(G) -> None:
     assert not training, f"load_generator must return the generator in eval mode; in train mode: {training[:4]}"
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(not m.training for m in norms)
+
+
+def isolate(monkeypatch, tmp_path: Path) -> None:
+    """What every test of a plugin starts from: torch seeded, no network, no user caches (an autouse fixture calls it)."""
+    torch.manual_seed(0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
 
 
 # -- embedded demos ----------------------------------------------------------------------------------

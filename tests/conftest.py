@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dse_core.testing import isolate
+
 # The tests use tiny tensors: one thread avoids OpenMP start-up and spin costs (severe on a busy 2-core box).
 torch.set_num_threads(1)
 
@@ -13,11 +15,7 @@ pytest_plugins = ["hub_stand_in"]  # its hub_server fixture
 
 @pytest.fixture(autouse=True)
 def _deterministic_and_offline(monkeypatch, tmp_path):
-    torch.manual_seed(0)
-    # nothing in the tests may reach the network or a user's caches
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    isolate(monkeypatch, tmp_path)  # nothing in the tests may reach the network or a user's caches
 
 
 @pytest.fixture

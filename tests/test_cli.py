@@ -47,8 +47,8 @@ def test_user_errors_are_one_line_messages(tmp_path, fixtures, capsys):
     assert main(["convert", str(pggan), "--gan", "stylegan2", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dse: error: ") and str(pggan) in err and "layer0.weight" in err and "Traceback" not in err
-    assert main(["sample", "--gan", "biggan", "--generator", str(pggan)]) == 2
-    assert "pip install dse-plugin-biggan" in capsys.readouterr().err
+    assert main(["sample", "--gan", "stylegan3", "--generator", str(pggan)]) == 2
+    assert "unknown GAN family 'stylegan3'; did you mean 'stylegan', 'stylegan2'?" in capsys.readouterr().err
     out = tmp_path / "m"
     main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out)])
     assert main(["convert", str(fixtures / "stylegan2-genforce" / "checkpoint.pth"), "-o", str(out)]) == 2

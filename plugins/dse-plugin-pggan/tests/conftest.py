@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dse_core.testing import isolate
+
 # The tests use tiny tensors: one thread avoids OpenMP start-up and spin costs (severe on a busy 2-core box).
 torch.set_num_threads(1)
 
@@ -10,10 +12,8 @@ FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "parity"
 
 
 @pytest.fixture(autouse=True)
-def _seed(monkeypatch, tmp_path):
-    torch.manual_seed(0)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+def _isolated(monkeypatch, tmp_path):
+    isolate(monkeypatch, tmp_path)  # seeded, offline, no user caches
 
 
 @pytest.fixture
