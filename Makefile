@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/generator_speed.py
 	$(PY) benchmarks/stylegan_speed.py
 	$(PY) benchmarks/pggan_speed.py
+	$(PY) benchmarks/biggan_speed.py
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/invert_speed.py
 	$(PY) benchmarks/startup.py
