@@ -104,11 +104,7 @@ def _split_blocks(path: Path, state, heads: tuple[str, ...] = (), expected: str 
 
 def _infer_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], family: str) -> EncoderConfig:
     """layer_count from the blocks, widths from conv shapes, latent size from the style heads."""
-    rgb = state["FromRGB.from_rgb.weight"]
-    startf, img_channels = rgb.shape[0], rgb.shape[1]
-    check_tensors(path, "FromRGB.from_rgb does not match BE's layout",
-                  {"weight": tuple(rgb.shape), "bias": tuple(state["FromRGB.from_rgb.bias"].shape)},
-                  {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
+    startf, img_channels = _from_rgb(path, state)
     latent = _shape(path, blocks[0], 0, "inver_mod1.weight")[0]
     resolution = 4 * 2 ** (len(blocks) - 1)
     channels, width = {}, startf
@@ -124,6 +120,16 @@ def _infer_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], fami
         width = outputs
     return EncoderConfig(family=family, resolution=resolution, channels=channels, img_channels=img_channels,
                          w_dim=latent, num_ws=2 * len(blocks), noise=True, norm="instance", downsample="avgpool")
+
+
+def _from_rgb(path: Path, state: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """(startf, image channels) of FromRGB, the same 1x1 conv in every authors' encoder, its shapes checked."""
+    rgb = state["FromRGB.from_rgb.weight"]
+    startf, img_channels = rgb.shape[0], rgb.shape[1]
+    check_tensors(path, "FromRGB.from_rgb does not match BE's layout",
+                  {"weight": tuple(rgb.shape), "bias": tuple(state["FromRGB.from_rgb.bias"].shape)},
+                  {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
+    return startf, img_channels
 
 
 def _block_shapes(inputs: int, outputs: int, latent: int, last: bool) -> dict[str, tuple[int, ...]]:
@@ -158,15 +164,19 @@ def _convert(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.Ten
             pairs[f"{ours}.style{j}.fc.weight"] = block[f"inver_mod{theirs}.weight"]
             pairs[f"{ours}.style{j}.fc.bias"] = block[f"inver_mod{theirs}.bias"]
         # the last block has no conv_2: its noise_weight_2 / bias_2 are never used by BE, so they are dropped
-        convs = ((0, "conv_1", "1"), (1, "conv_2", "2")) if "conv_2.weight" in block else ((0, "conv_1", "1"),)
-        for j, conv, k in convs:
-            pairs[f"{ours}.conv{j}.conv.weight"] = block[f"{conv}.weight"]
-            pairs[f"{ours}.conv{j}.conv.bias"] = block[f"bias_{k}"].flatten()
-            pairs[f"{ours}.conv{j}.noise_strength"] = block[f"noise_weight_{k}"].flatten()
+        _take_convs(pairs, ours, block, 2 if "conv_2.weight" in block else 1)
         if "conv_3.weight" in block:
             pairs[f"{ours}.skip.weight"] = block["conv_3.weight"]
             pairs[f"{ours}.skip.bias"] = block["conv_3.bias"]
     return _to_stored(pairs, encoder)
+
+
+def _take_convs(pairs: dict, ours: str, block: Mapping[str, torch.Tensor], count: int) -> None:
+    """Their conv_1 (, conv_2) with bias_k and noise_weight_k as our conv0 (, conv1); both BE classes name them so."""
+    for j in range(count):
+        pairs[f"{ours}.conv{j}.conv.weight"] = block[f"conv_{j + 1}.weight"]
+        pairs[f"{ours}.conv{j}.conv.bias"] = block[f"bias_{j + 1}"].flatten()
+        pairs[f"{ours}.conv{j}.noise_strength"] = block[f"noise_weight_{j + 1}"].flatten()
 
 
 def _to_stored(pairs: Mapping[str, torch.Tensor], encoder: Encoder) -> dict[str, torch.Tensor]:
@@ -196,17 +206,13 @@ def load_authors_pg_encoder(path: str | Path, *, family: str) -> Encoder:
 
 def _infer_pg_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], family: str) -> EncoderConfig:
     """Widths from the convs; z size from new_final; the image size from new_final's input and the last width."""
-    rgb = state["FromRGB.from_rgb.weight"]
-    startf, img_channels = rgb.shape[0], rgb.shape[1]
-    check_tensors(path, "FromRGB.from_rgb does not match BE's layout",
-                  {"weight": tuple(rgb.shape), "bias": tuple(state["FromRGB.from_rgb.bias"].shape)},
-                  {"weight": (startf, img_channels, 1, 1), "bias": (startf,)})
+    startf, img_channels = _from_rgb(path, state)
     widths, width = [], startf
     for i, block in enumerate(blocks):
         outputs = _shape(path, block, i, "noise_weight_2")[1]
         last = i == len(blocks) - 1
         check_tensors(path, f"decode_block.{i} does not match E_PG's BEBlock layout",
-                      {k: tuple(v.shape) for k, v in block.items()}, _pg_block_shapes(width, outputs, last, block))
+                      {k: tuple(v.shape) for k, v in block.items()}, _pg_block_shapes(width, outputs, last))
         widths.append(width)
         width = outputs
     final = state["new_final.weight"]
@@ -224,7 +230,7 @@ def _infer_pg_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], f
                          z_head=(final.shape[0],))
 
 
-def _pg_block_shapes(inputs: int, outputs: int, last: bool, block: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+def _pg_block_shapes(inputs: int, outputs: int, last: bool) -> dict[str, tuple[int, ...]]:
     """Every tensor of E_PG's ``BEBlock(inputs, outputs, has_second_conv=not last)`` and its shape.
 
     The last block keeps tensors it never uses (its noise_weight_2 / bias_2, and conv_3 / instance_norm_3 where its
@@ -250,10 +256,7 @@ def _convert_pg(state: Mapping[str, torch.Tensor], blocks: list[dict[str, torch.
     for i, (res, block) in enumerate(zip(reversed(encoder.config.resolutions), blocks)):
         ours = f"b{res}"
         last = i == len(blocks) - 1
-        for j, k in ((0, "1"),) if last else ((0, "1"), (1, "2")):
-            pairs[f"{ours}.conv{j}.conv.weight"] = block[f"conv_{k}.weight"]
-            pairs[f"{ours}.conv{j}.conv.bias"] = block[f"bias_{k}"].flatten()
-            pairs[f"{ours}.conv{j}.noise_strength"] = block[f"noise_weight_{k}"].flatten()
+        _take_convs(pairs, ours, block, 1 if last else 2)
         if not last and "conv_3.weight" in block:
             pairs[f"{ours}.skip.weight"] = block["conv_3.weight"]
             pairs[f"{ours}.skip.bias"] = block["conv_3.bias"]
