@@ -50,7 +50,7 @@ class Generator(nn.Module, ABC):
 
     **Conditions.** A conditional family (``c_dim`` > 0) takes c as (N, c_dim) class
     vectors (one-hot, or a mixture); ``class_names`` names the classes when known;
-    ``sample_c(n)`` draws the training conditions (uniform classes by default) and
+    ``sample_z(n, psi)`` draws z (what ``dse sample`` and training feed G), ``sample_c(n)`` draws the training conditions (uniform classes by default) and
     ``class_vector(classes)`` turns indices or names into c.
     """
 
@@ -93,6 +93,16 @@ class Generator(nn.Module, ABC):
         if missing:
             raise NotImplementedError(f"{type(self).__name__} must define latent_shapes for {missing}")
         return {name: known[name] for name in self.latent_names}
+
+    def sample_z(self, n: int, truncation_psi: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latents z (n, z_dim) as the family draws them at this truncation: N(0, 1) here, where G truncates inside
+        (in w); a family whose truncation shapes z itself (BigGAN: a truncated normal times psi) overrides this."""
+        return torch.randn(n, self.z_dim, generator=generator)
+
+    def condition_vector(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """(N, cond_dim): the vector this generator's conditional layers read, for an encoder conditioned on it
+        (``EncoderConfig.condition == "generator"``); BigGAN: [z, class embedding]. Most families have none."""
+        raise NotImplementedError(f"the {self.family} generator has no condition vector")
 
     def sample_c(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Training conditions for n samples: uniformly drawn classes, one-hot (None for an unconditional model)."""

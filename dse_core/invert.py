@@ -72,9 +72,9 @@ class Inverter:
         if c is not None and (c.ndim != 2 or tuple(c.shape) != (len(images), G.c_dim)):
             raise DseError(f"c must be (N, c_dim) = ({len(images)}, {G.c_dim}) for these images, got {tuple(c.shape)}")
         c = None if c is None else c.to(self.device)
-        if E.c_dim and c is None:
-            raise DseError(f"{model_name(E, 'encoder')} is conditional: it needs the class of each image",
-                           hint="give the class (--class, or c= in Python)")
+        if E.needs_c and c is None:
+            raise DseError(f"{model_name(E, 'encoder')} is conditional and cannot predict the class (it has no class "
+                           "head): it needs the class of each image", hint="give the class (--class, or c= in Python)")
         with torch.no_grad():
             latents, predicted = encode(G, E, images, c)  # a given class wins over E's, and is not refined
         if self.refinement is not None:

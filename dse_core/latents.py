@@ -78,6 +78,21 @@ def for_decode(G, E, predicted: Mapping[str, torch.Tensor], c: torch.Tensor | No
     return latents
 
 
+def encoder_condition(G, E, c: torch.Tensor | None, z: torch.Tensor | None = None) -> torch.Tensor | None:
+    """What a conditional E reads for class c (None for an unconditional E, or where c is unknown).
+
+    ``condition "class"``: c itself. ``"generator"``: ``G.condition_vector(z, c)``; where z is unknown (inverting)
+    its mean, 0: the DSE authors fed a random z there; the mean gives every run the same answer.
+    """
+    if not E.c_dim or c is None:
+        return None
+    if E.config.condition == "class":
+        return c
+    if z is None:
+        z = c.new_zeros(c.shape[0], G.z_dim)
+    return G.condition_vector(z, c)
+
+
 def encode(G, E, x: torch.Tensor, c: torch.Tensor | None = None,
            replace_class: bool = True) -> tuple[dict[str, torch.Tensor], list[str]]:
     """E's reading of images x as ``G.decode`` takes it, and the names of what E predicted in it.
@@ -90,7 +105,7 @@ def encode(G, E, x: torch.Tensor, c: torch.Tensor | None = None,
         raise DseError(f"the {G.family} generator decodes {', '.join(G.latent_shapes)}: its class enters through "
                        "sampling (its mapping network), which inversion skips, and the encoder reads none, so a "
                        "given class would change nothing", hint="drop the class")
-    predicted = E(x, c if E.c_dim else None)
+    predicted = E(x, encoder_condition(G, E, c))
     if c is not None and replace_class:
         predicted.pop("c", None)
     return for_decode(G, E, predicted, c), list(predicted)

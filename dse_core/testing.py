@@ -262,7 +262,7 @@ def check_demo(family: GanFamily, images: Path, tmp_path: Path, psnr_samples: fl
     with torch.no_grad():
         z, c = _inputs(G, 16, seed=123)
         x = G(z, c)
-        x_rec = Inverter(G, E)(x, c if E.c_dim else None).x_rec
+        x_rec = Inverter(G, E)(x, c if E.needs_c else None).x_rec  # a class head predicts the class
     mse = (x.clamp(-1, 1) - x_rec.clamp(-1, 1)).square().mean().item() / 4  # on [0, 1] pixels
     psnr = 10 * torch.log10(torch.tensor(1 / mse)).item()
     assert psnr > psnr_samples, f"the {family.name} demo reconstructs its own samples at {psnr:.2f} dB, not above {psnr_samples}"

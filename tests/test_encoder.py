@@ -178,8 +178,11 @@ def test_config_round_trips_and_checks_num_ws():
         small_config(num_ws=7)
     with pytest.raises(ValueError, match="c_dim must be > 0"):
         small_config(norm="cbn")
-    with pytest.raises(ValueError, match="cannot also predict c"):
-        small_config(num_ws=0, norm="cbn", c_dim=4, num_classes=4, z_head=(8,))
+    small_config(num_ws=0, norm="cbn", c_dim=4, num_classes=4, z_head=(8,))  # predict, then condition
+    with pytest.raises(ValueError, match="conditions on the class it predicts"):
+        small_config(num_ws=0, norm="cbn", c_dim=5, num_classes=4, z_head=(8,))
+    with pytest.raises(ValueError, match="conditions on the class it predicts"):
+        small_config(num_ws=0, norm="cbn", c_dim=4, num_classes=4, z_head=(8,), condition="generator")
     with pytest.raises(ValueError, match="channels must give a width for each resolution"):
         EncoderConfig(family="stylegan2", resolution=32, channels={32: 16, 8: 64, 4: 64})
     with pytest.raises(ConfigError, match="downsample"):
@@ -242,3 +245,24 @@ def test_family_checks(authors, tmp_path):
     out = E.save_pretrained(tmp_path / "enc")
     with pytest.raises(CheckpointError, match="holds an encoder for stylegan generators, not stylegan2 ones"):
         load_encoder(out, gan="stylegan2")
+
+def test_a_class_head_predicts_the_class_then_conditions_on_it():
+    """cbn + class head: the class comes from a pass on the uniform mixture; z from a pass on that prediction,
+    or on a given class (training's teacher forcing, or --class)."""
+    torch.manual_seed(0)
+    E = Encoder(small_config(num_ws=0, norm="cbn", c_dim=4, num_classes=4, z_head=(8,))).eval()
+    assert not E.needs_c
+    x = torch.randn(3, 3, 32, 32)
+    out = E(x)
+    assert set(out) == {"z", "c"} and out["c"].shape == (3, 4)
+    assert torch.allclose(out["c"].sum(dim=1), torch.ones(3))
+    uniform = torch.full((3, 4), 0.25)
+    assert torch.allclose(out["c"], E.class_head(E.features(x, uniform)[0]).softmax(dim=1))
+    assert torch.allclose(out["z"], E.z_head(E.features(x, out["c"])[0]), atol=1e-6)
+    given = torch.eye(4)[[2, 0, 3]]
+    with_c = E(x, given)
+    assert torch.allclose(with_c["c"], out["c"])  # the prediction does not read the given class
+    assert torch.allclose(with_c["z"], E.z_head(E.features(x, given)[0]), atol=1e-6)
+    assert (with_c["z"] - out["z"]).abs().max() > 1e-3  # the condition matters
+    needs = Encoder(small_config(num_ws=0, norm="cbn", c_dim=4, z_head=(8,)))
+    assert needs.needs_c

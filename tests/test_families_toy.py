@@ -267,7 +267,7 @@ def test_a_cbn_encoder_is_fed_the_sampled_class(tmp_path, monkeypatch):
     assert E.config.fixed_latents == {"truncation": 0.5}
 
     _, c, x = held_out(G, 4, psi=0.5)
-    with pytest.raises(DseError, match="is conditional: it needs the class of each image"):
+    with pytest.raises(DseError, match="cannot predict the class .it has no class head.: it needs the class of each image"):
         Inverter(G, E)(x)
     result = Inverter(G, E)(x, c=c)
     assert torch.equal(result.latents["c"], c)

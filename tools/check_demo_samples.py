@@ -59,12 +59,19 @@ def score(classifier, features: np.ndarray, labels: np.ndarray | None = None) ->
     return report
 
 
+def sample_classes(G, n: int) -> torch.Tensor | None:
+    """A conditional generator's classes for ``n`` samples, 0, 1, ..., 9, 0, ... (one-hot); None otherwise."""
+    return G.class_vector([i % G.c_dim for i in range(n)]) if G.c_dim else None
+
+
 @torch.no_grad()
 def sample(G, n: int, truncation_psi: float, seed: int = 0, batch: int = 250) -> torch.Tensor:
-    """``n`` images from fixed latents (``seed``), noise_mode const."""
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    """``n`` images from fixed latents (``seed``; classes cycled for a conditional G), noise_mode const."""
+    z = G.sample_z(n, truncation_psi, generator=torch.Generator().manual_seed(seed))
+    c = sample_classes(G, n)
     G = G.eval()
-    return torch.cat([G(z[i : i + batch], truncation_psi=truncation_psi, noise_mode="const") for i in range(0, n, batch)])
+    return torch.cat([G(z[i : i + batch], None if c is None else c[i : i + batch], truncation_psi=truncation_psi,
+                        noise_mode="const") for i in range(0, n, batch)])
 
 
 def check_generator(G, n: int = 2000, seed: int = 0) -> dict:
@@ -75,8 +82,9 @@ def check_generator(G, n: int = 2000, seed: int = 0) -> dict:
         "heldout_real": score(classifier, held_x.reshape(len(held_x), 64), held_y),
         "heldout_real_32px": score(classifier, to_digits(to_images(held_x)), held_y),
     }
-    for psi in psis(G):
-        report[f"psi_{psi}"] = score(classifier, to_digits(sample(G, n, psi, seed)))
+    for psi in psis(G):  # a conditional generator's accuracy: does the classifier read the class it was asked for?
+        labels = np.arange(n) % G.c_dim if G.c_dim else None
+        report[f"psi_{psi}"] = score(classifier, to_digits(sample(G, n, psi, seed)), labels)
     return report
 
 

@@ -1,11 +1,14 @@
-"""Train a plugin's embedded demo generator (StyleGAN2, StyleGAN, PGGAN): 32 px digits, on one CPU thread.
+"""Train a plugin's embedded demo generator (StyleGAN2, StyleGAN, PGGAN, BigGAN): 32 px digits, on one CPU thread.
 
 The data is scikit-learn's digits (UCI optdigits) upscaled to 32 px RGB; the last 297
 digits are held out (see ``demo_digits.py``). Training follows StyleGAN2 at small
 scale for every family: non-saturating logistic loss, lazy R1 on reals, Adam(0, 0.99)
 with equalized lr, an EMA of G (the saved weights), style mixing where the family has
 a mapping network, and differentiable translation of D's inputs. No path-length
-regularization, no progressive growing (PGGAN trains at full size). The discriminator
+regularization, no progressive growing (PGGAN trains at full size). BigGAN is
+class-conditional on the digit: its D is a projection discriminator (Miyato & Koyama
+2018), and its batch norms train on batch statistics, then the per-truncation tables
+are measured (``measure_statistics``). The discriminator
 lives here, not in the library: only G ships.
 
 At the end a style generator's ``w_avg`` is set to the mean of ``mapping(z)`` over 10k
@@ -19,6 +22,7 @@ Usage (a developer runs it once, never CI)::
     python tools/train_demo_gan.py --steps 5500 --channels-top 64   # the first demo generator (39 min, worse samples)
     python tools/train_demo_gan.py --gan stylegan    # the StyleGAN1 plugin's (runs/demo-gan-stylegan/)
     python tools/train_demo_gan.py --gan pggan       # the PGGAN plugin's
+    python tools/train_demo_gan.py --gan biggan --lr 0.002    # the BigGAN plugin's (class-conditional)
 
 Everything is seeded; with one thread, the same arguments give the same weights.
 """
@@ -89,7 +93,13 @@ def demo_generator(opts: Options) -> Generator:
                                     mapping_lr_mul=opts.mapping_lr_mul))
     if opts.gan in Z_FAMILIES:
         return cls(cls.config_class(**common))
-    raise SystemExit(f"no demo recipe for the {opts.gan} family; this tool knows {', '.join(STYLE_FAMILIES + Z_FAMILIES)}")
+    if opts.gan == "biggan":  # BigGAN-deep: a block keeping the size, then one doubling it, at 4, 8 and 16 px
+        c, top = opts.channels, opts.channels_top
+        return cls(cls.config_class(resolution=RESOLUTION, channels=(2 * c, 2 * c, 2 * c, c, c, top, top),
+                                    upsample=(False, True, False, True, False, True), attention=4,
+                                    z_dim=opts.w_dim, embed_dim=opts.w_dim, c_dim=10, n_stats=51))
+    raise SystemExit(f"no demo recipe for the {opts.gan} family; this tool knows "
+                     f"{', '.join(STYLE_FAMILIES + Z_FAMILIES + ('biggan',))}")
 
 
 # --- discriminator (StyleGAN2 residual D, small) -------------------------------------------
@@ -126,7 +136,8 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 class Discriminator(nn.Module):
     """fromRGB -> residual blocks down to 4x4 -> minibatch stddev, conv, fc, fc -> one logit."""
 
-    def __init__(self, channels: int, channels_top: int, resolution: int = RESOLUTION, img_channels: int = 3):
+    def __init__(self, channels: int, channels_top: int, resolution: int = RESOLUTION, img_channels: int = 3,
+                 c_dim: int = 0):
         super().__init__()
         f = setup_filter([1, 3, 3, 1])
         num_blocks = int(math.log2(resolution)) - 2
@@ -136,12 +147,16 @@ class Discriminator(nn.Module):
         self.conv = EqualConv2d(channels + 1, channels, 3, padding=1)
         self.fc = EqualLinear(channels * 16, channels, act="lrelu")
         self.out = EqualLinear(channels, 1)
+        # projection discriminator: + <embed(c), features> for a class-conditional G
+        self.project = EqualLinear(c_dim, channels, bias=False) if c_dim else None
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = F.leaky_relu(self.fromrgb(img), 0.2) * LRELU_GAIN
         x = minibatch_stddev(self.blocks(x))
         x = F.leaky_relu(self.conv(x), 0.2) * LRELU_GAIN
-        return self.out(self.fc(x.flatten(1))).squeeze(1)
+        h = self.fc(x.flatten(1))
+        logit = self.out(h).squeeze(1)
+        return logit if self.project is None else logit + (self.project(c) * h).sum(dim=1) / math.sqrt(h.shape[1])
 
 
 def translate(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
@@ -160,24 +175,26 @@ def translate(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch
 # --- one step ---------------------------------------------------------------------------------
 
 
-def generate(G: Generator, n: int, mixing: float, generator: torch.Generator) -> torch.Tensor:
-    """Fake images with random noise; with probability ``mixing`` a sample's later ws come from a second z."""
+def generate(G: Generator, n: int, mixing: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(fake images with random noise, their classes or None); with probability ``mixing`` a sample's later ws
+    come from a second z."""
     z = torch.randn(n, G.z_dim, generator=generator)
     if not isinstance(G, StyleGenerator):
-        return G(z, noise_mode="random")
+        c = G.sample_c(n, generator=generator)
+        return G(z, c, noise_mode="random"), c
     ws = G.mapping(z)
     if mixing > 0:
         ws2 = G.mapping(torch.randn(n, G.z_dim, generator=generator))
         cutoff = torch.randint(1, G.num_ws, (n, 1), generator=generator)
         cutoff = torch.where(torch.rand(n, 1, generator=generator) < mixing, cutoff, G.num_ws)
         ws = torch.where((torch.arange(G.num_ws).view(1, -1) >= cutoff).unsqueeze(2), ws2, ws)
-    return G.synthesis(ws, noise_mode="random")
+    return G.synthesis(ws, noise_mode="random"), None
 
 
-def r1_penalty(D: Discriminator, reals: torch.Tensor) -> torch.Tensor:
+def r1_penalty(D: Discriminator, reals: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
     """Mean over the batch of |grad_x D(x)|^2 on real images."""
     reals = reals.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(D(reals).sum(), reals, create_graph=True)
+    (grad,) = torch.autograd.grad(D(reals, c).sum(), reals, create_graph=True)
     return grad.square().sum(dim=(1, 2, 3)).mean()
 
 
@@ -206,7 +223,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 @torch.no_grad()
 def set_w_avg(G: Generator, n: int = 10_000, seed: int = 12345) -> None:
-    """Truncation centre of a style generator: the mean of mapping(z) over ``n`` fixed z (every layer's row)."""
+    """Truncation centre of a style generator: the mean of mapping(z) over ``n`` fixed z (every layer's row);
+    BigGAN's per-truncation batch-norm tables."""
+    if hasattr(G, "measure_statistics"):
+        G.measure_statistics(seed=seed)
+        return
     if not isinstance(G, StyleGenerator):
         return
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
@@ -261,11 +282,11 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
 def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
     torch.manual_seed(opts.seed)
     rng = torch.Generator().manual_seed(opts.seed)
-    train_x, _, _, _ = load_split()
-    reals_all = to_images(train_x)
+    train_x, train_y, _, _ = load_split()
+    reals_all, labels_all = to_images(train_x), torch.as_tensor(train_y)
 
     G = demo_generator(opts).train()
-    D = Discriminator(opts.channels, opts.channels_top).train()
+    D = Discriminator(opts.channels, opts.channels_top, c_dim=G.c_dim).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=(0.0, 0.99), eps=1e-8)
     c = opts.r1_interval / (opts.r1_interval + 1)  # lazy regularization keeps D's effective Adam settings
@@ -287,7 +308,8 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
         # G: non-saturating loss
         G.requires_grad_(True)
         D.requires_grad_(False)
-        loss_G = F.softplus(-D(translate(generate(G, opts.batch, opts.mixing, rng), opts.translate, rng))).mean()
+        fakes, fake_c = generate(G, opts.batch, opts.mixing, rng)
+        loss_G = F.softplus(-D(translate(fakes, opts.translate, rng), fake_c)).mean()
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()
@@ -295,14 +317,16 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
         # D: logistic loss, plus lazy R1 on un-shifted reals
         G.requires_grad_(False)
         D.requires_grad_(True)
-        reals = reals_all[torch.randint(len(reals_all), (opts.batch,), generator=rng)]
+        pick = torch.randint(len(reals_all), (opts.batch,), generator=rng)
+        reals = reals_all[pick]
+        real_c = F.one_hot(labels_all[pick], G.c_dim).float() if G.c_dim else None
         with torch.no_grad():
-            fakes = generate(G, opts.batch, opts.mixing, rng)
-        logits_fake = D(translate(fakes, opts.translate, rng))
-        logits_real = D(translate(reals, opts.translate, rng))
+            fakes, fake_c = generate(G, opts.batch, opts.mixing, rng)
+        logits_fake = D(translate(fakes, opts.translate, rng), fake_c)
+        logits_real = D(translate(reals, opts.translate, rng), real_c)
         loss_D = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
         if step % opts.r1_interval == 0:
-            r1 = r1_penalty(D, reals)
+            r1 = r1_penalty(D, reals, real_c)
             loss_D = loss_D + r1 * (opts.r1_gamma / 2 * opts.r1_interval)
         opt_D.zero_grad(set_to_none=True)
         loss_D.backward()

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         for start in tqdm(range(0, args.num, args.batch_size), desc="sampling", unit="batch", disable=args.num <= args.batch_size):
             n = min(args.batch_size, args.num - start)
-            z = torch.randn(n, G.z_dim, generator=rng).to(device)
+            z = G.sample_z(n, args.truncation_psi, generator=rng).to(device)
             c = None if classes is None else classes[torch.arange(start, start + n) % len(classes)].to(device)
             x = G(z, c, truncation_psi=args.truncation_psi, truncation_cutoff=args.truncation_cutoff,
                   noise_mode=args.noise_mode).cpu()

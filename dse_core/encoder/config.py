@@ -12,6 +12,7 @@ NormKind = Literal["instance", "cbn"]
 BlockKind = Literal["mix", "sum"]
 DownsampleMode = Literal["avgpool", "fused"]
 WeightInit = Literal["xavier", "normal"]
+ConditionKind = Literal["class", "generator"]
 
 
 @attrs.frozen(hash=False)
@@ -27,8 +28,13 @@ class EncoderConfig:
     - ``z`` (N, z_dim) from linear layers on the final map (``z_head``);
     - ``c`` (N, num_classes) class probabilities from a linear class head on the final map.
 
-    A conditional encoder reads a condition vector c (``c_dim``) through conditional batch
-    norm. The plugin's ``encoder_plan(G)`` fills this in from a generator.
+    A conditional encoder reads a condition vector (``c_dim``) through conditional batch norm:
+    the generator's class vector c (``condition="class"``), or the vector the generator's own
+    conditional layers read (``"generator"``, ``G.condition_vector(z, c)``: the DSE authors'
+    BigGAN encoder reads [z, class embedding]). With both a class head and ``"class"``
+    conditioning it predicts, then conditions: a first pass on the uniform class mixture gives
+    the class probabilities, a second pass conditioned on them (or on a given class) gives the
+    other latents. The plugin's ``encoder_plan(G)`` fills this in from a generator.
     """
 
     family: str  # GAN family of the generator this encoder inverts, e.g. "stylegan2"
@@ -40,7 +46,9 @@ class EncoderConfig:
     w_dim: int = attrs.field(default=attrs.Factory(lambda self: 512 if self.num_ws else 0, takes_self=True))
     noise: bool = True  # learnable per-channel noise strengths (z'_n); noise is drawn in train mode only
     norm: NormKind = "instance"  # "instance" (StyleGAN, PGGAN) or "cbn": conditional batch norm on c (BigGAN)
-    c_dim: int = 0  # size of the condition vector c the "cbn" norm reads; 0 with "instance"
+    c_dim: int = 0  # size of the condition vector the "cbn" norm reads; 0 with "instance"
+    # what that vector is: "class", G's class vector c; "generator", G.condition_vector(z, c)
+    condition: ConditionKind = "class"
     downsample: DownsampleMode = "avgpool"  # "avgpool": conv then 2x2 average; "fused": strided conv (strategy 2)
     z_head: tuple[int, ...] = ()  # output sizes of linear layers on the flattened final map giving z; () = none
     num_classes: int = 0  # a class head: logits over the generator's classes, E(x)["c"] their softmax; 0 = none
@@ -71,9 +79,13 @@ class EncoderConfig:
             raise ValueError(f"z_head sizes must be positive, got {self.z_head}")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
-        if self.num_classes and self.c_dim:
-            # its prediction could never be used: inverting needs the class it would predict
-            raise ValueError("an encoder conditioned on c (norm 'cbn') cannot also predict c (num_classes): choose one")
+        if self.num_classes and self.c_dim and (self.condition != "class" or self.c_dim != self.num_classes):
+            # predict-then-condition reads its own prediction: a class vector of the size it predicts
+            raise ValueError(f"an encoder with a class head (num_classes={self.num_classes}) conditions on the class "
+                             f"it predicts: condition 'class' with c_dim = num_classes, got condition="
+                             f"{self.condition!r}, c_dim={self.c_dim}")
+        if self.condition not in ("class", "generator"):
+            raise ValueError(f"condition must be 'class' or 'generator', got {self.condition!r}")
         if self.block == "sum" and (self.num_ws or self.norm != "instance" or self.downsample != "avgpool"):
             raise ValueError("the 'sum' block (the authors' PGGAN encoder) has no style heads, uses instance norm and "
                              f"average pooling: got num_ws={self.num_ws}, norm={self.norm!r}, downsample={self.downsample!r}")

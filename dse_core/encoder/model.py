@@ -16,6 +16,9 @@ from .layers import FlatHead, FromRGB, init_weights
 class Encoder(nn.Module, PretrainedMixin):
     """``E(x, c=None) -> {name: latent}``: FromRGB, then one block per resolution down to the final map (4x4).
 
+    A conditional encoder (``c_dim``) reads c through its norms; with a class head it first predicts
+    the class, then reads that (see :class:`EncoderConfig`); without one it ``needs_c``.
+
     The latents are named as the generator names them (``latent_shapes``): ``ws`` (N, num_ws,
     w_dim) in generator layer order (``ws[:, 0]`` feeds G's first layer) from the style heads,
     ``z`` (N, z_dim) from the linear head on the final map, ``c`` (N, num_classes) class
@@ -52,8 +55,19 @@ class Encoder(nn.Module, PretrainedMixin):
             c_dim=config.c_dim, downsample=config.downsample, residual_weight=config.residual_weight,
         )
 
+    @property
+    def needs_c(self) -> bool:
+        """Whether forward needs the condition: a conditional encoder that predicts no class itself."""
+        return self.c_dim > 0 and self.class_head is None
+
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """x (N, img_channels, resolution, resolution); c (N, c_dim) when the encoder is conditional."""
+        """x (N, img_channels, resolution, resolution); c (N, c_dim) the condition of a conditional encoder
+        (optional with a class head: its prediction conditions it then)."""
+        probs = None
+        if self.class_head is not None and self.c_dim:  # predict the class, then condition on it (or on a given c)
+            uniform = x.new_full((x.shape[0], self.c_dim), 1 / self.c_dim)
+            probs = self.class_head(self.features(x, uniform)[0]).softmax(dim=1)
+            c = probs if c is None else c
         features, styles = self.features(x, c)
         latents = {}
         if styles:
@@ -61,7 +75,7 @@ class Encoder(nn.Module, PretrainedMixin):
         if self.z_head is not None:
             latents["z"] = self.z_head(features)
         if self.class_head is not None:
-            latents["c"] = self.class_head(features).softmax(dim=1)
+            latents["c"] = probs if probs is not None else self.class_head(features).softmax(dim=1)
         return latents
 
     def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:

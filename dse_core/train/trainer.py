@@ -24,7 +24,7 @@ from ..encoder import Encoder, EncoderConfig
 from ..config import to_dict
 from ..errors import DseError
 from ..models.format import WEIGHTS_FILE, load_state, read_weights
-from ..latents import check_latent_shapes, fixed_latents, for_decode
+from ..latents import check_latent_shapes, encoder_condition, fixed_latents, for_decode
 from ..loss import DSELoss, LossConfig
 from .. import distributed
 from .config import TrainConfig, default_batch_size
@@ -48,7 +48,7 @@ def training_step(G, E, loss_fn: DSELoss, optimizer, samples: Samples, cfg: Trai
     ddp = E if separate and isinstance(E, DistributedDataParallel) else None
     with ddp.no_sync() if ddp else contextlib.nullcontext():
         with torch.autocast(x.device.type, dtype=_PRECISION.get(cfg.precision, torch.float32), enabled=cfg.precision != "fp32"):
-            predicted = E(x, c if encoder.c_dim else None)
+            predicted = E(x, encoder_condition(G, encoder, c, latents.get("z")))
             x_rec = G.decode(for_decode(G, encoder, predicted, c), noise_mode=cfg.noise_mode)
             values = loss_fn.per_sample(x.float(), x_rec.float(), latents, predicted)
         if separate:

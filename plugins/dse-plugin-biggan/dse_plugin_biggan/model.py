@@ -95,15 +95,20 @@ class _SpectralNorm(nn.Module):
         self.register_buffer("u", torch.zeros(weight.shape[0]))
         self.register_buffer("v", torch.zeros(weight[0].numel()))
         with torch.no_grad():  # a fresh layer: u, v from a power iteration (a checkpoint overwrites them)
-            matrix = self.weight.flatten(1)
-            v = F.normalize(torch.randn(matrix.shape[1]), dim=0)
-            for _ in range(20):
-                u = F.normalize(matrix @ v, dim=0)
-                v = F.normalize(matrix.t() @ u, dim=0)
-            self.u.copy_(u)
-            self.v.copy_(v)
+            self.u.copy_(F.normalize(torch.randn(weight.shape[0]), dim=0))
+        self.power_iteration(20)
+
+    @torch.no_grad()
+    def power_iteration(self, steps: int = 1) -> None:
+        """Move u, v towards the weight's top singular vectors (as torch's spectral_norm does in train mode)."""
+        matrix = self.weight.flatten(1)
+        for _ in range(steps):
+            self.v.copy_(F.normalize(matrix.t() @ self.u, dim=0, eps=1e-12))
+            self.u.copy_(F.normalize(matrix @ self.v, dim=0, eps=1e-12))
 
     def normalized(self) -> torch.Tensor:
+        if self.training and torch.is_grad_enabled():  # training: one power iteration per step
+            self.power_iteration()
         sigma = torch.dot(self.u, torch.mv(self.weight.flatten(1), self.v))
         return self.weight / sigma
 
@@ -179,6 +184,7 @@ class StatNorm(nn.Module):
     def __init__(self, channels: int, n_stats: int, eps: float, cond_dim: int | None):
         super().__init__()
         self.eps = eps
+        self.record: list | None = None  # (mean, var) of each training-mode batch while measuring the tables
         # a fresh generator's statistics: mean 0, variance from 0.5 (truncation 0) to 1 (truncation 1), as truncation
         # shrinks the activations; a checkpoint overwrites them
         self.register_buffer("mean", torch.zeros(n_stats, channels))
@@ -192,9 +198,14 @@ class StatNorm(nn.Module):
             self.offset = SNLinear(cond_dim, channels, bias=False)
 
     def forward(self, x: torch.Tensor, truncation: Truncation, cond: torch.Tensor | None = None) -> torch.Tensor:
-        mean = truncation.read(self.mean)[:, :, None, None]
-        var = truncation.read(self.var)[:, :, None, None]
-        x = (x - mean) / torch.sqrt(var + self.eps)
+        if self.training:  # training normalizes with the batch's statistics; the tables are measured afterwards
+            if self.record is not None:
+                self.record.append((x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
+            x = F.batch_norm(x, None, None, training=True, eps=self.eps)
+        else:
+            mean = truncation.read(self.mean)[:, :, None, None]
+            var = truncation.read(self.var)[:, :, None, None]
+            x = (x - mean) / torch.sqrt(var + self.eps)
         if self.scale is None:
             return x * self.weight[:, None, None] + self.bias[:, None, None]
         return x * (1 + self.scale(cond))[:, :, None, None] + self.offset(cond)[:, :, None, None]
@@ -274,6 +285,46 @@ class Generator(GeneratorBase, PretrainedMixin):
     def latent_shapes(self):
         return {"z": (self.z_dim,), "c": (self.c_dim,), "truncation": ()}
 
+    def condition_vector(self, z, c):
+        """[z, embed(c)]: what every conditional batch norm reads (the reference returns it as ``cond_vector``)."""
+        return torch.cat([z, self.embed(c.to(z.dtype))], dim=1)
+
+    def sample_z(self, n, truncation_psi=1.0, generator=None):
+        """BigGAN's z: a normal truncated to [-2, 2], times the truncation (the reference's truncated_noise_sample)."""
+        z = torch.nn.init.trunc_normal_(torch.empty(n, self.z_dim), a=-2.0, b=2.0, generator=generator)
+        return z * float(truncation_psi)
+
+    @torch.no_grad()
+    def measure_statistics(self, batches: int = 8, batch_size: int = 64, seed: int = 0) -> None:
+        """Fill every batch norm's statistics tables, one row per truncation 0, 1/(n_stats-1), ..., 1 (BigGAN's
+        "standing statistics"): the mean of ``batches`` batch statistics of samples ``sample_z(psi) ``, uniform
+        classes. What a generator trained in train mode (batch statistics) needs before it samples in eval mode;
+        it first brings every spectral norm's u, v to the weights as they are (an EMA copy's were its source's)."""
+        for layer in self.modules():
+            if isinstance(layer, _SpectralNorm):
+                layer.power_iteration(10)
+        norms = [m for m in self.modules() if isinstance(m, StatNorm)]
+        was_training = self.training
+        self.train()
+        try:
+            rng = torch.Generator().manual_seed(seed)
+            device = self.embed.weight.device
+            for row in range(self.config.n_stats):
+                psi = row / (self.config.n_stats - 1)
+                for norm in norms:
+                    norm.record = []
+                for _ in range(batches):
+                    z = self.sample_z(batch_size, psi, generator=rng).to(device)
+                    self.decode(self.sample_latents(z, self.sample_c(batch_size, generator=rng).to(device), psi))
+                for norm in norms:
+                    means, variances = zip(*norm.record)
+                    norm.mean[row] = torch.stack(means).mean(dim=0)
+                    norm.var[row] = torch.stack(variances).mean(dim=0)
+        finally:
+            for norm in norms:
+                norm.record = None
+            self.train(was_training)
+
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const"):
         return self.decode(self.sample_latents(z, c, truncation_psi, truncation_cutoff), noise_mode)
 
@@ -295,7 +346,7 @@ class Generator(GeneratorBase, PretrainedMixin):
         if tuple(truncation.shape) != (z.shape[0],):
             raise ValueError(f"biggan: truncation must be (N,) = ({z.shape[0]},), got {tuple(truncation.shape)}")
         trunc = Truncation(truncation, self.config.n_stats)
-        cond = torch.cat([z, self.embed(c.to(z.dtype))], dim=1)
+        cond = self.condition_vector(z, c)
         x = self.dense(cond).view(z.shape[0], -1, 4, 4)
         for i, block in enumerate(self.blocks):
             if i == self.config.attention:
