@@ -2,9 +2,9 @@
 
     python benchmarks/biggan_speed.py --baseline-dir ../refs/pytorch-pretrained-BigGAN   # dse only without one
 
-Random weights, 128 px, the official 128 px BigGAN-deep config (the reference's ``BigGANConfig`` defaults:
-channel width 128, 1000 classes, z 128, self-attention before block 8, 51 statistics rows), both models built
-from the same values, eval mode, batch 4, truncation 0.4, one fixed one-hot class, float32, 2 threads. Each
+Random weights, 256 px (``--resolution 128`` also), the official BigGAN-deep config at that size (the hub's
+``config.json``: channel width 128, 1000 classes, z 128, self-attention before layer 8, 51 statistics rows; at
+128 px the reference's ``BigGANConfig`` defaults), both models built from the same values, eval mode, batch 4, truncation 0.4, one fixed one-hot class, float32, 2 threads. Each
 implementation runs in its own subprocess so that its peak memory (max RSS on the CPU, max allocated on CUDA) is
 its own. The reference's ``pytorch_pretrained_biggan/config.py`` and ``model.py`` are imported from the checkout
 you point at, without its package ``__init__`` and with ``file_utils`` (boto3, requests: only for downloading
@@ -43,15 +43,26 @@ def _reference_modules(baseline_dir: str):
     return config, model
 
 
-def _official_128(resolution: int):
-    """The reference's BigGANConfig defaults (its 128 px BigGAN-deep), as keyword arguments."""
-    if resolution != 128:
-        sys.exit(f"biggan_speed.py: only the official 128 px config is benchmarked, got --resolution {resolution}")
-    # written out so that dse runs without the checkout; build_reference checks them against its defaults
-    return dict(output_dim=128, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
-                layers=[(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
-                        (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
-                attention_layer_position=8, eps=1e-4, n_stats=51)
+# the hub's biggan-deep-128 config (the reference's BigGANConfig defaults) and biggan-deep-256 config.json, written out
+# so that dse runs without the checkout; build_reference checks the 128 px one against the reference's defaults
+OFFICIAL = {
+    128: dict(output_dim=128, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
+              layers=[(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
+                      (True, 8, 4), (False, 4, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
+              attention_layer_position=8, eps=1e-4, n_stats=51),
+    256: dict(output_dim=256, z_dim=128, class_embed_dim=128, channel_width=128, num_classes=1000,
+              layers=[(False, 16, 16), (True, 16, 16), (False, 16, 16), (True, 16, 8), (False, 8, 8),
+                      (True, 8, 8), (False, 8, 4), (True, 4, 4), (False, 4, 2), (True, 2, 2), (False, 2, 1),
+                      (True, 1, 1)],
+              attention_layer_position=8, eps=1e-4, n_stats=51),
+}
+
+
+def _official(resolution: int):
+    """The official BigGAN-deep config at this size, as the reference's BigGANConfig keyword arguments."""
+    if resolution not in OFFICIAL:
+        sys.exit(f"biggan_speed.py: the official configs benchmarked are {sorted(OFFICIAL)} px, got --resolution {resolution}")
+    return OFFICIAL[resolution]
 
 
 def _with_class(generate):
@@ -72,7 +83,7 @@ def _with_class(generate):
 def build_dse(resolution: int, baseline_dir: str | None):
     from dse_plugin_biggan import BigGANConfig, Generator
 
-    ref = _official_128(resolution)
+    ref = _official(resolution)
     width, layers = ref["channel_width"], ref["layers"]
     config = BigGANConfig(resolution=ref["output_dim"],
                           channels=tuple(width * layer[1] for layer in layers) + (width * layers[-1][2],),
@@ -85,8 +96,9 @@ def build_dse(resolution: int, baseline_dir: str | None):
 
 def build_reference(resolution: int, baseline_dir: str):
     config_module, model_module = _reference_modules(baseline_dir)
-    config = config_module.BigGANConfig(**_official_128(resolution))
-    assert vars(config) == vars(config_module.BigGANConfig()), "the official 128 px config is the reference's default"
+    config = config_module.BigGANConfig(**_official(resolution))
+    if resolution == 128:
+        assert vars(config) == vars(config_module.BigGANConfig()), "the official 128 px config is the reference's default"
     G = model_module.BigGAN(config).eval()
     return G, _with_class(lambda z, c: G(z, c, TRUNCATION))
 
@@ -94,4 +106,4 @@ def build_reference(resolution: int, baseline_dir: str):
 if __name__ == "__main__":
     compare_generators("BigGAN-deep G forward", {"dse": build_dse, "hf": build_reference}, doc=__doc__, ref="hf",
                        ref_help="local checkout of huggingface/pytorch-pretrained-BigGAN",
-                       ref_file=f"{REF_PACKAGE}/model.py", z_dim=128, resolution=128)
+                       ref_file=f"{REF_PACKAGE}/model.py", z_dim=128, resolution=256)

@@ -8,8 +8,9 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 
 class DseError(Exception):
@@ -47,18 +48,41 @@ class ConfigError(DseError):
 
 
 class UnknownNameError(DseError):
-    """A name (GAN family, checkpoint format, model id) that is not known, with close matches."""
+    """A name (GAN family, checkpoint format, model id, class) that is not known, with close matches."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        close = close_matches(name, known)
         message = f"unknown {kind} {name!r}"
         if close:
             message += f"; did you mean {', '.join(repr(c) for c in close)}?"
-        message += f" (known: {', '.join(known) if known else 'none'})"
+        if len(known) <= MAX_LISTED:
+            message += f" (known: {', '.join(known) if known else 'none'})"
+        else:  # e.g. the 1000 ImageNet classes: a count, not a page of names
+            message += f" ({len(known)} known)"
         self.name = name
         self.known = known
         super().__init__(message, hint)
+
+
+MAX_LISTED = 30  # an unknown name's message lists the known ones up to this many
+
+
+def name_key(name: str) -> str:
+    """How names compare for a match: case-insensitively, with ``_``, ``-`` and spaces alike."""
+    return " ".join(re.split(r"[\s_-]+", name.casefold())).strip()
+
+
+def close_matches(name: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``known`` that look like ``name`` (compared by :func:`name_key`): names that contain it as a
+    word first (``retriever`` -> ``golden retriever``), then similar spellings (``golden retriver``)."""
+    by_key: dict[str, list[str]] = {}
+    for k in known:
+        by_key.setdefault(name_key(k), []).append(k)
+    key = name_key(name)
+    keys = [k for k in by_key if re.search(rf"\b{re.escape(key)}\b", k)] if len(key) >= 3 else []  # shorter: noise
+    keys += [k for k in difflib.get_close_matches(key, list(by_key), n=n, cutoff=0.5) if k not in keys]
+    return [k for found in keys for k in by_key[found]][:n]
 
 
 class PluginError(DseError):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,17 +20,51 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
-    """Tile NCHW images into one CHW image, ``nrow`` per row (default: a near-square grid)."""
+def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
+              labels: Sequence[str | None] | None = None) -> torch.Tensor:
+    """Tile NCHW images into one CHW image, ``nrow`` per row (default: a near-square grid).
+
+    ``labels`` (one per image, None for none): a caption strip under every row, each image's label in white
+    under it (PIL's default font, cut to the image's width).
+    """
     n, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
-    grid = images.new_full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding), -1.0)
+    strip = caption_height() if labels is not None else 0
+    cell = h + strip + padding
+    grid = images.new_full((c, rows * cell + padding, nrow * (w + padding) + padding), -1.0)
     for i in range(n):
         r, col = divmod(i, nrow)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        top, left = padding + r * cell, padding + col * (w + padding)
         grid[:, top : top + h, left : left + w] = images[i]
+        if labels is not None and labels[i]:
+            grid[:, top + h : top + h + strip, left : left + w] = caption(labels[i], w, strip).to(grid)
     return grid
+
+
+@functools.cache
+def _font():
+    from PIL import ImageFont
+
+    return ImageFont.load_default()
+
+
+def caption_height() -> int:
+    """Pixel height of one line of caption text (the default font's), plus a pixel above and below."""
+    top, bottom = _font().getbbox("Ag")[1::2]
+    return bottom - top + 2
+
+
+def caption(text: str, width: int, height: int) -> torch.Tensor:
+    """(height, width) white text on black in [-1, 1]; text too wide keeps what fits (its start)."""
+    from PIL import ImageDraw
+
+    font = _font()
+    while text and font.getlength(text) > width - 2:
+        text = text[:-1]
+    strip = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(strip).text((1, 1 - font.getbbox("Ag")[1]), text, fill=255, font=font)
+    return torch.from_numpy(np.asarray(strip, dtype=np.float32)) / 127.5 - 1
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:

@@ -111,24 +111,40 @@ class Generator(nn.Module, ABC):
         return self.class_vector(torch.randint(self.c_dim, (n,), generator=generator).tolist())
 
     def class_vector(self, classes: Sequence[int | str]) -> torch.Tensor:
-        """(N, c_dim) one-hot class vectors for class indices or names; a :class:`DseError` names a wrong one."""
-        from .errors import DseError, UnknownNameError
+        """(N, c_dim) one-hot class vectors for class indices or names (:meth:`class_index`)."""
+        indices = [self.class_index(item) for item in classes]
+        return nn.functional.one_hot(torch.tensor(indices, dtype=torch.long), self.c_dim).float()
+
+    def class_index(self, item: int | str) -> int:
+        """One class's index, from an index (``207``, ``"207"``) or a name: exact, else matched case-insensitively
+        with ``_``, ``-`` and spaces alike (``golden_retriever`` is "golden retriever"); a :class:`DseError` names
+        a wrong one, with close matches."""
+        from .errors import DseError
 
         if not self.c_dim:
             raise DseError(f"the {self.family} generator is unconditional: it takes no class")
+        if isinstance(item, str) and not item.strip().lstrip("-").isdigit():
+            return self._class_by_name(item)
+        index = int(item)
+        if not 0 <= index < self.c_dim:
+            raise DseError(f"class {index}: the {self.family} generator has classes 0..{self.c_dim - 1}")
+        return index
+
+    def _class_by_name(self, name: str) -> int:
+        from .errors import DseError, UnknownNameError, name_key
+
         names = list(self.class_names or [])
-        indices = []
-        for item in classes:
-            if isinstance(item, str) and not item.lstrip("-").isdigit():
-                if item not in names:
-                    raise UnknownNameError(f"{self.family} class", item, names or [], hint="or give the class index")
-                indices.append(names.index(item))
-                continue
-            index = int(item)
-            if not 0 <= index < self.c_dim:
-                raise DseError(f"class {index}: the {self.family} generator has classes 0..{self.c_dim - 1}")
-            indices.append(index)
-        return nn.functional.one_hot(torch.tensor(indices, dtype=torch.long), self.c_dim).float()
+        if name in names:  # exact first: ImageNet has both "Cardigan" (the corgi) and "cardigan"
+            return names.index(name)
+        found = [i for i, known in enumerate(names) if name_key(known) == name_key(name)]
+        if len(found) > 1:
+            raise DseError(f"class {name!r} is ambiguous: " + ", ".join(f"{i} {names[i]!r}" for i in found),
+                           hint="give the exact name or the index")
+        if not found:
+            hint = (f"or give the class index 0..{self.c_dim - 1}" if names else
+                    f"the {self.family} generator's classes have no names: give the class index 0..{self.c_dim - 1}")
+            raise UnknownNameError(f"{self.family} class", name, names, hint=hint)
+        return found[0]
 
 
 class StyleGenerator(Generator):

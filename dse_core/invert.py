@@ -12,6 +12,10 @@ Every input gets its own output name (:func:`output_names`), and its latents'
 metadata record the generator as a spec that loads from anywhere (an absolute
 path, or a registry / Hub id / ``demo:FAMILY``) plus its fingerprint, which
 ``dse generate`` (:func:`dse_core.latents.read_latents`) checks.
+
+For a conditional generator each image's class is reported (:func:`class_entries`): the given one, or the
+one the encoder's class head predicted, with its probability and the encoder's top 5, in metrics.json
+("class"), metrics.csv, the printed table and as a caption under each reconstruction in the grid.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from .distributed import Dist, gather
 from .errors import DseError
 from .images import make_grid, save_image
 from .latents import check_formats, check_latent_shapes, encode, model_name, write_latents
-from .metrics import METRICS, format_table, image_metrics, summarize
+from .metrics import METRICS, class_label, format_table, image_metrics, summarize
 from .refine import Refinement
 
 
@@ -39,6 +43,9 @@ from .refine import Refinement
 class Inversion:
     latents: dict[str, torch.Tensor]  # every input of G.decode by name, e.g. {"ws": (N, num_ws, w_dim)}
     x_rec: torch.Tensor  # the reconstructions G(latents): (N, img_channels, resolution, resolution), not clamped
+    # (N, c_dim) the class probabilities E's class head predicted, also where a class was given (then latents["c"]
+    # holds the given one); refined with the latents when none was given. None: E has no class head.
+    class_probs: torch.Tensor | None = None
 
 
 class Inverter:
@@ -48,7 +55,8 @@ class Inverter:
     the encoder's prediction (and fed to a conditional encoder); without it the encoder's
     predicted class is decoded. ``refinement`` (a :class:`~dse_core.refine.Refinement`)
     optionally refines what E predicted (never a given c) before G decodes it: the latents
-    and reconstructions are then the refined ones.
+    and reconstructions are then the refined ones. ``Inversion.class_probs`` is what E's class head
+    predicted, if it has one: the class decoded when none is given, E's opinion when one is.
     """
 
     def __init__(self, generator, encoder, noise_mode: str = "const", refinement: Refinement | None = None):
@@ -75,12 +83,16 @@ class Inverter:
         if E.needs_c and c is None:
             raise DseError(f"{model_name(E, 'encoder')} is conditional and cannot predict the class (it has no class "
                            "head): it needs the class of each image", hint="give the class (--class, or c= in Python)")
-        with torch.no_grad():
-            latents, predicted = encode(G, E, images, c)  # a given class wins over E's, and is not refined
+        with torch.no_grad():  # E's class kept (replace_class=False) to report it, then a given class replaces it
+            latents, predicted = encode(G, E, images, c, replace_class=False)
+        probs = latents["c"] if "c" in predicted else None
+        if c is not None and probs is not None:  # a given class wins over E's, and is not refined
+            latents, predicted = {**latents, "c": c}, [name for name in predicted if name != "c"]
         if self.refinement is not None:
             latents = self.refinement(G, E, images, latents, names=predicted, c=c, noise_mode=self.noise_mode)
+            probs = latents["c"] if "c" in predicted else probs  # the refined class is the one decoded
         with torch.no_grad():
-            return Inversion(latents, G.decode(latents, noise_mode=self.noise_mode))
+            return Inversion(latents, G.decode(latents, noise_mode=self.noise_mode), probs)
 
 
 def scan_for_inversion(inputs: Sequence[str | Path]) -> ImageScan:
@@ -172,7 +184,8 @@ def invert_files(
     skipped and counted, and nothing is written until an image has been read.
 
     ``c`` (1, c_dim): the class of every image (conditional generators), instead of the encoder's
-    prediction. ``background``: the RGB that transparent pixels are composited on (default:
+    prediction (each image's row records it, marked ``given``, with the encoder's own prediction when it has a class
+    head). ``background``: the RGB that transparent pixels are composited on (default:
     what the generator's folder records of its images, else white). Ctrl-C stops after the image being
     written: the run files then cover the images done (under torchrun, those of rank 0) and the report
     says ``interrupted``.
@@ -253,19 +266,56 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
     if not loaded:
         return
     images = torch.stack([item.tensor for item, _ in loaded])
-    result = _invert_fitting(inverter, images, None if c is None else c.expand(len(loaded), -1), log)
+    c = None if c is None else c.expand(len(loaded), -1)
+    result = _invert_fitting(inverter, images, c, log)
     x_rec = result.x_rec.cpu()
     scores = image_metrics(images, x_rec, lpips=lpips)
+    classes = class_entries(G, result.class_probs, c)
     for i, (item, name) in enumerate(loaded):
         latents = {k: v[i : i + 1] for k, v in result.latents.items()}
         write_latents(out_dir / "latents", name, latents, {**meta, "image": str(item.path)}, formats)
         save_image(x_rec[i], out_dir / "reconstructions" / f"{name}.png")
-        rows.append({"image": str(item.path), "output": name, **{k: float(v[i]) for k, v in scores.items()},
-                     "notes": "; ".join(item.notes)})
+        row = {"image": str(item.path), "output": name, **{k: float(v[i]) for k, v in scores.items()},
+               "notes": "; ".join(item.notes)}
+        if classes:
+            row["class"] = classes[i]
+        rows.append(row)
         for note in item.notes:
             log(f"{item.path}: {note}")
-        if len(pairs) < 64:
-            pairs.extend([images[i], x_rec[i]])
+        if len(pairs) < 64:  # (image, caption): the reconstruction is captioned with its class
+            pairs.extend([(images[i], None), (x_rec[i], class_label(classes[i]) if classes else None)])
+
+
+TOP_K = 5  # classes listed per image in metrics.json ("top5"), fewer when c_dim is smaller
+CLASS_DEFINITION = ("the class decoded: given (--class) or the argmax of the encoder's class probabilities; "
+                    "probability: the encoder's probability of it (null without a class head); top5: the encoder's "
+                    "most probable classes, most probable first")
+
+
+def class_entries(G, probs: torch.Tensor | None, c: torch.Tensor | None) -> list[dict] | None:
+    """Per image, metrics.json's "class": {index, name, probability, given, top5: [{index, name, probability}]};
+    None where there is no class to report (an unconditional G, or no class given and none predicted)."""
+    if not G.c_dim or (probs is None and c is None):
+        return None
+    probs = None if probs is None else probs.detach().float().cpu()
+    decoded = (probs if c is None else c).detach().float().cpu()
+    entries = []
+    for i, index in enumerate(decoded.argmax(dim=1).tolist()):
+        entry = {"index": index, "name": class_name(G, index), "probability": None, "given": c is not None,
+                 "top5": None}
+        if probs is not None:
+            top = probs[i].topk(min(TOP_K, G.c_dim))
+            entry["probability"] = float(probs[i, index])
+            entry["top5"] = [{"index": j, "name": class_name(G, j), "probability": p}
+                             for p, j in zip(top.values.tolist(), top.indices.tolist())]
+        entries.append(entry)
+    return entries
+
+
+def class_name(G, index: int) -> str | None:
+    """Class ``index``'s name, when the generator knows its classes' names."""
+    names = G.class_names
+    return names[index] if names and index < len(names) else None
 
 
 def _invert_fitting(inverter: Inverter, images: torch.Tensor, c: torch.Tensor | None,
@@ -282,16 +332,22 @@ def _invert_fitting(inverter: Inverter, images: torch.Tensor, c: torch.Tensor | 
     log(f"CUDA out of memory at batch size {len(images)}: inverting it as {half} + {len(images) - half}")
     halves = [(images[:half], None if c is None else c[:half]), (images[half:], None if c is None else c[half:])]
     parts = [_invert_fitting(inverter, part, part_c, log) for part, part_c in halves]
+    probs = None if parts[0].class_probs is None else torch.cat([p.class_probs for p in parts])
     return Inversion({k: torch.cat([p.latents[k] for p in parts]) for k in parts[0].latents},
-                     torch.cat([p.x_rec for p in parts]))
+                     torch.cat([p.x_rec for p in parts]), probs)
 
 
 def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict,
                      refinement: dict | None, interrupted: bool = False) -> None:
     if pairs:
-        save_image(make_grid(torch.stack(pairs), nrow=min(8, len(pairs))), out_dir / "grid.png")
+        labels = [label for _, label in pairs]
+        grid = make_grid(torch.stack([image for image, _ in pairs]), nrow=min(8, len(pairs)),
+                         labels=labels if any(labels) else None)
+        save_image(grid, out_dir / "grid.png")
+    classes = any("class" in r for r in rows)
     write_json_atomic(out_dir / "metrics.json", {
-        "definitions": "PSNR (peak 1), SSIM and MSE on pixels in [0, 1]; LPIPS (VGG) and cosine similarity on [-1, 1]",
+        "definitions": "PSNR (peak 1), SSIM and MSE on pixels in [0, 1]; LPIPS (VGG) and cosine similarity on [-1, 1]"
+                       + (f"; class: {CLASS_DEFINITION}" if classes else ""),
         "lpips": lpips_note or "not computed",
         "summary": summary,
         "images": rows,
@@ -301,7 +357,19 @@ def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: st
         "interrupted": interrupted,  # True: stopped by Ctrl-C, "images" are those done before
     })
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["image", "output", *METRICS, "notes"], extrasaction="ignore")
+    class_columns = ["class", "class_name", "class_probability", "class_given"] if classes else []
+    writer = csv.DictWriter(buffer, fieldnames=["image", "output", *METRICS, *class_columns, "notes"],
+                            extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(_csv_row(r) for r in rows)
     write_bytes_atomic(out_dir / "metrics.csv", buffer.getvalue().encode())
+
+
+def _csv_row(row: dict) -> dict:
+    """metrics.csv's row: the class flattened into its columns."""
+    entry = row.get("class")
+    if not entry:
+        return row
+    return {**row, "class": entry["index"], "class_name": entry["name"] or "",
+            "class_probability": "" if entry["probability"] is None else entry["probability"],
+            "class_given": entry["given"]}

@@ -59,10 +59,12 @@ def format_table(summary: Mapping[str, Mapping[str, float]], lpips_note: str = "
     if rows:
         names = list(summary)
         width = min(max(len(str(r["output"])) for r in rows), 32)
-        lines.append(f"{'image':{width}s} " + " ".join(f"{n:>8s}" for n in names))
+        classes = any(r.get("class") for r in rows)
+        lines.append(f"{'image':{width}s} " + " ".join(f"{n:>8s}" for n in names) + ("  class" if classes else ""))
         for r in rows[:max_rows]:
             lines.append(f"{str(r['output'])[:width]:{width}s} "
-                         + " ".join(f"{r[n]:8.4f}" if r.get(n) is not None else f"{'-':>8s}" for n in names))
+                         + " ".join(f"{r[n]:8.4f}" if r.get(n) is not None else f"{'-':>8s}" for n in names)
+                         + (f"  {class_label(r.get('class'))}" if classes else ""))
         if len(rows) > max_rows:
             lines.append(f"... {len(rows) - max_rows} more in metrics.csv")
         lines.append("")
@@ -71,3 +73,15 @@ def format_table(summary: Mapping[str, Mapping[str, float]], lpips_note: str = "
         note = f"  {lpips_note}" if name == "lpips" and lpips_note else ""
         lines.append(f"{name:8s} {stats['mean']:10.4f} {stats['std']:10.4f}{note}")
     return "\n".join(lines)
+
+
+def class_label(entry: Mapping[str, Any] | None) -> str:
+    """One image's class, short (the table's class column, the grid's captions): ``207 golden retriever (83%)``
+    for a prediction, ``2 two (given)`` for a given class; ``-`` for none."""
+    if not entry:
+        return "-"
+    name = f" {entry['name']}" if entry.get("name") else ""
+    if entry.get("given"):
+        return f"{entry['index']}{name} (given)"
+    probability = entry.get("probability")
+    return f"{entry['index']}{name}" + (f" ({probability:.0%})" if probability is not None else "")

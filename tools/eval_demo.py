@@ -31,15 +31,23 @@ from dse_core.metrics import format_table, image_metrics, summarize  # noqa: E40
 SAMPLES, SEED = 256, 2026
 
 
-def evaluate(inverter: Inverter, images: torch.Tensor, batch: int = 64) -> tuple[dict, torch.Tensor]:
-    rows, recons = [], []
+def evaluate(inverter: Inverter, images: torch.Tensor, labels: torch.Tensor | None = None,
+             batch: int = 64) -> tuple[dict, torch.Tensor]:
+    """Metric summaries of E then G on ``images``; with ``labels`` (a class-head encoder), its class accuracy too."""
+    rows, recons, hits = [], [], []
     for i in range(0, len(images), batch):
         x = images[i : i + batch]
-        recon = inverter(x).x_rec.cpu()
+        inversion = inverter(x)
+        recon = inversion.x_rec.cpu()
         scores = image_metrics(x, recon)
         rows += [{k: float(v[j]) for k, v in scores.items()} for j in range(len(x))]
         recons.append(recon)
-    return summarize(rows), torch.cat(recons)
+        if labels is not None:
+            hits.append(inversion.latents["c"].argmax(dim=1).cpu() == labels[i : i + batch])
+    summary = summarize(rows)
+    if hits:
+        summary["class_accuracy"] = round(float(torch.cat(hits).float().mean()), 4)
+    return summary, torch.cat(recons)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,16 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     G = load_generator(f"demo:{args.gan}")
-    inverter = Inverter(G, load_encoder(f"demo:{args.gan}", generator=G))
+    E = load_encoder(f"demo:{args.gan}", generator=G)
+    inverter = Inverter(G, E)
+    psi = E.config.fixed_latents.get("truncation", 1.0)  # the truncation E was trained at (BigGAN), else none
+    rng = torch.Generator().manual_seed(SEED)
+    z = G.sample_z(SAMPLES, psi, generator=rng)
+    fake_labels = torch.randint(G.c_dim, (SAMPLES,), generator=rng) if G.c_dim else None
     with torch.no_grad():
-        fakes = G(torch.randn(SAMPLES, G.z_dim, generator=torch.Generator().manual_seed(SEED)))
-    _, _, heldout, _ = load_split()
+        fakes = G(z, None if fake_labels is None else G.class_vector(fake_labels.tolist()), truncation_psi=psi)
+    _, _, heldout, heldout_labels = load_split()
     reals = to_images(heldout)
+    class_head = "c" in E.latent_shapes
     figures = {}
-    for name, images in (("G(z), 256 held-out seeds", fakes), (f"real digits, {len(reals)} held out", reals)):
-        summary, recon = evaluate(inverter, images)
+    for name, images, labels in (("G(z), 256 held-out seeds", fakes, fake_labels),
+                                 (f"real digits, {len(reals)} held out", reals, torch.as_tensor(heldout_labels))):
+        summary, recon = evaluate(inverter, images, labels if class_head else None)
         figures[name] = summary
-        print(f"{name}\n{format_table(summary)}\n")
+        accuracy = f"class head accuracy {summary['class_accuracy']:.3f}\n" if class_head else ""
+        print(f"{name}\n{format_table({k: v for k, v in summary.items() if k != 'class_accuracy'})}\n{accuracy}")
         if args.grid and name.startswith("real"):
             save_image(make_grid(torch.cat([images[:8], recon[:8]]), nrow=8), args.grid)
     if args.json:

@@ -224,9 +224,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 @torch.no_grad()
 def set_w_avg(G: Generator, n: int = 10_000, seed: int = 12345) -> None:
     """Truncation centre of a style generator: the mean of mapping(z) over ``n`` fixed z (every layer's row);
-    BigGAN's per-truncation batch-norm tables."""
+    BigGAN's per-truncation batch-norm tables (``n`` samples per table row)."""
     if hasattr(G, "measure_statistics"):
-        G.measure_statistics(seed=seed)
+        G.measure_statistics(batches=max(1, n // 2500), batch_size=min(n, 250), seed=seed)
         return
     if not isinstance(G, StyleGenerator):
         return
@@ -344,7 +344,7 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
                 "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(), "rng": rng.get_state(),
                 "torch_rng": torch.get_rng_state(), "step": step, "elapsed": time.perf_counter() - start,
             })
-            set_w_avg(G_ema)  # for the grid's psi 0.7 half; G's buffer (zeros) overwrites it at the next EMA update
+            set_w_avg(G_ema, n=250)  # for the grid's psi 0.7 half; G's buffer (zeros) overwrites it at the next EMA update
             write_grid(G_ema, run_dir / f"grid-{step:06d}.png")
     finish(G_ema, opts, out, run_dir, (time.perf_counter() - start) / 60)
 

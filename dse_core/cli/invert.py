@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--encoder", help="encoder folder (a run's encoder/), Hub repo id, a family's encoder checkpoint "
                    "(e.g. the DSE authors' .pth) or demo:FAMILY")
     p.add_argument("--class", dest="class_", default=None, metavar="CLASS",
-                   help="conditional generators: the class of every image (index or name), instead of the "
-                   "encoder's prediction")
+                   help="conditional generators: the class of every image (index, or name: case, _ and - "
+                   "ignored, e.g. golden_retriever), instead of the encoder's prediction (which is still reported)")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--format", nargs="*", choices=["npy", "npz"], default=[],
                    help="also write the latents as .npy (the generator's one latent as a bare array, e.g. ws for "

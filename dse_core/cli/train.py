@@ -8,7 +8,7 @@ import sys
 from .common import device_arg, lpips_args, truncation_args
 
 TRAIN_OPTIONS = ("samples", "batch_size", "lr", "truncation_psi", "truncation_cutoff", "style_mixing_prob", "seed",
-                 "log_every", "grid_every", "checkpoint_every", "precision", "latent_step")
+                 "log_every", "grid_every", "checkpoint_every", "precision", "latent_step", "class_sampling")
 
 
 def add_parser(sub) -> None:
@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--latent-step", choices=["joint", "separate"], default=None,
                    help="joint: one optimizer step on image + latent loss; separate: a second step on the latent loss "
                    "alone (the authors' code). Default: the preset's (code-*: separate)")
+    p.add_argument("--class-sampling", choices=["batch", "mixed"], default=None,
+                   help="conditional generators: one class per batch (default, the authors' BigGAN training) or "
+                   "one per sample")
     p.add_argument("--lpips-weight", type=float, default=None, help="override the preset's LPIPS weight (0: no LPIPS; "
                    "offline without local VGG16 weights, dse train needs this or --lpips-weights)")
     p.add_argument("--latent-weight", dest="latent_weights", action="append", default=None, metavar="NAME=WEIGHT",

@@ -9,6 +9,7 @@ Their training scripts write ``torch.save(E.state_dict())`` as ``E_model_ep*_ite
   from the flattened last map to z': :func:`load_authors_pg_encoder`. Their ``forward``
   computes z' and returns ``(0, 0)``; ours returns z'. ``new_final`` takes 8192 features
   whatever the widths, so the image size follows from it and the last block's width.
+* ``E_BIG.py`` ``BE(..., biggan=True)``, their BigGAN encoder: :mod:`.authors_big`.
 
 The architecture (startf, maxf, layer_count, latent size) is read from tensor shapes. Their
 equalized-lr layers run in "implicit" mode and store *effective* weights, while ours store
@@ -78,8 +79,11 @@ def load_authors_encoder(path: str | Path, *, family: str) -> Encoder:
     return encoder.eval()
 
 
-def _split_blocks(path: Path, state, heads: tuple[str, ...] = (), expected: str = _EXPECTED) -> list[dict[str, torch.Tensor]]:
-    """``decode_block.{i}.*`` grouped per block, checking that nothing but FromRGB and ``heads`` is in the file."""
+def _split_blocks(path: Path, state, heads: tuple[str, ...] = (), expected: str = _EXPECTED,
+                  kind: str = "") -> list[dict[str, torch.Tensor]]:
+    """``decode_block.{i}.*`` grouped per block, checking that nothing but FromRGB and ``heads`` is in the file.
+
+    ``kind`` names the encoder in messages ("PGGAN ", "BigGAN "; "" for BE)."""
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {expected}")
     blocks: dict[int, dict[str, torch.Tensor]] = {}
@@ -91,15 +95,23 @@ def _split_blocks(path: Path, state, heads: tuple[str, ...] = (), expected: str 
         elif key not in _FROM_RGB + heads:
             other.append(key)
     if any(k not in state for k in _FROM_RGB + heads) or not blocks:
-        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {expected}")
+        raise CheckpointError(path, f"not a DSE encoder checkpoint: found {describe(state)}, expected {expected}",
+                              hint=_other_class(state, heads))
     if other:
-        pg = "new_final.weight" in other
-        raise CheckpointError(path, f"unexpected tensors for the authors' {'PGGAN ' if heads else ''}encoder: {preview(other)}",
-                              hint="it is the authors' PGGAN encoder (E_PG): read it with --gan pggan" if pg else
-                              "the authors' BigGAN encoder (E_BIG) is another class, not read here")
+        raise CheckpointError(path, f"unexpected tensors for the authors' {kind}encoder: {preview(other)}",
+                              hint=_other_class(state, heads))
     if sorted(blocks) != list(range(len(blocks))):
         raise CheckpointError(path, f"decode_block indices {sorted(blocks)} are not 0..{len(blocks) - 1}")
     return [blocks[i] for i in range(len(blocks))]
+
+
+def _other_class(state: Mapping, heads: tuple[str, ...]) -> str | None:
+    """A hint where ``state`` holds another of the authors' encoder classes than the one being read."""
+    for head, name, gan in (("new_final.weight", "PGGAN encoder (E_PG)", "pggan"),
+                            ("new_final_1.weight", "BigGAN encoder (E_BIG)", "biggan")):
+        if head in state and head not in heads:
+            return f"it is the authors' {name}: read it with --gan {gan}"
+    return None
 
 
 def _infer_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], family: str) -> EncoderConfig:
@@ -195,7 +207,7 @@ def load_authors_pg_encoder(path: str | Path, *, family: str) -> Encoder:
     """Build our :class:`Encoder` (``block="sum"``, a z head) from the authors' PGGAN encoder, in eval mode (noise off)."""
     path = Path(path)
     state = torch_load(path)
-    blocks = _split_blocks(path, state, _NEW_FINAL, _EXPECTED_PG)
+    blocks = _split_blocks(path, state, _NEW_FINAL, _EXPECTED_PG, "PGGAN ")
     config = _infer_pg_config(path, state, blocks, family)
     encoder = Encoder(config)
     load_state(encoder, _convert_pg(state, blocks, encoder), path)
@@ -215,19 +227,31 @@ def _infer_pg_config(path: Path, state, blocks: list[dict[str, torch.Tensor]], f
                       {k: tuple(v.shape) for k, v in block.items()}, _pg_block_shapes(width, outputs, last))
         widths.append(width)
         width = outputs
-    final = state["new_final.weight"]
-    if final.ndim != 2 or tuple(state["new_final.bias"].shape) != (final.shape[0],):
-        raise CheckpointError(path, f"new_final is {tuple(final.shape)} with bias {tuple(state['new_final.bias'].shape)}; "
-                                    "expected a linear layer (latent_size, features) with bias (latent_size,)")
-    side = math.isqrt(final.shape[1] // widths[-1]) if final.shape[1] % widths[-1] == 0 else 0
-    if side < 1 or side * side * widths[-1] != final.shape[1] or side & (side - 1) or side < 4:
-        raise CheckpointError(path, f"new_final reads {final.shape[1]} features, which is no square map of the last "
-                                    f"block's {widths[-1]} channels at 4x4 or more")
+    latent, features = _linear(path, state, "new_final")
+    side = _final_side(path, "new_final", features, widths[-1])
     resolution = side << (len(blocks) - 1)
     channels = {resolution >> i: w for i, w in enumerate(widths)}
     return EncoderConfig(family=family, resolution=resolution, channels=channels, img_channels=img_channels,
                          noise=True, norm="instance", downsample="avgpool", block="sum", final_resolution=side,
-                         z_head=(final.shape[0],))
+                         z_head=(latent,))
+
+
+def _linear(path: Path, state: Mapping[str, torch.Tensor], name: str) -> tuple[int, int]:
+    """(out, in) features of the linear layer ``name`` (weight and bias), its shapes checked."""
+    weight, bias = state[f"{name}.weight"], state[f"{name}.bias"]
+    if weight.ndim != 2 or tuple(bias.shape) != (weight.shape[0],):
+        raise CheckpointError(path, f"{name} is {tuple(weight.shape)} with bias {tuple(bias.shape)}; "
+                                    "expected a linear layer (out, in) with bias (out,)")
+    return weight.shape[0], weight.shape[1]
+
+
+def _final_side(path: Path, name: str, features: int, width: int) -> int:
+    """The last map's size, from the features the head ``name`` reads and the last block's width."""
+    side = math.isqrt(features // width) if features % width == 0 else 0
+    if side < 1 or side * side * width != features or side & (side - 1) or side < 4:
+        raise CheckpointError(path, f"{name} reads {features} features, which is no square map of the last "
+                                    f"block's {width} channels at 4x4 or more")
+    return side
 
 
 def _pg_block_shapes(inputs: int, outputs: int, last: bool) -> dict[str, tuple[int, ...]]:

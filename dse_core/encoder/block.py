@@ -1,5 +1,5 @@
 """The DSE blocks: the paper's (Fig. 5), two normalized 3x3 convs with a bypass and style heads, and the authors'
-PGGAN variant, which sums its paths before one activation."""
+PGGAN and BigGAN variants, which sum their paths."""
 
 from __future__ import annotations
 
@@ -101,6 +101,44 @@ class SumBlock(nn.Module):
         if self.in_channels != self.out_channels:
             residual = self.skip_norm(self.skip(residual))
         return F.avg_pool2d(F.leaky_relu_(x + residual, 0.2), 2), []
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, down={self.down}"
+
+
+class BigSumBlock(nn.Module):
+    """The authors' BigGAN encoder block (``E_BIG.py``): conditional norms, paths summed with no activation after.
+
+    ``norm0 -> conv0 -> lrelu; norm1 -> conv1 -> lrelu; + bypass -> 2x2 average pool``, every norm a
+    ``frozen_cbn`` on c. Where the width changes the bypass is ``skip(skip_norm(x))`` (1x1 conv) and the
+    conv path gets a second lrelu, as the authors' code has it; else the bypass is the input. The last
+    block (``down=False``) is its first conv only. No style heads; ``forward(x, c)`` returns (features, []).
+    """
+
+    num_styles = 0
+
+    def __init__(self, in_channels: int, out_channels: int, c_dim: int, *, down: bool = True, noise: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels, self.down = in_channels, out_channels if down else in_channels, down
+        self.norm0 = make_norm("frozen_cbn", in_channels, c_dim)
+        self.conv0 = EncoderConv(in_channels, in_channels, noise=noise)
+        if down:
+            self.norm1 = make_norm("frozen_cbn", in_channels, c_dim)
+            self.conv1 = EncoderConv(in_channels, out_channels, noise=noise)
+            if in_channels != out_channels:
+                self.skip_norm = make_norm("frozen_cbn", in_channels, c_dim)
+                self.skip = EqualConv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        residual = x
+        x = self.conv0(self.norm0(x, c))
+        if not self.down:
+            return x, []
+        x = self.conv1(self.norm1(x, c))
+        if self.in_channels != self.out_channels:
+            residual = self.skip(self.skip_norm(residual, c))
+            x = F.leaky_relu(x, 0.2)
+        return F.avg_pool2d(x + residual, 2), []
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, down={self.down}"

@@ -8,8 +8,8 @@ import attrs
 
 from ..config import channel_plan, converter, power_of_two, resolutions
 
-NormKind = Literal["instance", "cbn"]
-BlockKind = Literal["mix", "sum"]
+NormKind = Literal["instance", "cbn", "frozen_cbn"]
+BlockKind = Literal["mix", "sum", "big"]
 DownsampleMode = Literal["avgpool", "fused"]
 WeightInit = Literal["xavier", "normal"]
 ConditionKind = Literal["class", "generator"]
@@ -45,8 +45,10 @@ class EncoderConfig:
     # size of each predicted w (the style heads' output); default 512 with style heads, 0 (none) without
     w_dim: int = attrs.field(default=attrs.Factory(lambda self: 512 if self.num_ws else 0, takes_self=True))
     noise: bool = True  # learnable per-channel noise strengths (z'_n); noise is drawn in train mode only
-    norm: NormKind = "instance"  # "instance" (StyleGAN, PGGAN) or "cbn": conditional batch norm on c (BigGAN)
-    c_dim: int = 0  # size of the condition vector the "cbn" norm reads; 0 with "instance"
+    # "instance" (StyleGAN, PGGAN); "cbn": conditional batch norm on c (BigGAN); "frozen_cbn": the same on fixed
+    # stored statistics, as the authors' BigGAN encoder normalizes (their BigGANBatchNorm at truncation 0.4)
+    norm: NormKind = "instance"
+    c_dim: int = 0  # size of the condition vector a conditional norm ("cbn", "frozen_cbn") reads; 0 with "instance"
     # what that vector is: "class", G's class vector c; "generator", G.condition_vector(z, c)
     condition: ConditionKind = "class"
     downsample: DownsampleMode = "avgpool"  # "avgpool": conv then 2x2 average; "fused": strided conv (strategy 2)
@@ -58,7 +60,8 @@ class EncoderConfig:
     residual_weight: float = 0.889  # "mix" block output = (1 - r) * conv path + r * residual (the authors' 0.889)
     weight_init: WeightInit = "xavier"  # "xavier" (the paper) or "normal": stored N(0, 1), as equalized lr defaults
     # "mix": the paper's block (Fig. 5, the authors' E.py), each path activated, then mixed by residual_weight;
-    # "sum": the authors' PGGAN encoder block (E_PG.py), conv path + bypass, one activation after the sum
+    # "sum": the authors' PGGAN encoder block (E_PG.py), conv path + bypass, one activation after the sum;
+    # "big": the authors' BigGAN encoder block (E_BIG.py), "frozen_cbn" norms, no activation after the sum
     block: BlockKind = "mix"
     # size of the last block's map, which the linear heads flatten: 4 as in the paper; the authors' PGGAN
     # encoder fixes its head's input at 8192 features, so with narrow channels its last map is larger
@@ -73,8 +76,9 @@ class EncoderConfig:
         if (self.num_ws > 0) != (self.w_dim > 0):
             raise ValueError(f"w_dim (the size of a predicted w) must be > 0 with style heads (num_ws > 0) and 0 "
                              f"without, got num_ws={self.num_ws}, w_dim={self.w_dim}")
-        if (self.norm == "cbn") != (self.c_dim > 0):
-            raise ValueError(f"c_dim must be > 0 exactly when norm is 'cbn', got norm={self.norm!r}, c_dim={self.c_dim}")
+        if (self.norm in ("cbn", "frozen_cbn")) != (self.c_dim > 0):
+            raise ValueError(f"c_dim must be > 0 exactly when the norm is conditional ('cbn', 'frozen_cbn'), got "
+                             f"norm={self.norm!r}, c_dim={self.c_dim}")
         if any(n <= 0 for n in self.z_head):
             raise ValueError(f"z_head sizes must be positive, got {self.z_head}")
         if self.num_classes < 0:
@@ -89,6 +93,9 @@ class EncoderConfig:
         if self.block == "sum" and (self.num_ws or self.norm != "instance" or self.downsample != "avgpool"):
             raise ValueError("the 'sum' block (the authors' PGGAN encoder) has no style heads, uses instance norm and "
                              f"average pooling: got num_ws={self.num_ws}, norm={self.norm!r}, downsample={self.downsample!r}")
+        if self.block == "big" and (self.num_ws or self.norm != "frozen_cbn" or self.downsample != "avgpool"):
+            raise ValueError("the 'big' block (the authors' BigGAN encoder) has no style heads, uses the 'frozen_cbn' norm "
+                             f"and average pooling: got num_ws={self.num_ws}, norm={self.norm!r}, downsample={self.downsample!r}")
         if not 0 <= self.residual_weight <= 1:
             raise ValueError(f"residual_weight must be in [0, 1], got {self.residual_weight}")
 

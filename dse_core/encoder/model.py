@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..models.pretrained import PretrainedMixin
-from .block import DSEBlock, SumBlock
+from .block import BigSumBlock, DSEBlock, SumBlock
 from .config import EncoderConfig
 from .layers import FlatHead, FromRGB, init_weights
 
@@ -44,11 +44,14 @@ class Encoder(nn.Module, PretrainedMixin):
         init_weights(self, config.weight_init)
 
     @staticmethod
-    def _block(config: EncoderConfig, res: int) -> DSEBlock | SumBlock:
+    def _block(config: EncoderConfig, res: int) -> DSEBlock | SumBlock | BigSumBlock:
         down = res > config.final_resolution
         if config.block == "sum":
             return SumBlock(config.channels[res], config.channels[res // 2] if down else config.channels[res],
                             down=down, noise=config.noise)
+        if config.block == "big":
+            return BigSumBlock(config.channels[res], config.channels[res // 2] if down else config.channels[res],
+                               config.c_dim, down=down, noise=config.noise)
         return DSEBlock(
             config.channels[res], config.channels[res // 2] if down else config.channels[res], down=down,
             w_dim=config.w_dim, style_heads=config.num_ws > 0, noise=config.noise, norm=config.norm,

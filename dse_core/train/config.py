@@ -9,6 +9,7 @@ import attrs
 
 Precision = Literal["fp32", "bf16", "fp16"]
 LatentStep = Literal["joint", "separate"]
+ClassSampling = Literal["batch", "mixed"]
 _positive = attrs.validators.gt(0)
 
 
@@ -45,6 +46,8 @@ class TrainConfig:
     precision: Precision = "fp32"  # bf16/fp16 autocast on GPUs
     latent_step: LatentStep = "joint"  # "separate": a second optimizer step on the latent loss alone (the code's)
     grid_size: int = attrs.field(default=8, validator=_positive)  # samples shown in each grid
+    # conditional generators: "batch", one class per batch (the authors' BigGAN training), or "mixed", one per sample
+    class_sampling: ClassSampling = attrs.field(default="batch", validator=attrs.validators.in_(("batch", "mixed")))
 
 
 def config_for_preset(preset: str, **options) -> TrainConfig:

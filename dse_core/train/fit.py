@@ -25,7 +25,7 @@ from .config import TrainConfig
 
 # the dse train options behind TrainConfig's fields, for messages
 FLAGS = {"truncation_psi": "--truncation-psi", "truncation_cutoff": "--truncation-cutoff",
-         "style_mixing_prob": "--style-mixing", "latent_step": "--latent-step"}
+         "style_mixing_prob": "--style-mixing", "latent_step": "--latent-step", "class_sampling": "--class-sampling"}
 
 
 def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[str],
@@ -58,6 +58,9 @@ def fit_to_family(G, config: TrainConfig, loss: LossConfig, encoder, given: set[
     if config.style_mixing_prob > 0 and num_ws < 2:
         drop("style_mixing_prob", config.style_mixing_prob, f"style mixing needs a style-based generator, and the "
              f"{G.family} generator has no per-layer ws", style_mixing_prob=0.0)
+    if config.class_sampling == "mixed" and not G.c_dim:  # "batch", the default, is no class sampling at all there
+        raise DseError(f"class_sampling {config.class_sampling} (--class-sampling): the {G.family} generator is "
+                       "unconditional", hint="drop it")
     unknown = sorted(set(loss.latent_weights) - set(encoder.latent_shapes))
     if unknown:
         raise UnknownNameError(f"latent of the {G.family} encoder (in the latent weights)", unknown[0],

@@ -25,10 +25,11 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 @torch.no_grad()
 def make_training_pairs(G, n: int, rng: torch.Generator, cfg: TrainConfig, device: torch.device) -> Samples:
-    """n fresh samples: z from ``G.sample_z`` (N(0, 1) for most families), c from ``G.sample_c``, latents at the run's truncation (and style mixing)."""
+    """n fresh samples: z from ``G.sample_z`` (N(0, 1) for most families), c from ``G.sample_c``
+    (one class for the batch, or one per sample: ``cfg.class_sampling``), latents at the run's truncation (and style mixing)."""
     z = G.sample_z(n, cfg.truncation_psi, generator=rng).to(device)
-    c = G.sample_c(n, generator=rng)
-    c = None if c is None else c.to(device)
+    c = G.sample_c(1 if cfg.class_sampling == "batch" else n, generator=rng)
+    c = None if c is None else c.expand(n, -1).to(device)
     latents = G.sample_latents(z, c, truncation_psi=cfg.truncation_psi, truncation_cutoff=cfg.truncation_cutoff)
     if cfg.style_mixing_prob > 0:
         latents["ws"] = style_mix(G, latents["ws"], c, rng, cfg)

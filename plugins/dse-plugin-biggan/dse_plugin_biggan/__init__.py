@@ -1,10 +1,13 @@
 """dse plugin: the BigGAN-deep family: our class-conditional BigGAN-deep generator (truncation selects the stored
-batch-norm statistics; it lives in the latents) and a reader for Hugging Face pytorch-pretrained-BigGAN files. No
-encoder plan yet. It uses only the public API (``dse_core``, ``dse_core.nn``), as any third-party plugin would."""
+batch-norm statistics; it lives in the latents), a reader for Hugging Face pytorch-pretrained-BigGAN files, and the
+DSE encoder plan (conditional batch norm on the class, a class head). It uses only the public API (``dse_core``, ``dse_core.nn``), as any third-party plugin would."""
 
-from dse_core import CheckpointFormat, GanFamily, hookimpl
+from functools import partial
+
+from dse_core import CheckpointFormat, GanFamily, hookimpl, load_authors_big_encoder, sniff_authors_big_encoder
 
 from . import convert
+from .encoder import encoder_plan
 from .model import BigGANConfig, Generator
 
 __all__ = ["Generator", "BigGANConfig", "FAMILY"]
@@ -19,9 +22,14 @@ FAMILY = GanFamily(
                                "hub's config.json)", convert.sniff_hf, convert.load_hf),
     ],
     latent="z (z_dim) and c (c_dim classes, one-hot); truncation fixed per encoder",
-    encoder=None,  # the DSE BigGAN encoder plan is a later release
+    encoder=encoder_plan,
     tiny_config=BigGANConfig(resolution=16, channels=(32, 32, 16, 8), upsample=(False, True, True), attention=1,
                              z_dim=8, embed_dim=8, c_dim=5, n_stats=11),
+    encoder_formats=[
+        CheckpointFormat("dse-authors", "the DSE authors' BigGAN encoder (E_BIG.py BE(biggan=True); E_model_*.pth: "
+                         "torch.save(state_dict))", sniff_authors_big_encoder,
+                         partial(load_authors_big_encoder, family="biggan")),
+    ],
 )
 
 

@@ -41,6 +41,8 @@ from torch import nn
 from dse_core import Generator as GeneratorBase
 from dse_core import PretrainedMixin, check_latents, check_noise_mode
 
+from .classes import imagenet_class_names
+
 REDUCTION = 4  # a block's bottleneck is a quarter of its input width
 
 
@@ -271,6 +273,7 @@ class Generator(GeneratorBase, PretrainedMixin):
         self.config = config
         self.resolution, self.z_dim, self.c_dim = config.resolution, config.z_dim, config.c_dim
         self.img_channels = config.img_channels
+        self.class_names = imagenet_class_names() if config.c_dim == 1000 else None  # ImageNet's, by index
         cond_dim = config.z_dim + config.embed_dim
         ch = config.channels
         self.embed = nn.Linear(config.c_dim, config.embed_dim, bias=False)
