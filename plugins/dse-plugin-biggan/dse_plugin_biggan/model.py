@@ -40,6 +40,7 @@ from torch import nn
 
 from dse_core import Generator as GeneratorBase
 from dse_core import PretrainedMixin, check_latents, check_noise_mode
+from dse_core.nn import upsample_conv_kernel
 
 from .classes import imagenet_class_names
 
@@ -200,17 +201,20 @@ class StatNorm(nn.Module):
             self.offset = SNLinear(cond_dim, channels, bias=False)
 
     def forward(self, x: torch.Tensor, truncation: Truncation, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.scale is None:
+            gain, shift = self.weight[None], self.bias[None]
+        else:
+            gain, shift = 1 + self.scale(cond), self.offset(cond)
         if self.training:  # training normalizes with the batch's statistics; the tables are measured afterwards
             if self.record is not None:
                 self.record.append((x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
             x = F.batch_norm(x, None, None, training=True, eps=self.eps)
-        else:
-            mean = truncation.read(self.mean)[:, :, None, None]
-            var = truncation.read(self.var)[:, :, None, None]
-            x = (x - mean) / torch.sqrt(var + self.eps)
-        if self.scale is None:
-            return x * self.weight[:, None, None] + self.bias[:, None, None]
-        return x * (1 + self.scale(cond))[:, :, None, None] + self.offset(cond)[:, :, None, None]
+            return x * gain[:, :, None, None] + shift[:, :, None, None]
+        # eval: (x - mean) / sqrt(var + eps) * gain + shift as one multiply-add over the map (a quarter of the passes)
+        inv = torch.rsqrt(truncation.read(self.var) + self.eps)
+        gain = gain * inv
+        shift = shift - truncation.read(self.mean) * gain
+        return torch.addcmul(shift[:, :, None, None], x, gain[:, :, None, None])
 
 
 class SelfAttention(nn.Module):
@@ -249,10 +253,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, truncation: Truncation) -> torch.Tensor:
         skip = x
         for k in range(4):
-            x = F.relu(getattr(self, f"norm{k}")(x, truncation, cond))
-            if k == 1 and self.up:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, f"conv{k}")(x)
+            x = F.relu_(getattr(self, f"norm{k}")(x, truncation, cond))
+            conv = getattr(self, f"conv{k}")
+            if k == 1 and self.up:  # nearest 2x then the 3x3 conv, as one stride-2 transposed conv
+                x = F.conv_transpose2d(x, upsample_conv_kernel(conv.normalized()), conv.bias, stride=2, padding=1)
+            else:
+                x = conv(x)
         skip = skip[:, :self.c_out]
         if self.up:
             skip = F.interpolate(skip, scale_factor=2, mode="nearest")
@@ -350,10 +356,10 @@ class Generator(GeneratorBase, PretrainedMixin):
             raise ValueError(f"biggan: truncation must be (N,) = ({z.shape[0]},), got {tuple(truncation.shape)}")
         trunc = Truncation(truncation, self.config.n_stats)
         cond = self.condition_vector(z, c)
-        x = self.dense(cond).view(z.shape[0], -1, 4, 4)
+        x = self.dense(cond).view(z.shape[0], -1, 4, 4).contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.blocks):
             if i == self.config.attention:
                 x = self.attention(x)
             x = block(x, cond, trunc)
-        x = self.to_rgb(F.relu(self.norm(x, trunc)))
+        x = self.to_rgb(F.relu_(self.norm(x, trunc)))
         return torch.tanh(x[:, :self.img_channels])
