@@ -55,6 +55,8 @@ class GanFamily:
     demo: Path | None = None  # folder of the embedded demo models, if the plugin ships one
     # encoder checkpoint formats (e.g. the DSE authors' encoders for this family): load returns an Encoder
     encoder_formats: tuple[CheckpointFormat, ...] = attrs.field(default=(), converter=tuple)
+    # the truncation its encoders train at when neither the user nor the preset picks one (BigGAN: the authors' 0.4)
+    train_truncation_psi: float | None = None
     # a small config of generator_class: the contract tests run every installed family on it (tests/test_families.py)
     tiny_config: Any = None
     package: str = ""  # the distribution that registered it; filled in by the plugin host

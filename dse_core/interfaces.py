@@ -57,6 +57,7 @@ class Generator(nn.Module, ABC):
     family: ClassVar[str]  # GAN family name, e.g. "stylegan2"
     latent_names: ClassVar[tuple[str, ...]]  # what an encoder predicts for decode(): ("ws",), ("z",), ("z", "c")
     has_truncation: ClassVar[bool] = False  # truncation_psi != 1 truncates (else it raises ValueError)
+    max_truncation_psi: ClassVar[float] = 2.0  # the largest psi it honours (BigGAN: 1, its statistics' range)
     class_names: tuple[str, ...] | None = None  # the c_dim classes' names, when known
     resolution: int
     z_dim: int
@@ -110,8 +111,21 @@ class Generator(nn.Module, ABC):
             return None
         return self.class_vector(torch.randint(self.c_dim, (n,), generator=generator).tolist())
 
-    def class_vector(self, classes: Sequence[int | str]) -> torch.Tensor:
-        """(N, c_dim) one-hot class vectors for class indices or names (:meth:`class_index`)."""
+    def class_vector(self, classes: int | str | Sequence[int | str] | torch.Tensor) -> torch.Tensor:
+        """(N, c_dim) class vectors: one-hot for class indices or names (:meth:`class_index`), one or a list of
+        them; an (N, c_dim) tensor of one-hot or probability rows is checked and returned as float."""
+        from .errors import DseError
+
+        if isinstance(classes, torch.Tensor) and classes.is_floating_point():
+            if classes.ndim != 2 or classes.shape[1] != self.c_dim or (classes < 0).any() or \
+                    not torch.allclose(classes.sum(dim=1), torch.ones(len(classes), device=classes.device), atol=1e-3):
+                raise DseError(f"class vectors must be (N, {self.c_dim}) rows of one-hot or probabilities summing to "
+                               f"1, got a {tuple(classes.shape)} tensor", hint="or give class indices or names")
+            return classes.float()
+        if isinstance(classes, torch.Tensor):
+            classes = classes.flatten().tolist()
+        elif isinstance(classes, (str, int)):
+            classes = [classes]
         indices = [self.class_index(item) for item in classes]
         return nn.functional.one_hot(torch.tensor(indices, dtype=torch.long), self.c_dim).float()
 
@@ -219,6 +233,9 @@ def check_truncation(G: Generator, truncation_psi: float, truncation_cutoff: int
     check_psi(psi)
     if psi != 1 and not G.has_truncation:
         raise DseError(f"truncation psi {psi}: the {G.family} generator has no truncation", hint="leave psi at 1")
+    if psi > G.max_truncation_psi:
+        raise DseError(f"truncation psi {psi}: the {G.family} generator takes psi from 0 to {G.max_truncation_psi:g}",
+                       hint=f"give a psi of at most {G.max_truncation_psi:g}")
     if cutoff is None:
         return
     num_ws = num_ws_of(G)

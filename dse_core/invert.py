@@ -287,7 +287,8 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
 
 
 TOP_K = 5  # classes listed per image in metrics.json ("top5"), fewer when c_dim is smaller
-CLASS_DEFINITION = ("the class decoded: given (--class) or the argmax of the encoder's class probabilities; "
+CLASS_DEFINITION = ("the class: given (--class), else the encoder's most probable class (G decodes the encoder's "
+                    "class probabilities, a mixture of class embeddings, near one-hot when it is sure); "
                     "probability: the encoder's probability of it (null without a class head); top5: the encoder's "
                     "most probable classes, most probable first")
 

@@ -120,7 +120,9 @@ def fixed_latents(G, latents: Mapping[str, torch.Tensor]) -> dict[str, float]:
         values = latents[name].detach().flatten().unique()
         if values.numel() != 1:
             raise DseError(f"{name}: an encoder is trained at one value of it, but the samples hold {values.numel()}")
-        fixed[name] = float(values[0])
+        value = values[0].item()
+        # a float32 latent records the decimal it was written as (0.4, not 0.4000000059604645)
+        fixed[name] = float(str(np.float32(value))) if values.dtype == torch.float32 else float(value)
     return fixed
 
 

@@ -35,7 +35,7 @@ REQUIRED_ATTRIBUTES = ("config", "resolution", "z_dim", "c_dim", "img_channels",
 
 def _inputs(G, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
     rng = torch.Generator().manual_seed(seed)
-    return torch.randn(n, G.z_dim, generator=rng), G.sample_c(n, generator=rng)
+    return G.sample_z(n, generator=rng), G.sample_c(n, generator=rng)
 
 
 def check_generator_contract(family: GanFamily, config: Any, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_metrics_json_records_the_predicted_class_of_each_image(G, E, inputs, tm
     assert len(set(probs.argmax(dim=1).tolist())) > 1  # the images differ in class: a fixed answer would fail
     invert_files([folder], Inverter(G, E), tmp_path / "out", progress=False, log=lambda m: None)
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert "class: the class decoded" in report["definitions"]
+    assert "class: the class: given (--class), else the encoder's most probable class" in report["definitions"]
     for row in report["images"]:
         i = int(row["output"].removeprefix("img"))
         entry = row["class"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import torch
@@ -69,7 +70,8 @@ class Encoder(nn.Module, PretrainedMixin):
         probs = None
         if self.class_head is not None and self.c_dim:  # predict the class, then condition on it (or on a given c)
             uniform = x.new_full((x.shape[0], self.c_dim), 1 / self.c_dim)
-            probs = self.class_head(self.features(x, uniform)[0]).softmax(dim=1)
+            with self._running_statistics():
+                probs = self.class_head(self.features(x, uniform)[0]).softmax(dim=1)
             c = probs if c is None else c
         features, styles = self.features(x, c)
         latents = {}
@@ -80,6 +82,19 @@ class Encoder(nn.Module, PretrainedMixin):
         if self.class_head is not None:
             latents["c"] = probs if probs is not None else self.class_head(features).softmax(dim=1)
         return latents
+
+    @contextlib.contextmanager
+    def _running_statistics(self):
+        """Batch norms on their running statistics, not updating them: the class pass in training sees the features
+        as inference will, whatever the batch holds (one class per batch would otherwise tell the head the class)."""
+        norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d) and m.training]
+        for norm in norms:
+            norm.eval()
+        try:
+            yield
+        finally:
+            for norm in norms:
+                norm.train()
 
     def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(the final map z'_c, the counterpart of G's constant input; the style vectors, finest block first)."""

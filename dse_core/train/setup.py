@@ -89,6 +89,12 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
     family = get_host().family(G.family)
     if family.encoder is None:
         raise DseError(f"the {family.name} plugin defines no encoder variant; it cannot be inverted yet")
+    if family.train_truncation_psi is not None and "truncation_psi" not in merged and config.truncation_psi == 1:
+        config = attrs.evolve(config, truncation_psi=family.train_truncation_psi, truncation_cutoff=None)
+        family_note = (f"trained at the {family.name} family's truncation psi {family.train_truncation_psi:g} "
+                       "(--truncation-psi changes it)")
+    else:
+        family_note = None
     encoder_config = attrs.evolve(family.encoder(G), downsample="fused" if chosen.fused_downsample else "avgpool")
     loss_config = from_dict(LossConfig, saved["loss"], Path(output) / "run.json") if saved else chosen.loss
     try:
@@ -101,6 +107,7 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
     except ValueError as exc:  # attrs validators: "'lpips' must be a finite number >= 0, got -1.0"
         raise DseError(f"bad training option: {exc}", hint="see dse train --help") from None
     config, notes = fit_to_family(G, config, loss_config, encoder_config, given=set(given), preset=preset_name)
+    notes = [family_note, *notes] if family_note else notes
     lpips = _load_lpips(vgg, needed=loss_config.image.lpips > 0)
     gradcam = _load_gradcam(vgg, needed=loss_config.attention == "gradcam")
     info = generator_record(G, portable_spec(spec))  # id, fingerprint, repo/revision: what invert checks

@@ -21,8 +21,9 @@ FAMILY = GanFamily(
         CheckpointFormat("hf", "huggingface pytorch-pretrained-BigGAN (a folder, or its pytorch_model.bin, with the "
                                "hub's config.json)", convert.sniff_hf, convert.load_hf),
     ],
-    latent="z (z_dim) and c (c_dim classes, one-hot); truncation fixed per encoder",
+    latent="z (z_dim) and c (c_dim class probabilities: a one-hot class or a mixture); truncation fixed per encoder",
     encoder=encoder_plan,
+    train_truncation_psi=0.4,  # the DSE authors' BigGAN training samples; their encoder reads statistics row 0.4
     tiny_config=BigGANConfig(resolution=16, channels=(32, 32, 16, 8), upsample=(False, True, True), attention=1,
                              z_dim=8, embed_dim=8, c_dim=5, n_stats=11),
     encoder_formats=[

@@ -32,10 +32,9 @@ OURS_ATTENTION = {"theta": "theta", "phi": "phi", "g": "g", "o_conv": "out"}
 
 
 def _files(path: Path) -> tuple[Path, Path] | None:
-    """(weights, config.json) for a folder or its weights file; None when either is absent."""
+    """(weights, config.json) for a folder or its weights file (config.json may be absent); None without weights."""
     folder, weights = (path, path / WEIGHTS) if path.is_dir() else (path.parent, path)
-    config = folder / CONFIG
-    return (weights, config) if weights.is_file() and config.is_file() else None
+    return (weights, folder / CONFIG) if weights.is_file() else None
 
 
 def _state(weights: Path) -> Mapping[str, Any] | None:
@@ -46,6 +45,7 @@ def _state(weights: Path) -> Mapping[str, Any] | None:
 
 
 def sniff_hf(path: Path) -> bool:
+    """The weights decide (a missing config.json is then named by load_hf, not met with "unrecognised")."""
     files = _files(path)
     return files is not None and _state(files[0]) is not None
 
@@ -119,6 +119,9 @@ def load_hf(path: Path) -> Generator:
         raise CheckpointError(path, f"not a pytorch-pretrained-BigGAN model: expected a folder (or its {WEIGHTS}) "
                                     f"holding {WEIGHTS} and {CONFIG}")
     weights, config_file = files
+    if not config_file.is_file():
+        raise CheckpointError(weights, f"no {CONFIG} beside it: the layer plan (which blocks upsample) is only in the "
+                                       f"hub's {CONFIG}; download it from the same model repo into {config_file.parent}")
     state = _state(weights)
     if state is None:
         raise CheckpointError(weights, f"not a pytorch-pretrained-BigGAN state dict: found {describe(torch_load(weights))}, "

@@ -110,9 +110,11 @@ class _SpectralNorm(nn.Module):
             self.u.copy_(F.normalize(matrix @ self.v, dim=0, eps=1e-12))
 
     def normalized(self) -> torch.Tensor:
+        u, v = self.u, self.v
         if self.training and torch.is_grad_enabled():  # training: one power iteration per step
             self.power_iteration()
-        sigma = torch.dot(self.u, torch.mv(self.weight.flatten(1), self.v))
+            u, v = u.clone(), v.clone()  # this graph keeps its vectors when another forward updates them
+        sigma = torch.dot(u, torch.mv(self.weight.flatten(1), v))
         return self.weight / sigma
 
 
@@ -159,7 +161,7 @@ class Truncation:
     """Each sample's (row, fraction) in the statistics tables, from the truncation latent (N,)."""
 
     def __init__(self, truncation: torch.Tensor, n_stats: int):
-        values = [_as_written(v) for v in truncation.detach().double().cpu().tolist()]
+        values = [_as_written(v) for v in truncation.detach().cpu().double().tolist()]
         bad = [v for v in values if not 0 <= v <= 1]
         if bad:
             raise ValueError(f"biggan: truncation must be from 0 to 1 (the stored statistics' range), got {bad[0]}")
@@ -273,13 +275,13 @@ class Generator(GeneratorBase, PretrainedMixin):
     config_class: ClassVar[type] = BigGANConfig
     latent_names: ClassVar[tuple[str, ...]] = ("z", "c")
     has_truncation: ClassVar[bool] = True
+    max_truncation_psi: ClassVar[float] = 1.0  # the stored statistics cover truncations 0 .. 1
 
     def __init__(self, config: BigGANConfig):
         super().__init__()
         self.config = config
         self.resolution, self.z_dim, self.c_dim = config.resolution, config.z_dim, config.c_dim
         self.img_channels = config.img_channels
-        self.class_names = imagenet_class_names() if config.c_dim == 1000 else None  # ImageNet's, by index
         cond_dim = config.z_dim + config.embed_dim
         ch = config.channels
         self.embed = nn.Linear(config.c_dim, config.embed_dim, bias=False)
@@ -291,12 +293,17 @@ class Generator(GeneratorBase, PretrainedMixin):
         self.to_rgb = SNConv2d(ch[-1], ch[-1], 3)
 
     @property
+    def class_names(self):
+        """ImageNet's 1000 names for a 1000-class model (read on first use: torchvision takes a while to import)."""
+        return imagenet_class_names() if self.c_dim == 1000 else None
+
+    @property
     def latent_shapes(self):
         return {"z": (self.z_dim,), "c": (self.c_dim,), "truncation": ()}
 
     def condition_vector(self, z, c):
         """[z, embed(c)]: what every conditional batch norm reads (the reference returns it as ``cond_vector``)."""
-        return torch.cat([z, self.embed(c.to(z.dtype))], dim=1)
+        return torch.cat([z, self.embed(c.to(z.device, z.dtype))], dim=1)
 
     def sample_z(self, n, truncation_psi=1.0, generator=None):
         """BigGAN's z: a normal truncated to [-2, 2], times the truncation (the reference's truncated_noise_sample)."""
@@ -344,7 +351,8 @@ class Generator(GeneratorBase, PretrainedMixin):
         psi = float(truncation_psi)
         if not 0 <= psi <= 1:
             raise ValueError(f"biggan: truncation_psi must be from 0 to 1 (the stored statistics' range), got {psi}")
-        truncation = torch.full((z.shape[0],), psi, dtype=torch.float64, device=z.device)
+        # float32 (every device has it): Truncation reads a float32 0.4 as the 0.4 it was written as
+        truncation = torch.full((z.shape[0],), psi, dtype=torch.float32, device=z.device)
         return {"z": z, "c": c, "truncation": truncation}
 
     def decode(self, latents, noise_mode="const"):

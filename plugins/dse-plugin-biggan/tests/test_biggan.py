@@ -127,11 +127,41 @@ def test_config_that_contradicts_the_weights_is_refused(hf_folder):
         load_hf(hf_folder)
 
 
-def test_weights_without_config_are_not_sniffed(hf_folder):
+def test_weights_without_config_are_recognised_and_the_missing_file_named(hf_folder, capsys):
     (hf_folder / "config.json").unlink()
-    assert not sniff_hf(hf_folder) and not sniff_hf(hf_folder / "pytorch_model.bin")
-    with pytest.raises(CheckpointError, match="config.json"):
+    assert sniff_hf(hf_folder) and sniff_hf(hf_folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="no config.json beside it.*download it from the same model repo"):
         load_hf(hf_folder)
+    assert main(["convert", str(hf_folder), "-o", str(hf_folder.parent / "out")]) != 0
+    err = capsys.readouterr().err
+    assert "pytorch_model.bin: no config.json beside it" in err and "not a recognised" not in err
+
+
+def test_truncation_above_one_is_a_user_error(hf_folder, tmp_path, capsys):
+    code = main(["sample", "--gan", "biggan", "--generator", str(hf_folder), "--class", "3", "--truncation", "1.5",
+                 "-n", "2", "-o", str(tmp_path / "s.png")])
+    err = capsys.readouterr().err
+    assert code != 0 and "takes psi from 0 to 1" in err and "plugin" not in err
+
+
+def test_class_vector_takes_indices_names_one_hot_and_probabilities():
+    G = Generator(FAMILY.tiny_config)
+    onehot = G.class_vector([1, 3])
+    assert torch.equal(G.class_vector(3), onehot[1:]) and torch.equal(G.class_vector("3"), onehot[1:])
+    assert torch.equal(G.class_vector(torch.tensor([1, 3])), onehot)
+    assert torch.equal(G.class_vector(onehot), onehot)
+    mixture = torch.tensor([[0.5, 0.5, 0.0, 0.0, 0.0]])
+    assert torch.equal(G.class_vector(mixture), mixture)
+    with pytest.raises(dse_core.DseError, match="rows of one-hot or probabilities"):
+        G.class_vector(torch.ones(1, 5))
+
+
+def test_two_training_forwards_before_one_backward():
+    """The power iteration updates u, v in place; each graph keeps the vectors it used (as spectral_norm does)."""
+    G = Generator(FAMILY.tiny_config).train()
+    z, c = torch.randn(2, G.z_dim), G.sample_c(2)
+    (G(z, c).mean() + G(z, c).mean()).backward()
+    assert G.dense.weight.grad is not None
 
 
 # -- contract ------------------------------------------------------------------------------

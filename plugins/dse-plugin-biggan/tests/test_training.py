@@ -113,3 +113,18 @@ def test_a_few_training_steps_lower_the_latent_and_class_terms(tmp_path):
         assert mean(last, key) < 0.9 * mean(first, key), (key, mean(first, key), mean(last, key))
     E = Encoder.from_pretrained(tmp_path / "run" / "encoder")
     assert E.config.fixed_latents == {"truncation": 0.5} and not E.needs_c
+
+
+@pytest.mark.parametrize("given", [None, "1.0"])
+def test_dse_train_samples_at_the_familys_truncation_unless_told(tmp_path, capsys, given):
+    from dse_core.cli import main
+
+    tiny().save_pretrained(tmp_path / "G")
+    args = ["train", "--generator", str(tmp_path / "G"), "-o", str(tmp_path / "run"), "--samples", "8",
+            "--batch-size", "4", "--lpips-weight", "0", "--quiet", "--device", "cpu"]
+    assert main(args + (["--truncation-psi", given] if given else [])) == 0
+    E = Encoder.from_pretrained(tmp_path / "run" / "encoder")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    expected = 0.4 if given is None else 1.0
+    assert E.config.fixed_latents == {"truncation": expected} and run["train"]["truncation_psi"] == expected
+    assert ("family's truncation psi 0.4" in capsys.readouterr().err) == (given is None)
