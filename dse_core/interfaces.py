@@ -105,6 +105,12 @@ class Generator(nn.Module, ABC):
         (``EncoderConfig.condition == "generator"``); BigGAN: [z, class embedding]. Most families have none."""
         raise NotImplementedError(f"the {self.family} generator has no condition vector")
 
+    def style_weights(self, layers: Sequence[int] | None = None) -> torch.Tensor:
+        """(M, latent_dim): the stacked weights of the linear maps that first read the edited latent, as applied
+        (equalized-lr gain included): what SeFa factorizes. Style-based families: every style affine reading
+        ``ws[:, i]`` for i in ``layers`` (all when None); z-space families: the first layer's weight on z."""
+        raise NotImplementedError(f"the {self.family} generator exposes no style weights")
+
     def sample_c(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Training conditions for n samples: uniformly drawn classes, one-hot (None for an unconditional model)."""
         if not self.c_dim:

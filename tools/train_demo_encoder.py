@@ -5,6 +5,8 @@ interrupted. LPIPS is off (weight 0): the demo must be reproducible offline, and
 untrained VGG would make the LPIPS term meaningless.
 
     python tools/train_demo_encoder.py [--gan stylegan2] [--samples 150000] [--threads 1]
+    python tools/train_demo_encoder.py --gan biggan --samples 64000 --truncation-psi 1 \
+        --latent-weight z=100 --latent-weight c=100           # the BigGAN demo's (class head)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, help="default runs/demo-encoder (stylegan2), runs/demo-encoder-GAN otherwise")
     parser.add_argument("--latent-weight", action="append", default=[], metavar="NAME=W",
                         help="passed to dse train (e.g. z=1 for a z-space family)")
+    parser.add_argument("--truncation-psi", type=float, default=None, help="passed to dse train (default: the "
+                        "preset's, or the family's: BigGAN 0.4)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: reproducible and polite)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -40,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     command = ["train", "--generator", f"demo:{args.gan}", "-o", str(args.run_dir), "--preset", args.preset,
                "--samples", str(args.samples), "--batch-size", str(args.batch_size), "--lpips-weight", "0",
                "--grid-every", "1000", "--checkpoint-every", "1000", "--log-every", "50", "--device", "cpu"]
+    if args.truncation_psi is not None:
+        command += ["--truncation-psi", str(args.truncation_psi)]
     for weight in args.latent_weight:
         command += ["--latent-weight", weight]
     if (args.run_dir / "checkpoints" / "latest").is_file():

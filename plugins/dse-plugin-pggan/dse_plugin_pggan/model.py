@@ -177,3 +177,10 @@ class Generator(GeneratorBase, PretrainedMixin):
         for res in self.resolutions[1:]:
             x = getattr(self, f"b{res}")(x)
         return self.torgb(x)
+
+    def style_weights(self, layers=None) -> torch.Tensor:
+        """(C * 16, z_dim): the dense start's effective weight on z (its c columns left out), as genforce/sefa uses."""
+        if layers is not None:
+            raise ValueError(f"pggan has no per-layer ws: layers must be None, got {layers}")
+        dense = self.b4.dense
+        return (dense.weight[:, : self.z_dim] * dense.weight_gain).detach()

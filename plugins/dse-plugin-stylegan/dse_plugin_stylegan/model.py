@@ -226,3 +226,11 @@ class Generator(StyleGenerator, PretrainedMixin):
         self.num_ws, self.img_channels = config.num_ws, config.img_channels
         self.mapping = StyleMappingNetwork(config)
         self.synthesis = SynthesisNetwork(config)
+
+    def style_weights(self, layers=None) -> torch.Tensor:
+        """(M, w_dim): the effective weights of the AdaIN affines (scale and shift rows) reading ``ws[:, i]``, i in
+        ``layers`` (all when None); block b reads ws 2b (conv0) and 2b + 1 (conv1)."""
+        chosen = set(range(self.num_ws) if layers is None else layers)
+        blocks = [getattr(self.synthesis, f"b{res}") for res in self.synthesis.resolutions]
+        convs = [conv for block in blocks for conv in (block.conv0, block.conv1)]
+        return torch.cat([c.affine.weight * c.affine.weight_gain for i, c in enumerate(convs) if i in chosen]).detach()

@@ -217,3 +217,16 @@ class Generator(StyleGenerator, PretrainedMixin):
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, config.num_ws, config.mapping_layers,
                                       config.mapping_features, config.mapping_lr_mul, config.embed_features)
         self.synthesis = SynthesisNetwork(config)
+
+    def style_weights(self, layers=None) -> torch.Tensor:
+        """(M, w_dim): the effective weights of every affine reading ``ws[:, i]``, i in ``layers`` (all when None):
+        the convs' and the toRGBs' (each toRGB shares its w with the next block's conv0), in synthesis order."""
+        chosen = set(range(self.num_ws) if layers is None else layers)
+        affines, i = [], 0
+        for res in self.synthesis.resolutions:
+            block = getattr(self.synthesis, f"b{res}")
+            convs = [block.conv1] if block.num_conv == 1 else [block.conv0, block.conv1]
+            affines += [(i + k, conv.affine) for k, conv in enumerate(convs)]
+            affines.append((i + block.num_conv, block.torgb.affine))
+            i += block.num_conv
+        return torch.cat([a.weight * a.weight_gain for j, a in affines if j in chosen]).detach()

@@ -1,0 +1,144 @@
+"""Edits: w + alpha d along a direction (per layer or broadcast), interpolation, and `dse edit`'s files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dse_core import Direction, edit, interpolate, load_generator
+from dse_core.cli import main
+from dse_core.editing import parse_layers, parse_strengths, slerp
+from dse_core.errors import DseError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_a_broadcast_direction_moves_the_chosen_layers_by_alpha_std():
+    d = Direction(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), "ws", std=torch.tensor([2.0, 3.0]))
+    ws = torch.randn(2, 4, 3)
+    out = edit({"ws": ws}, d, [-1.0, 0.5], component=1, layers=[0, 2])
+    moved = out[1]["ws"] - ws
+    assert torch.allclose(moved[:, [0, 2], 1], torch.full((2, 2), 1.5)) and moved[:, [1, 3]].abs().max() == 0
+    assert moved[:, :, [0, 2]].abs().max() == 0
+    assert torch.allclose(out[0]["ws"] - ws, -2 * (out[1]["ws"] - ws))
+
+
+def test_a_per_layer_direction_applies_as_is_and_its_own_layers_are_the_default():
+    vec = torch.randn(1, 4, 3)
+    d = Direction(vec, "ws", layers=(1,))
+    ws = torch.zeros(1, 4, 3)
+    [out] = edit({"ws": ws}, d, [2.0])
+    assert torch.allclose(out["ws"][0, 1], 2 * vec[0, 1]) and out["ws"][0, [0, 2, 3]].abs().max() == 0
+    [every] = edit({"ws": ws}, d, [1.0], layers=range(4))
+    assert torch.allclose(every["ws"][0], vec[0])
+
+
+def test_renormalize_keeps_the_norm_of_z():
+    z = torch.randn(3, 16)
+    d = Direction(torch.randn(1, 16), "z")
+    [out] = edit({"z": z}, d, [5.0], renormalize=True)
+    assert torch.allclose(out["z"].norm(dim=1), z.norm(dim=1), rtol=1e-5)
+    assert (out["z"] - z).abs().max() > 0.1
+    with pytest.raises(DseError, match="--layers applies to per-layer ws"):
+        edit({"z": z}, d, [1.0], layers=[0])
+
+
+def test_interpolation_ends_at_both_latents_and_slerps_z():
+    a = {"z": torch.randn(2, 8), "c": torch.eye(8)[:2]}
+    b = {"z": torch.randn(2, 8), "c": torch.eye(8)[2:4]}
+    path = interpolate(a, b, 5)
+    assert torch.allclose(path[0]["z"], a["z"], atol=1e-5) and torch.allclose(path[-1]["z"], b["z"], atol=1e-5)
+    assert torch.allclose(path[2]["c"], (a["c"] + b["c"]) / 2)
+    mid = slerp(a["z"], b["z"], 0.5)
+    assert torch.allclose(mid.norm(dim=1), (a["z"].norm(dim=1) + b["z"].norm(dim=1)) / 2, rtol=1e-4)
+    assert not torch.allclose(mid, (a["z"] + b["z"]) / 2)  # not the straight line
+
+
+def test_parsing_layers_and_strengths():
+    assert parse_layers("0-2,5", 8) == (0, 1, 2, 5) and parse_layers("6-", 8) == (6, 7)
+    assert parse_strengths("-3:3", 7) == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+    assert parse_strengths("-2,0,2") == [-2.0, 0.0, 2.0] and parse_strengths("1.5") == [1.5]
+    with pytest.raises(DseError, match="ws 0..7"):
+        parse_layers("3-9", 8)
+    with pytest.raises(DseError, match="--strength"):
+        parse_strengths("big")
+
+
+def test_directions_save_and_load(tmp_path):
+    d = Direction(torch.randn(3, 5), "ws", std=torch.tensor([1.0, 2.0, 3.0]), layers=(0, 1), names=("a", "b", "c"),
+                  source={"format": "test"})
+    path = d.save(tmp_path / "dirs" / "direction")
+    back = Direction.load(path)
+    assert torch.equal(back.vectors, d.vectors) and torch.equal(back.std, d.std)
+    assert (back.latent, back.layers, back.names, back.source) == ("ws", (0, 1), ("a", "b", "c"), {"format": "test"})
+    assert json.loads(path.with_suffix(".json").read_text())["shape"] == [3, 5]
+    assert back.component(2).names == ("c",) and float(back.component(-1).std[0]) == 3.0
+
+
+@pytest.fixture(scope="module")
+def inverted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("inverted")
+    assert main(["invert", "--gan", "stylegan2", str(EXAMPLES), "-o", str(out), "--device", "cpu", "--quiet",
+                 "--no-lpips"]) == 0
+    return out
+
+
+def test_dse_edit_writes_steps_latents_grid_and_record(inverted, tmp_path):
+    G = load_generator("demo:stylegan2")
+    torch.manual_seed(0)
+    d = Direction(torch.nn.functional.normalize(torch.randn(2, G.w_dim), dim=1), "ws", std=torch.tensor([1.0, 4.0]),
+                  source={"format": "test"})
+    dirs = d.save(tmp_path / "dirs" / "direction")
+    out = tmp_path / "edits"
+    assert main(["edit", str(inverted / "latents"), "--direction", str(dirs), "--component", "1", "--strength",
+                 "-2:2", "--steps", "5", "--layers", "0-3", "-o", str(out), "--device", "cpu"]) == 0
+    record = json.loads((out / "edit.json").read_text())
+    assert record["steps"] == ["-2.00", "-1.00", "+0.00", "+1.00", "+2.00"] and record["layers"] == [0, 1, 2, 3]
+    assert record["strength_unit"] == "std" and record["std"] == 4.0 and len(record["inputs"]) == 4
+    stems = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert stems == ["digit-2", "digit-3", "digit-5", "digit-8"]
+    folder = out / "digit-3"
+    # the step at 0 is the inversion itself; +1 moved layers 0-3 by 4 * d
+    from safetensors.torch import load_file
+
+    original = load_file(inverted / "latents" / "digit-3.safetensors")["ws"]
+    zero, plus = (load_file(folder / f"{s}.safetensors")["ws"] for s in ("+0.00", "+1.00"))
+    assert torch.allclose(zero, original)
+    assert torch.allclose((plus - original)[0, :4], 4 * d.vectors[1].expand(4, -1), atol=1e-5)
+    assert (plus - original)[0, 4:].abs().max() == 0
+    # dse generate reproduces the step images from their latents
+    assert main(["generate", str(folder), "-o", str(tmp_path / "regen"), "--device", "cpu"]) == 0
+    for step in ("-2.00", "+2.00"):
+        a = np.asarray(Image.open(folder / f"{step}.png"), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "regen" / f"{step}.png"), dtype=np.int16)
+        assert np.abs(a - b).max() == 0
+    # the images change with |alpha|
+    pictures = [np.asarray(Image.open(folder / f"{s}.png"), dtype=np.float32) for s in record["steps"]]
+    assert np.abs(pictures[4] - pictures[2]).mean() > np.abs(pictures[3] - pictures[2]).mean() > 0
+    grid = Image.open(out / "grid.png")
+    assert grid.width > 5 * 32 and grid.height > 4 * 32
+
+
+def test_dse_edit_interpolates_between_two_inversions(inverted, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "morph"
+    a, b = inverted / "latents" / "digit-2.safetensors", inverted / "latents" / "digit-8.safetensors"
+    assert main(["edit", str(a), "--interpolate", str(b), "--steps", "3", "-o", str(out), "--device", "cpu"]) == 0
+    steps = [load_file(out / "digit-2" / f"t{t}.safetensors")["ws"] for t in ("0.00", "0.50", "1.00")]
+    wa, wb = load_file(a)["ws"], load_file(b)["ws"]
+    assert torch.allclose(steps[0], wa) and torch.allclose(steps[2], wb, atol=1e-6)
+    assert torch.allclose(steps[1], (wa + wb) / 2, atol=1e-6)  # linear in w
+
+
+def test_a_direction_that_does_not_fit_is_refused(inverted, tmp_path, capsys):
+    z_dir = Direction(torch.randn(1, 64), "z").save(tmp_path / "z")
+    assert main(["edit", str(inverted / "latents"), "--direction", str(z_dir), "-o", str(tmp_path / "e")]) != 0
+    err = capsys.readouterr().err
+    assert "lives in z" in err and "inverted latents are ws" in err
+    wide = Direction(torch.randn(1, 512), "ws").save(tmp_path / "wide")
+    assert main(["edit", str(inverted / "latents"), "--direction", str(wide), "-o", str(tmp_path / "e")]) != 0
+    assert "takes ws as (8, 64)" in capsys.readouterr().err
