@@ -42,7 +42,7 @@ _EXPORTS = {
                                  "sniff_authors_pg_encoder"],
     "dse_core.encoder.authors_big": ["load_authors_big_encoder", "sniff_authors_big_encoder"],
     "dse_core.encoder.plans": ["encoder_widths", "style_encoder_plan"],
-    "dse_core.editing": ["Direction", "edit", "interpolate"],
+    "dse_core.editing": ["Direction", "edit", "interpolate", "load_direction"],
     "dse_core.invert": ["Inversion", "Inverter"],
     "dse_core.refine": ["Refinement", "refine_encoder", "refine_latents"],
     "dse_core.train.config": ["TrainConfig"],
@@ -56,7 +56,7 @@ __all__ = [
     "Inversion", "Inverter", "PersistentRecord", "PluginError", "PluginHost", "PretrainedMixin", "Refinement",
     "StyleGenerator", "TrainConfig", "UnknownNameError", "channel_plan", "check_encoder_matches", "check_latents",
     "check_noise_mode", "check_tensors", "check_ws", "describe", "edit", "encoder_widths", "find_state_dict", "from_dict", "generator_fingerprint", "get_host",
-    "hookimpl", "interpolate", "layer_count", "load_authors_big_encoder", "load_authors_encoder", "load_authors_pg_encoder", "load_encoder", "load_generator", "load_state", "persistent_record", "power_of_two",
+    "hookimpl", "interpolate", "layer_count", "load_authors_big_encoder", "load_direction", "load_authors_encoder", "load_authors_pg_encoder", "load_encoder", "load_generator", "load_state", "persistent_record", "power_of_two",
     "preview", "push_folder", "refine_encoder", "refine_latents", "resolutions", "resolve_device", "safe_load",
     "separable_filter", "sniff_authors_big_encoder", "sniff_authors_encoder", "sniff_authors_pg_encoder", "state_dict_in", "style_encoder_plan", "to_dict", "torch_load", "train_encoder", "truncate",
     "use_host",
@@ -83,7 +83,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .encoder.authors import (load_authors_encoder, load_authors_pg_encoder, sniff_authors_encoder,
                                   sniff_authors_pg_encoder)
     from .encoder.authors_big import load_authors_big_encoder, sniff_authors_big_encoder
-    from .editing import Direction, edit, interpolate
+    from .editing import Direction, edit, interpolate, load_direction
     from .encoder.plans import encoder_widths, style_encoder_plan
     from .errors import (CheckpointError, ConfigError, DamagedFileError, DseError, DseWarning, PluginError,
                          UnknownNameError)

@@ -13,7 +13,16 @@ METHODS = ("sefa", "pca", "svm", "class")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("directions", help="compute latent directions for editing (SeFa, PCA, SVM boundary, class)")
+    p = sub.add_parser("directions", help="compute latent directions for editing (SeFa, PCA, SVM boundary, class)",
+                       description="examples:\n"
+                       "  dse directions --gan stylegan2 --generator G/ --method sefa -n 20 -o dirs/\n"
+                       "  dse directions --gan stylegan2 --generator G/ --method pca -n 20 -o dirs/\n"
+                       "  dse directions --method svm --latents out/latents/ --labels labels.csv -o dirs/smile\n"
+                       "  dse directions --gan biggan --generator G/ --method class --classes 207 208 -o dirs/dogs\n"
+                       "SeFa, PCA and SVM strengths read in standard deviations of the latents along each direction;\n"
+                       "a class move runs from 0 (the first class) to 1 (the second). labels.csv: name,label rows, name\n"
+                       "a latents file's stem, label 0 or 1.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gan", help="GAN family; alone, uses its embedded demo generator")
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY (svm: default the "
                    "generator recorded in the latents)")

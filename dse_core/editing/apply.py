@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -20,6 +21,8 @@ def parse_layers(text: str | None, num_ws: int) -> tuple[int, ...] | None:
             first, dash, last = part.strip().partition("-")
             start = int(first)
             stop = (int(last) if last else num_ws - 1) if dash else start
+            if stop < start:
+                raise DseError(f"--layers {text!r}: {part.strip()} runs backwards", hint=f"write {stop}-{start}")
             layers.extend(range(start, stop + 1))
     except ValueError:
         raise DseError(f"--layers {text!r}: expected indices and ranges like 0-5 or 0,2,4 or 8-") from None
@@ -37,10 +40,14 @@ def parse_strengths(text: str, steps: int | None = None) -> list[float]:
             n = 7 if steps is None else steps
             if n < 2:
                 raise DseError(f"--steps {n}: a range needs at least 2 steps")
-            return torch.linspace(low, high, n).tolist()
-        return [float(v) for v in text.split(",")]
+            values = torch.linspace(low, high, n).tolist()
+        else:
+            values = [float(v) for v in text.split(",")]
     except ValueError:
         raise DseError(f"--strength {text!r}: expected a number, a range like -3:3, or a list like -2,0,2") from None
+    if not all(math.isfinite(v) for v in values):
+        raise DseError(f"--strength {text!r}: strengths must be finite numbers")
+    return values
 
 
 def edit(latents: dict[str, torch.Tensor], direction: Direction, strengths: Sequence[float], *, component: int = 0,
@@ -67,12 +74,15 @@ def edit(latents: dict[str, torch.Tensor], direction: Direction, strengths: Sequ
             d = d * mask
     elif layers is not None:
         raise DseError(f"--layers applies to per-layer ws; this direction edits {name}")
+    dims = tuple(range(1, base.ndim))
+    radius = base[0].numel() ** 0.5
+    if renormalize:  # onto the sphere where Gaussian z concentrates, and back there after the move (InterFaceGAN)
+        base = base * (radius / base.norm(dim=dims, keepdim=True).clamp_min(1e-12))
     out = []
     for alpha in strengths:
         moved = base + float(alpha) * scale * d
         if renormalize:
-            dims = tuple(range(1, base.ndim))
-            moved = moved * (base.norm(dim=dims, keepdim=True) / moved.norm(dim=dims, keepdim=True).clamp_min(1e-12))
+            moved = moved * (radius / moved.norm(dim=dims, keepdim=True).clamp_min(1e-12))
         out.append({**latents, name: moved})
     return out
 
@@ -96,6 +106,9 @@ def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], steps: i
         raise DseError(f"--steps {steps}: an interpolation needs at least 2 steps")
     if set(a) != set(b):
         raise DseError(f"the two latents hold different inputs: {sorted(a)} and {sorted(b)}")
+    if "truncation" in a and not torch.equal(a["truncation"], b["truncation"]):
+        raise DseError("the two latents were inverted at different truncations: a path between them would cross "
+                       "statistics neither was made with", hint="interpolate latents of one encoder")
     out = []
     for t in torch.linspace(0, 1, steps).tolist():
         out.append({name: slerp(a[name], b[name], t) if name in z_space else torch.lerp(a[name], b[name], t)

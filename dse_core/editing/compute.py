@@ -139,7 +139,9 @@ def _linear_classifier():
         from sklearn.svm import LinearSVC
     except ImportError:
         raise DseError("fitting a boundary needs scikit-learn", hint="pip install 'dse-gan[edit]'") from None
-    return LinearSVC(C=1.0, dual="auto", max_iter=20000)  # InterFaceGAN's C
+    # InterFaceGAN's C on rescaled features (inverted latents vary far less than sampled ones); balanced classes,
+    # as an attribute is rarely half of a set
+    return LinearSVC(C=1.0, dual="auto", max_iter=20000, class_weight="balanced")
 
 
 def svm_boundary(latents: torch.Tensor, labels: torch.Tensor | Sequence[int], latent_name: str, *,
@@ -163,15 +165,24 @@ def svm_boundary(latents: torch.Tensor, labels: torch.Tensor | Sequence[int], la
         raise DseError(f"a boundary needs both labels, at least 2 latents each: {counts[0]} of 0, {counts[1]} of 1")
     features = x.mean(dim=1) if latent_name == "ws" and x.ndim == 3 else x.flatten(1)
     shape = features.shape[1:] if latent_name == "ws" else x.shape[1:]
-    classifier = _linear_classifier().fit(features.double().numpy(), y.numpy())
-    coef = torch.as_tensor(classifier.coef_[0], dtype=torch.float64)
+    f = features.double()
+    # one scale for every feature (the geometry stays): C means the same for sampled and for inverted latents
+    mean, scale = f.mean(dim=0), f.std().clamp_min(1e-12)
+    classifier = _linear_classifier().fit(((f - mean) / scale).numpy(), y.numpy())
+    coef = torch.as_tensor(classifier.coef_[0], dtype=torch.float64) / scale
     norm = float(coef.norm())
     if norm == 0:
         raise DseError("the boundary is degenerate (zero normal): the labels do not depend on the latents linearly")
     normal = (coef / norm).float()
-    accuracy = float(classifier.score(features.double().numpy(), y.numpy()))
+    predicted = torch.as_tensor(classifier.predict(((f - mean) / scale).numpy()))
+    accuracy = float((predicted == y).double().mean())
+    balanced = float(sum(((predicted == y) & (y == k)).sum() / max(1, int((y == k).sum())) for k in (0, 1)) / 2)
+    if balanced < 0.6:
+        warnings.warn(f"the boundary separates the labels poorly (balanced training accuracy {balanced:.2f}): its "
+                      "direction may mean little; label more latents", DseWarning, stacklevel=2)
+    offset = -float(classifier.intercept_[0]) / norm + float(mean @ (coef / norm))
     source = {"method": "svm", "classifier": "sklearn.svm.LinearSVC", "samples": len(y), "positives": counts[1],
-              "train_accuracy": round(accuracy, 4), "offset": round(-float(classifier.intercept_[0]) / norm, 6),
+              "train_accuracy": round(accuracy, 4), "balanced_accuracy": round(balanced, 4), "offset": round(offset, 6),
               **({"fitted_on": "mean w over the layers"} if latent_name == "ws" and x.ndim == 3 else {})}
     return Direction(normal.view(1, *shape), latent_name, std=(features @ normal).std().view(1), names=("svm",),
                      layers=None if layers is None else tuple(layers), generator=generator or {}, source=source)

@@ -31,58 +31,106 @@ def _load(path: Path, generator: str | None, gan: str | None, device, models: di
     return latents, G, {**file.metadata, "generator": spec}
 
 
+GRID_ROWS = 16  # inputs shown in grid.png (every input still gets its folder of steps)
+
+
 def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Direction | None = None,
-               interpolate: str | None = None, component: int = 0, strength: str = "-3:3", steps: int | None = None,
-               layers: str | None = None, renormalize: bool = False, generator: str | None = None,
-               gan: str | None = None, device: torch.device = torch.device("cpu")) -> dict:
-    """Edit every latents file under ``latents_path``; write the images, latents, grid and record into ``out_dir``."""
+               interpolate: str | None = None, component: int = 0, strength: str | None = None,
+               steps: int | None = None, layers: str | None = None, renormalize: bool = False,
+               generator: str | None = None, gan: str | None = None,
+               device: torch.device = torch.device("cpu")) -> dict:
+    """Edit every latents file under ``latents_path``; write the images, latents, grid and record into ``out_dir``.
+
+    Step files are numbered (``00_-3``, ``01_-2``, ...: in order, and distinct however close the strengths);
+    ``out_dir`` must be new or empty, so that no step of an earlier edit is taken for one of this edit.
+    """
     from .readers import load_direction
     from ..interfaces import StyleGenerator
 
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise DseError(f"-o {out_dir}: {'is a file' if not out_dir.is_dir() else 'is not empty'}",
+                       hint="give a new folder (an earlier edit's steps would mix with this one's)")
+    if interpolate is not None and (strength is not None or component or layers or renormalize):
+        raise DseError("--interpolate takes --steps only (--strength, --component, --layers and --renormalize "
+                       "apply to --direction)")
+    if steps is not None and steps < 2:
+        raise DseError(f"--steps {steps}: at least 2")
     paths = find_latents(latents_path)
     models: dict = {}
     loaded = [(path, *_load(path, generator, gan, device, models)) for path in paths]  # every file read first
     if interpolate is not None:
         target, G_target, _ = _load(Path(interpolate), generator, gan, device, models)
         steps_t = torch.linspace(0, 1, steps or 9).tolist()
-        labels = [f"t{t:.2f}" for t in steps_t]
-        applied = {"interpolate": str(interpolate), "t": steps_t}
+        labels = [f"{i:02d}_t{t:.4g}" for i, t in enumerate(steps_t)]
+        applied = {"interpolate": str(Path(interpolate).resolve()), "t": steps_t,
+                   "path": "slerp in z, linear in ws and c"}
     else:
         G0 = loaded[0][2]
         chosen = direction if isinstance(direction, Direction) else load_direction(direction, G0)
-        chosen.check(G0, origin=str(direction))
+        origin = str(direction) if not isinstance(direction, Direction) else "the direction"
         num_ws = G0.latent_shapes["ws"][0] if "ws" in G0.latent_shapes else 0
-        layer_ids = parse_layers(layers, num_ws) if layers and num_ws else None
         if layers and not num_ws:
             raise DseError(f"--layers {layers}: the {G0.family} generator has no per-layer ws")
+        layer_ids = parse_layers(layers, num_ws) if layers else None
+        if renormalize and chosen.latent != "z":
+            raise DseError(f"--renormalize applies to z-space edits; this direction edits {chosen.latent}")
+        if not 0 <= component < len(chosen):
+            raise DseError(f"--component {component}: {origin} has components 0..{len(chosen) - 1}")
+        # a class move runs from one class (0) to the other (1); other directions both ways
+        strength = strength or ("0:1" if chosen.latent == "c" else "-3:3")
+        if steps is not None and ":" not in strength:
+            raise DseError(f"--steps {steps} with --strength {strength}: --steps divides a range, like -3:3")
         alphas = parse_strengths(strength, steps)
-        labels = [f"{a:+.2f}" for a in alphas]
+        labels = [f"{i:02d}_{a:+.4g}" for i, a in enumerate(alphas)]
         one = chosen.component(component) if len(chosen) > 1 or component else chosen
-        applied = {"direction": {**chosen.record(), "file": str(direction)}, "component": component,
-                   "component_name": None if one.names is None else one.names[0], "strengths": alphas,
-                   "strength_unit": "std" if one.std is not None else "raw",
+        applied = {"direction": {**chosen.record(), "file": None if isinstance(direction, Direction) else
+                                 str(Path(direction).resolve())},
+                   "component": component, "component_name": None if one.names is None else one.names[0],
+                   "strengths": alphas, "strength_unit": "std" if one.std is not None else "raw",
                    "std": None if one.std is None else float(one.std[0]), "layers": layer_ids,
                    "renormalize": renormalize}
-    rows, outputs = [], []
+    rows, outputs, checked = [], [], set()
     for path, latents, G, meta in loaded:
         if interpolate is not None:
             if G is not G_target:
-                raise DseError(f"{path} and {interpolate} were inverted with different generators")
+                raise DseError(f"{path} and {interpolate} were inverted with different generators "
+                               f"({meta['generator']} and {_load(Path(interpolate), generator, gan, device, models)[2]['generator']})")
             z_space = () if isinstance(G, StyleGenerator) else ("z",)
             edited = interpolate_latents(latents, target, len(labels), z_space=z_space)
         else:
+            if id(G) not in checked:  # each generator of the inputs, once
+                chosen.check(G, origin=f"{origin} (for {path})")
+                _warn_if_made_for_another(chosen, G, origin)
+                checked.add(id(G))
             edited = edit(latents, chosen, alphas, component=component, layers=layer_ids, renormalize=renormalize)
-        with torch.no_grad():
-            images = torch.cat([G.decode(step) for step in edited]).cpu()
         folder = out_dir / path.stem
-        for label, step, image in zip(labels, edited, images):
+        images = []
+        for label, step in zip(labels, edited):
+            with torch.no_grad():
+                image = G.decode(step)[0].cpu()
             save_image(image, folder / f"{label}.png")
             write_latents(folder, label, step, {k: str(v) for k, v in {**meta, "edit": label}.items()}, ["safetensors"])
-        rows.append(images)
-        outputs.append({"input": str(path), "folder": str(folder)})
+            images.append(image)
+        if len(rows) < GRID_ROWS:
+            rows.append(torch.stack(images))
+        outputs.append({"input": str(path.resolve()), "folder": str(folder), "generator": meta["generator"]})
     grid = torch.cat(rows)
-    captions = [labels[i] if i < len(labels) else None for i in range(len(grid))]  # the steps, under the first row
+    captions = [labels[i].split("_", 1)[1] if i < len(labels) else None for i in range(len(grid))]  # under row 1
     save_image(make_grid(grid, nrow=len(labels), labels=captions), out_dir / "grid.png")
-    record = {"inputs": outputs, "steps": labels, **applied}
+    record = {"inputs": outputs, "steps": labels, "grid_rows": len(rows), **applied}
     write_json_atomic(out_dir / "edit.json", record)
     return record
+
+
+def _warn_if_made_for_another(direction: Direction, G, origin) -> None:
+    """A direction computed for other weights of the same shape still applies, but means something else: say so."""
+    import warnings
+
+    from ..errors import DseWarning
+    from ..models.format import generator_fingerprint
+
+    made_for = direction.generator.get("fingerprint")
+    if made_for and made_for != generator_fingerprint(G):
+        warnings.warn(f"{origin} was made for another generator ({direction.generator.get('spec') or made_for[:12]}); "
+                      "its edits may mean something else here", DseWarning, stacklevel=3)
