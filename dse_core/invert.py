@@ -11,7 +11,9 @@ are sharded across ranks and rank 0 writes the run-level files. Interrupted
 Every input gets its own output name (:func:`output_names`), and its latents'
 metadata record the generator as a spec that loads from anywhere (an absolute
 path, or a registry / Hub id / ``demo:FAMILY``) plus its fingerprint, which
-``dse generate`` (:func:`dse_core.latents.read_latents`) checks.
+``dse generate`` (:func:`dse_core.latents.read_latents`) checks. A refinement that tunes G (PTI) writes
+each tuned copy to ``OUT/generators/<name>/`` (``OUT/generator/`` when one copy is shared), recording the
+generator it was tuned from, and that image's latents name the tuned copy instead.
 
 For a conditional generator each image's class is reported (:func:`class_entries`): the given one, or the
 one the encoder's class head predicted, with its probability and the encoder's top 5, in metrics.json
@@ -46,6 +48,9 @@ class Inversion:
     # (N, c_dim) the class probabilities E's class head predicted, also where a class was given (then latents["c"]
     # holds the given one); refined with the latents when none was given. None: E has no class head.
     class_probs: torch.Tensor | None = None
+    # per image, the tuned copy of G that made x_rec (refinement "generator"; shared_tune: one object N times);
+    # None: the Inverter's G
+    generators: list | None = None
 
 
 class Inverter:
@@ -88,9 +93,13 @@ class Inverter:
         probs = latents["c"] if "c" in predicted else None
         if c is not None and probs is not None:  # a given class wins over E's, and is not refined
             latents, predicted = {**latents, "c": c}, [name for name in predicted if name != "c"]
+        refined = None
         if self.refinement is not None:
-            latents = self.refinement(G, E, images, latents, names=predicted, c=c, noise_mode=self.noise_mode)
+            refined = self.refinement.run(G, E, images, latents, names=predicted, c=c, noise_mode=self.noise_mode)
+            latents = refined.latents
             probs = latents["c"] if "c" in predicted else probs  # the refined class is the one decoded
+        if refined is not None and refined.generators is not None:  # decoded by the tuned copies as they were tuned
+            return Inversion(latents, refined.x_rec, probs, refined.generators)
         with torch.no_grad():
             return Inversion(latents, G.decode(latents, noise_mode=self.noise_mode), probs)
 
@@ -203,7 +212,8 @@ def invert_files(
     refinement = None
     if inverter.refinement is not None:
         refinement = {**inverter.refinement.record(), "batch_size": batch_size}
-        meta["refinement"] = f"{refinement['method']}, {refinement['steps']} steps, lr {refinement['lr']}"
+        meta["refinement"] = inverter.refinement.describe()
+        _check_shared_tune(inverter.refinement, len(mine), batch_size, dist)
     if background is None:
         background = image_background(G)
     rows, pairs = [], []
@@ -228,6 +238,26 @@ def invert_files(
                 f"LPIPS term {refinement['lpips']}")
         log(format_table(summary, lpips_note, rows) if rows else "no image was inverted: no metrics")
     return InversionReport(len(rows), failed, summary, out_dir, interrupted)
+
+
+def _check_shared_tune(refinement: Refinement, count: int, batch_size: int, dist: Dist) -> None:
+    """One shared tuned G is written to OUT/generator/: it must have seen every image, so one batch only."""
+    if refinement.stages[-1].shared_tune and (count > batch_size or dist.world_size > 1):
+        raise DseError(f"--shared-tune tunes one G on one batch, but {count} images make several "
+                       f"(--batch-size {batch_size}{', several processes' if dist.world_size > 1 else ''})",
+                       hint=f"pass --batch-size {count} on one process, or drop --shared-tune (one G per image)")
+
+
+def _write_tuned(tuned, out_dir: Path, name: str, shared: bool, base: dict, image: str) -> dict:
+    """Save a tuned G beside the latents; the latents' metadata that make ``dse generate`` decode with it."""
+    from .models.format import generator_fingerprint
+
+    folder = (out_dir / "generator") if shared else (out_dir / "generators" / name)
+    source = {**(getattr(tuned, "source", None) or {}), "tuned_from": base,
+              "tuned_on": "the images of this run" if shared else image}
+    tuned.save_pretrained(folder, source=source)
+    return {"generator": str(folder.resolve()), "generator_fingerprint": generator_fingerprint(tuned),
+            "tuned_from": base.get("generator") or base["fingerprint"]}
 
 
 def image_background(G) -> tuple[int, int, int]:
@@ -271,9 +301,19 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
     x_rec = result.x_rec.cpu()
     scores = image_metrics(images, x_rec, lpips=lpips)
     classes = class_entries(G, result.class_probs, c)
+    tuned_meta = {}  # per tuned G (by id): its folder and fingerprint, for its images' latents
+    base = None if result.generators is None else _base_generator(G, meta)
     for i, (item, name) in enumerate(loaded):
         latents = {k: v[i : i + 1] for k, v in result.latents.items()}
-        write_latents(out_dir / "latents", name, latents, {**meta, "image": str(item.path)}, formats)
+        if result.generators is not None:  # each tuned G written once (shared: the first image writes it)
+            tuned = result.generators[i]
+            if id(tuned) not in tuned_meta:
+                shared = inverter.refinement.stages[-1].shared_tune
+                tuned_meta[id(tuned)] = _write_tuned(tuned, out_dir, name, shared, base, str(item.path))
+            latents_meta = {**meta, **tuned_meta[id(tuned)]}
+        else:
+            latents_meta = meta
+        write_latents(out_dir / "latents", name, latents, {**latents_meta, "image": str(item.path)}, formats)
         save_image(x_rec[i], out_dir / "reconstructions" / f"{name}.png")
         row = {"image": str(item.path), "output": name, **{k: float(v[i]) for k, v in scores.items()},
                "notes": "; ".join(item.notes)}
@@ -284,6 +324,14 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
             log(f"{item.path}: {note}")
         if len(pairs) < 64:  # (image, caption): the reconstruction is captioned with its class
             pairs.extend([(images[i], None), (x_rec[i], class_label(classes[i]) if classes else None)])
+
+
+def _base_generator(G, meta: dict) -> dict:
+    """What a tuned G records of the generator it was tuned from: its spec (when known) and fingerprint."""
+    from .models.format import generator_fingerprint
+
+    return {"generator": meta.get("generator"), "family": G.family,
+            "fingerprint": meta.get("generator_fingerprint") or generator_fingerprint(G)}
 
 
 TOP_K = 5  # classes listed per image in metrics.json ("top5"), fewer when c_dim is smaller
@@ -328,14 +376,18 @@ def _invert_fitting(inverter: Inverter, images: torch.Tensor, c: torch.Tensor | 
         if len(images) == 1:
             raise DseError("CUDA out of memory inverting a single image",
                            hint="use --device cpu, or drop --refine (refinement keeps gradients through G)") from None
+    if inverter.refinement is not None and inverter.refinement.stages[-1].shared_tune:
+        raise DseError(f"CUDA out of memory tuning one shared G on {len(images)} images",
+                       hint="use fewer images, or drop --shared-tune (one G per image)")
     torch.cuda.empty_cache()
     half = (len(images) + 1) // 2
     log(f"CUDA out of memory at batch size {len(images)}: inverting it as {half} + {len(images) - half}")
     halves = [(images[:half], None if c is None else c[:half]), (images[half:], None if c is None else c[half:])]
     parts = [_invert_fitting(inverter, part, part_c, log) for part, part_c in halves]
     probs = None if parts[0].class_probs is None else torch.cat([p.class_probs for p in parts])
+    generators = None if parts[0].generators is None else [g for p in parts for g in p.generators]
     return Inversion({k: torch.cat([p.latents[k] for p in parts]) for k in parts[0].latents},
-                     torch.cat([p.x_rec for p in parts]), probs)
+                     torch.cat([p.x_rec for p in parts]), probs, generators)
 
 
 def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: str, meta: dict,

@@ -18,7 +18,20 @@ true w). LPIPS is a term only when a module is given; without one its weight is 
   running statistics instead of refitting them to a few images), and it needs no
   random numbers.
 
-Neither touches G's or the original E's parameters or their ``.grad``: gradients
+- ``tune_generator``, pivotal tuning (PTI, Roich et al. 2022; not in the DSE paper): the latents
+  (E's, or refined ones: the pivots) stay fixed and a deep copy of G's weights is tuned with Adam so
+  that it decodes them to the image, plus a locality regulariser: at latents sampled a short step
+  from the pivot, the tuned G's images are pulled (same image loss, weight ``locality``, PTI's 0.1)
+  towards the original G's, so G changes near the pivot and little elsewhere. The step follows PTI's
+  ``locality_regularization``: towards a random latent (ws: ``G.mapping`` at psi 0.5; z: a fresh z),
+  ``alpha`` long; PTI's 30 is in 18 x 512 ws, so the default keeps its per-element length
+  (30 / sqrt(18 * 512)) times sqrt(the latent's size). Defaults: 300 steps (PTI: 350), lr 3e-4 (PTI's).
+  One copy per image (``shared_tune``: one per batch).
+
+Stages chain (``Refinement("latents", then=Refinement("generator"))``): each starts from what the
+previous one gave; tuning G must be the last.
+
+None touches G's or the original E's parameters or their ``.grad``: gradients
 are taken only with respect to what is optimised. Each call seeds its own RNG
 (only ``noise_mode="random"`` draws from it) and leaves the caller's untouched.
 """
@@ -36,10 +49,14 @@ from .latents import encode
 from .loss import DSELoss
 from .train.presets import DEFAULT_PRESET, get_preset
 
-METHODS = ("latents", "encoder")
-PAPER_ROWS = {"latents": "In-domain (W)", "encoder": "DSE (E)"}  # Table III
+METHODS = ("latents", "encoder", "generator")
+PAPER_ROWS = {"latents": "In-domain (W)", "encoder": "DSE (E)", "generator": "PTI (G tuning, not in the paper)"}
 DEFAULT_STEPS = 100
-DEFAULT_LR = {"latents": 0.01, "encoder": 1e-3}  # Adam; latents: In-Domain GAN's rate; encoder: near training's 1.5e-3
+STEPS = {"latents": DEFAULT_STEPS, "encoder": DEFAULT_STEPS, "generator": 300}  # generator: PTI's 350, rounded down
+DEFAULT_LR = {"latents": 0.01, "encoder": 1e-3,  # Adam; latents: In-Domain GAN's rate; encoder: near training's 1.5e-3
+              "generator": 3e-4}  # PTI's
+LOCALITY = 0.1  # PTI's regulariser weight (its regulizer_l2_lambda and regulizer_lpips_lambda)
+PTI_ALPHA_PER_ELEMENT = 30 / (18 * 512) ** 0.5  # PTI's step (30) in its 18 x 512 ws, per element
 
 
 def image_loss(preset: str = DEFAULT_PRESET, lpips=None) -> DSELoss:
@@ -93,9 +110,61 @@ def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | 
     return tuned.requires_grad_(False)
 
 
+def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss,
+                   steps: int = STEPS["generator"], lr: float = DEFAULT_LR["generator"], locality: float = LOCALITY,
+                   alpha: float | None = None, noise_mode: str = "const", seed: int = 0, progress: bool = False):
+    """A deep copy of G tuned so that it decodes ``latents`` (fixed pivots) to ``images``; returned frozen, G unchanged.
+
+    ``locality`` weighs the regulariser (0: none); ``alpha`` its step from the pivot (None: PTI's, scaled to
+    this G, see the module notes). ``images`` (N, C, H, W) in [-1, 1] on G's device; all N tune the one copy.
+    """
+    if locality < 0:
+        raise DseError(f"tune_generator: locality must be >= 0, got {locality}")
+    tuned = copy.deepcopy(G).requires_grad_(True)
+    params = [p for p in tuned.parameters() if p.is_floating_point()]
+
+    def reconstruct() -> torch.Tensor:
+        return tuned.decode(latents, noise_mode=noise_mode)
+
+    def regulariser() -> torch.Tensor:
+        near = nearby_latents(G, latents, alpha)
+        with torch.no_grad():  # the original G only gives targets: no graph kept through it
+            x = G.decode(near, noise_mode=noise_mode)
+        return locality * loss.per_sample(x, tuned.decode(near, noise_mode=noise_mode))["total"].sum()
+
+    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, "tuning G",
+              extra=regulariser if locality else None)
+    return tuned.requires_grad_(False)
+
+
+def nearby_latents(G, latents: dict[str, torch.Tensor], alpha: float | None = None) -> dict[str, torch.Tensor]:
+    """``latents`` with ws (or z) moved ``alpha`` towards a random one (PTI's locality samples); the rest as is."""
+    name = "ws" if "ws" in latents else "z"
+    if name not in latents:
+        raise DseError(f"tuning G needs ws or z latents to sample near; the {G.family} generator decodes "
+                       f"{', '.join(latents)}")
+    pivot = latents[name]
+    n = len(pivot)
+    with torch.no_grad():
+        z = G.sample_z(n).to(pivot.device)
+        if name == "ws":
+            c = latents.get("c") if G.c_dim else None
+            c = G.sample_c(n).to(pivot.device) if G.c_dim and c is None else c
+            other = G.sample_latents(z, c, truncation_psi=0.5)["ws"]  # PTI's psi: typical, not extreme, ws
+        else:
+            other = z
+    direction = (other - pivot).flatten(1)
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    if alpha is None:
+        alpha = PTI_ALPHA_PER_ELEMENT * direction.shape[1] ** 0.5
+    return {**latents, name: pivot + alpha * direction.view_as(pivot)}
+
+
 def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, loss: DSELoss,
-              params: list[torch.Tensor], steps: int, lr: float, seed: int, progress: bool, desc: str) -> None:
-    """``steps`` Adam steps on ``params`` against the summed per-image loss; gradients reach ``params`` only."""
+              params: list[torch.Tensor], steps: int, lr: float, seed: int, progress: bool, desc: str,
+              extra: Callable[[], torch.Tensor] | None = None) -> None:
+    """``steps`` Adam steps on ``params`` against the summed per-image loss (+ ``extra()``, a regulariser);
+    gradients reach ``params`` only."""
     from tqdm import tqdm
 
     if steps < 0 or lr <= 0:
@@ -107,6 +176,8 @@ def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, los
         torch.manual_seed(seed)
         for _ in tqdm(range(steps), desc=desc, unit="step", leave=False, position=1, disable=not progress):
             total = loss.per_sample(images, reconstruct())["total"].sum()
+            if extra is not None:
+                total = total + extra()
             grads = torch.autograd.grad(total, params, allow_unused=True)
             for p, g in zip(params, grads):
                 p.grad = g
@@ -115,42 +186,111 @@ def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, los
         p.grad = None
 
 
+@attrs.frozen
+class Refined:
+    """What a :class:`Refinement` gives: the latents, and for tuning G the tuned copies and their images."""
+
+    latents: dict[str, torch.Tensor]
+    generators: list | None = None  # per image: its tuned G (shared_tune: one object N times); None: G itself
+    x_rec: torch.Tensor | None = None  # generators' images of latents (decoded as each copy was tuned)
+
+
+def _then_valid(instance, attribute, value) -> None:
+    if value is None:
+        return
+    if instance.method == "generator":
+        raise ValueError("tuning G must be the last stage: nothing can follow it")
+    if value.method == instance.method:
+        raise ValueError(f"stage {value.method} follows itself: give it more steps instead")
+
+
 @attrs.frozen(eq=False)
 class Refinement:
-    """What :class:`~dse_core.invert.Inverter` does after E: ``method`` ``"latents"`` or ``"encoder"``, steps, lr, loss.
+    """What :class:`~dse_core.invert.Inverter` does after E: ``method`` ``"latents"``, ``"encoder"`` or
+    ``"generator"``, steps, lr, loss; ``then`` the next stage (starting from this one's latents).
 
-    ``lr`` None takes ``DEFAULT_LR[method]``. With ``"encoder"`` each call (one batch)
-    fine-tunes its own copy of E from the original. ``record()`` is what a run stores.
+    ``steps`` / ``lr`` None take ``STEPS[method]`` / ``DEFAULT_LR[method]``. With ``"encoder"`` each call (one
+    batch) fine-tunes its own copy of E from the original; with ``"generator"`` each image tunes its own copy
+    of G (``shared_tune``: the batch one copy), regularised by ``locality`` and ``alpha`` (:func:`tune_generator`).
+    ``record()`` is what a run stores.
     """
 
     method: str = attrs.field(validator=attrs.validators.in_(METHODS))
-    steps: int = attrs.field(default=DEFAULT_STEPS, validator=attrs.validators.ge(0))
+    steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     lr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
     preset: str = DEFAULT_PRESET  # whose image terms make the loss
     lpips: object = None  # an LPIPS module (e.g. load_lpips()) for the loss's LPIPS term; None: no LPIPS term
     seed: int = 0
     progress: bool = False  # a progress bar over the steps
+    shared_tune: bool = False  # "generator": one tuned copy per batch instead of one per image
+    locality: float = attrs.field(default=LOCALITY, validator=attrs.validators.ge(0))  # "generator": regulariser weight
+    alpha: float | None = None  # "generator": the regulariser's step from the pivot (None: PTI's, scaled)
+    then: "Refinement | None" = attrs.field(default=None, validator=_then_valid)
     loss: DSELoss = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "loss", image_loss(self.preset, self.lpips))
+        if self.steps is None:
+            object.__setattr__(self, "steps", STEPS[self.method])
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
 
+    @property
+    def stages(self) -> list["Refinement"]:
+        return [self] + ([] if self.then is None else self.then.stages)
+
+    @property
+    def tunes_generator(self) -> bool:
+        return self.stages[-1].method == "generator"
+
     def __call__(self, G, E, images: torch.Tensor, latents: dict[str, torch.Tensor], names: Sequence[str],
                  c: torch.Tensor | None = None, noise_mode: str = "const") -> dict[str, torch.Tensor]:
-        """Refined latents for ``images``: ``latents`` (for ``G.decode``) are where ``"latents"`` starts, ``names``
-        what it optimises (what E predicted); ``"encoder"`` re-encodes with a tuned copy of E (``c``: a given class)."""
-        kwargs = dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, progress=self.progress)
+        """Refined latents for ``images`` (:meth:`run`'s ``latents``)."""
+        return self.run(G, E, images, latents, names, c, noise_mode).latents
+
+    def run(self, G, E, images: torch.Tensor, latents: dict[str, torch.Tensor], names: Sequence[str],
+            c: torch.Tensor | None = None, noise_mode: str = "const") -> Refined:
+        """Every stage in turn: ``latents`` (for ``G.decode``) are where ``"latents"`` starts, ``names`` what it
+        optimises (what E predicted); ``"encoder"`` re-encodes with a tuned copy of E (``c``: a given class);
+        ``"generator"`` tunes G on the latents it is given."""
+        if self.method == "generator":
+            refined = self._tune(G, images, latents, noise_mode)
+        else:
+            refined = Refined(self._refine(G, E, images, latents, names, c, noise_mode))
+        return refined if self.then is None else self.then.run(G, E, images, refined.latents, names, c, noise_mode)
+
+    def _kwargs(self, noise_mode: str) -> dict:
+        return dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, progress=self.progress)
+
+    def _refine(self, G, E, images, latents, names, c, noise_mode) -> dict[str, torch.Tensor]:
         if self.method == "latents":
-            return refine_latents(G, latents, images, self.loss, names, **kwargs)
-        tuned = refine_encoder(G, E, images, self.loss, c, **kwargs)
+            return refine_latents(G, latents, images, self.loss, names, **self._kwargs(noise_mode))
+        tuned = refine_encoder(G, E, images, self.loss, c, **self._kwargs(noise_mode))
         with torch.no_grad():
             return encode(G, tuned, images, c)[0]
 
+    def _tune(self, G, images, latents, noise_mode) -> Refined:
+        """One tuned copy per image (or per batch), each decoding its image at once and then kept on the CPU:
+        the device holds G and one copy (with Adam's state) at a time."""
+        kwargs = dict(locality=self.locality, alpha=self.alpha, **self._kwargs(noise_mode))
+        parts = [(images, latents)] if self.shared_tune else \
+            [(images[i : i + 1], {k: v[i : i + 1] for k, v in latents.items()}) for i in range(len(images))]
+        generators, x_rec = [], []
+        for x, part in parts:
+            tuned = tune_generator(G, part, x, self.loss, **kwargs)
+            with torch.no_grad():
+                x_rec.append(tuned.decode(part, noise_mode=noise_mode))
+            generators += [tuned.cpu() if x.device.type != "cpu" else tuned] * len(x)
+        return Refined(latents, generators, torch.cat(x_rec))
+
+    def describe(self) -> str:
+        """One line for the latents' metadata: each stage's method, steps and lr."""
+        return "; then ".join(f"{s.method}, {s.steps} steps, lr {s.lr}" for s in self.stages)
+
     def record(self) -> dict:
+        """This stage's settings, and the next stage's under ``"then"``."""
         lpips = self.loss.lpips
-        return {
+        record = {
             "method": self.method,
             "paper_row": PAPER_ROWS[self.method],
             "steps": self.steps,
@@ -162,25 +302,51 @@ class Refinement:
                                                         else "VGG, UNTRAINED backbone"),
             "loss_config": attrs.asdict(self.loss.config),
             "seed": self.seed,
-            "scope": "each image on its own" if self.method == "latents"
-            else "one fine-tuned copy of E per batch (per process under torchrun)",
+            "scope": {"latents": "each image on its own",
+                      "encoder": "one fine-tuned copy of E per batch (per process under torchrun)",
+                      "generator": "one tuned copy of G per batch" if self.shared_tune
+                      else "one tuned copy of G per image"}[self.method],
         }
+        if self.method == "generator":
+            record.update(latents="fixed (the pivots)", locality_weight=self.locality,
+                          locality_alpha="PTI's 30 scaled to the latent's size" if self.alpha is None else self.alpha,
+                          locality_loss="the image loss between the tuned and the original G at latents near the pivot")
+        if self.then is not None:
+            record["then"] = self.then.record()
+        return record
 
 
 def make_refinement(method: str | None, steps: int | None = None, lr: float | None = None,
-                    preset: str | None = None, lpips=None, progress: bool = False) -> Refinement | None:
-    """``dse invert``'s ``--refine*`` options as a :class:`Refinement` (None without a method).
+                    preset: str | None = None, lpips=None, progress: bool = False, then: str | None = None,
+                    then_steps: int | None = None, then_lr: float | None = None,
+                    shared_tune: bool = False) -> Refinement | None:
+    """``dse invert``'s ``--refine*`` / ``--then*`` / ``--shared-tune`` options as a :class:`Refinement` (None without a
+    method); ``steps`` / ``lr`` are the first stage's, ``then_steps`` / ``then_lr`` the second's.
 
     Options without a method, and invalid values, are :class:`DseError`.
     """
-    options = {"steps": steps, "lr": lr, "preset": preset}
-    given = {k: v for k, v in options.items() if v is not None}
+    options = {"--refine-steps": steps, "--refine-lr": lr, "--refine-preset": preset, "--then": then}
+    given = [k for k, v in options.items() if v is not None] + (["--shared-tune"] if shared_tune else [])
     if method is None:
         if given:
-            raise DseError(f"{', '.join('--refine-' + k for k in given)} given without --refine",
-                           hint="add --refine latents or --refine encoder")
+            raise DseError(f"{', '.join(given)} given without --refine",
+                           hint="add --refine latents, --refine encoder or --refine generator")
         return None
+    if then is None and (then_steps is not None or then_lr is not None):
+        raise DseError("--then-steps / --then-lr given without --then", hint="add --then generator (or another stage)")
+    if then == method:
+        raise DseError(f"--then {then} repeats --refine {method}", hint="give it more --refine-steps instead")
+    if method == "generator" and then is not None:
+        raise DseError(f"--then {then} after --refine generator: tuning G must be the last stage",
+                       hint=f"--refine {then} --then generator")
+    if shared_tune and "generator" not in (method, then):
+        raise DseError("--shared-tune needs a generator stage", hint="add --refine generator or --then generator")
+    common = dict(lpips=lpips, progress=progress, **({"preset": preset} if preset is not None else {}))
+    tune = dict(shared_tune=shared_tune)
     try:
-        return Refinement(method, lpips=lpips, progress=progress, **given)
+        second = None if then is None else Refinement(then, steps=then_steps, lr=then_lr, **common,
+                                                      **(tune if then == "generator" else {}))
+        return Refinement(method, steps=steps, lr=lr, then=second, **common,
+                          **(tune if method == "generator" else {}))
     except ValueError as exc:
         raise DseError(f"bad refinement option: {exc}") from None

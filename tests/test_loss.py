@@ -393,3 +393,14 @@ def test_padded_ssim_is_the_codes_pytorch_ssim():
     torch.testing.assert_close(PaddedSSIM()(a, b), expected, rtol=1e-5, atol=1e-6)
     assert PaddedSSIM()(a, a).abs().max() < 1e-6
     assert PRESETS["code-s2"].loss.ssim == "code" and PRESETS["paper-s2"].loss.ssim == "unit"
+
+
+def test_the_class_term_still_teaches_a_confidently_wrong_head():
+    """With logits [30, 0, 0] and the class 1, softmax gives 1e-13 for it: the term still has a gradient."""
+    from dse_core.loss.dse_loss import _cross_entropy
+
+    logits = torch.tensor([[30.0, 0.0, 0.0]], requires_grad=True)
+    loss = _cross_entropy(torch.tensor([[0.0, 1.0, 0.0]]), logits.softmax(dim=1)).sum()
+    loss.backward()
+    assert loss.item() == pytest.approx(30.0, rel=1e-4)
+    assert logits.grad[0, 1].item() == pytest.approx(-1.0, abs=1e-4)

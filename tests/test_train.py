@@ -59,6 +59,15 @@ def test_n_steps_equal_half_then_resume_then_half(tiny_generator, tmp_path):
         assert torch.equal(whole[name], split[name]), name
 
 
+@pytest.fixture
+def sigint_default():
+    """Ctrl-C as in a terminal: a runner started in the background (``cmd &``) inherits SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_default")
 @pytest.mark.parametrize("when", ["during the encoder forward", "after the optimizer step"])
 def test_ctrl_c_mid_step_stops_at_the_step_boundary_and_resumes_exactly(tiny_generator, tmp_path, monkeypatch, when):
     run(tiny_generator, tmp_path / "whole", samples=12)
@@ -88,6 +97,7 @@ def test_ctrl_c_mid_step_stops_at_the_step_boundary_and_resumes_exactly(tiny_gen
         assert torch.equal(value, weights(tmp_path / "cut")[name]), name
 
 
+@pytest.mark.usefixtures("sigint_default")
 def test_a_second_ctrl_c_stops_at_once_without_saving(tiny_generator, tmp_path, monkeypatch):
     real_step, calls, messages = trainer_module.training_step, [], []
 

@@ -32,13 +32,23 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
     group = p.add_argument_group("refinement of each inversion (paper Table III); everything written is after it")
-    group.add_argument("--refine", choices=["latents", "encoder", "w"],
+    group.add_argument("--refine", choices=["latents", "encoder", "generator", "w"],
                        help="latents: optimise the encoder's latents per image (the paper's In-domain row; w is "
                        "the old name); encoder: fine-tune a copy of E on each batch, then re-encode it (DSE (E); "
-                       "results depend on --batch-size)")
-    group.add_argument("--refine-steps", type=int, default=None, help="Adam steps (default 100)")
+                       "results depend on --batch-size); generator: tune a copy of G per image with the latents "
+                       "fixed (PTI), written to OUT/generators/NAME/ for dse generate")
+    group.add_argument("--refine-steps", type=int, default=None,
+                       help="Adam steps (default 100; 300 for generator)")
     group.add_argument("--refine-lr", type=float, default=None,
-                       help="Adam learning rate (default 0.01 for latents, 1e-3 for encoder)")
+                       help="Adam learning rate (default 0.01 for latents, 1e-3 for encoder, 3e-4 for generator)")
+    group.add_argument("--then", choices=["latents", "encoder", "generator", "w"], default=None,
+                       help="a second stage, starting from the first's latents: e.g. --refine latents --then "
+                       "generator (PTI: optimise the pivots, then tune G on them)")
+    group.add_argument("--then-steps", type=int, default=None, help="the second stage's steps (default as above)")
+    group.add_argument("--then-lr", type=float, default=None, help="the second stage's learning rate")
+    group.add_argument("--shared-tune", action="store_true",
+                       help="tune one G on the whole batch (one batch only; written to OUT/generator/) instead of "
+                       "one per image")
     group.add_argument("--refine-preset", default=None,
                        help="whose image loss terms to minimise: paper-s2 (default), paper-s1, code-s2, code-s1; "
                        "LPIPS is a term only with trained VGG16 weights or --allow-untrained-lpips, never with --no-lpips")
@@ -57,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from ..refine import make_refinement
 
     method = _refine_method(args.refine)
-    refine = dict(method=method, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
+    refine = dict(method=method, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset,
+                  then=_refine_method(args.then), then_steps=args.then_steps, then_lr=args.then_lr,
+                  shared_tune=args.shared_tune)
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
     background = None if args.background is None else parse_colour(args.background)
     device = resolve_device(args.device)

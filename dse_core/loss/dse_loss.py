@@ -171,4 +171,5 @@ class DSELoss(nn.Module):
 
 def _cross_entropy(c: torch.Tensor, c_rec: torch.Tensor) -> torch.Tensor:
     """-sum c log c_rec per sample: the sampled class (one-hot) against predicted class probabilities."""
-    return -(c * c_rec.clamp_min(1e-12).log()).sum(dim=1)
+    # the floor is the smallest normal float: a head that is confidently wrong (softmax far below 1e-12) still learns
+    return -(c * c_rec.clamp_min(torch.finfo(c_rec.dtype).tiny).log()).sum(dim=1)

@@ -1,0 +1,109 @@
+"""``dse eval``: encoders x refinements on held-out G(z) and/or a folder of images -> report.md/csv/json, grid.png."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import DseError
+from .common import device_arg, generator_spec, load_lpips_for, lpips_args, lpips_note, positive_int
+
+DEFAULT_SYNTHETIC = 256
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="compare encoders and refinements: PSNR, SSIM, MSE, LPIPS, cosine, s/image")
+    p.add_argument("-o", "--output", default="report", help="output folder (report.md, report.csv, report.json, "
+                   "grid.png)")
+    p.add_argument("--gan", help="GAN family; alone, uses its embedded demo generator and encoder")
+    p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
+    p.add_argument("--encoder", action="append", default=[], metavar="ENCODER",
+                   help="an encoder (as dse invert takes it); repeat to compare several")
+    p.add_argument("--synthetic", type=positive_int, default=None, metavar="N",
+                   help=f"evaluate on N G(z) samples from --seed (default {DEFAULT_SYNTHETIC} when no --images)")
+    p.add_argument("--images", default=None, metavar="FOLDER", help="evaluate on these images, read as dse invert does")
+    p.add_argument("--refine", action="append", default=[], metavar="METHOD",
+                   help="none, or a dse invert --refine method (latents, encoder, ...); repeat to compare "
+                   "(default: none)")
+    p.add_argument("--refine-steps", type=int, default=None, help="Adam steps of every refinement (default 100)")
+    p.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate (default: per method)")
+    p.add_argument("--refine-preset", default=None, help="whose image loss terms to minimise (default paper-s2)")
+    p.add_argument("--seed", type=int, default=None, help="the G(z) samples' seed (default 2026: held out from "
+                   "training, see dse_core.evaluate)")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
+    lpips_args(p)
+    device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
+    from ..evaluate import DEFAULT_SEED, evaluate, markdown, write_report
+    from ..invert import scan_for_inversion
+
+    methods = [_method(m) for m in args.refine] or [None]
+    refinements = _refinements(args, methods, lpips=None)  # bad --refine* options fail before anything loads
+    if args.images is not None:
+        scan_for_inversion([args.images])  # no image to read: fail before any model loads
+    synthetic = args.synthetic or (0 if args.images else DEFAULT_SYNTHETIC)
+    device = resolve_device(args.device)
+    G, encoders = _models(args, device)
+    lpips = _lpips(args, refining=any(methods))
+    if lpips is not None:
+        lpips = lpips.to(device)
+        refinements = _refinements(args, methods, lpips)
+    report = evaluate(G, encoders, refinements, images=args.images, synthetic=synthetic,
+                      seed=DEFAULT_SEED if args.seed is None else args.seed, batch_size=args.batch_size,
+                      lpips=lpips, lpips_note=lpips_note(lpips), device=device, progress=not args.quiet,
+                      log=lambda m: None if args.quiet else print(m, file=sys.stderr))
+    write_report(report, args.output)
+    print(markdown(report))
+    print(f"\nwrote report.md, report.csv, report.json, grid.png -> {args.output}")
+    return 0
+
+
+def _method(name: str) -> str | None:
+    name = name.strip().lower()
+    return {"none": None, "w": "latents"}.get(name, name)
+
+
+def _refinements(args: argparse.Namespace, methods, lpips) -> list:
+    from ..refine import METHODS, make_refinement
+
+    if unknown := [m for m in methods if m and m not in METHODS]:
+        raise DseError(f"unknown refinement {unknown[0]!r}", hint=f"use --refine none, {', '.join(METHODS)}")
+    options = dict(steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
+    if not any(methods):
+        make_refinement(None, **options)  # --refine-* without a method: its one-line error
+    return [(m or "none", make_refinement(m, **options, lpips=lpips) if m else None) for m in methods]
+
+
+def _models(args: argparse.Namespace, device):
+    """G and [(name, E)]: as dse invert picks them (--gan alone: the demo pair; --encoder alone: its recorded G)."""
+    from ..loading import check_encoder_matches, load_encoder, load_generator, recorded_generator
+
+    specs = args.encoder or ([f"demo:{args.gan}"] if not args.generator and args.gan else [])
+    if not specs:
+        raise DseError("say which encoder to evaluate", hint="pass --encoder PATH (repeat it to compare several)")
+    if args.encoder and not args.generator and not args.gan:  # the generator the first encoder was trained for
+        first = load_encoder(specs[0], device=device)
+        G = load_generator(recorded_generator(first), device=device)
+        check_encoder_matches(first, G, force=args.force)
+        return G, [(specs[0], first)] + [(s, load_encoder(s, gan=G.family, device=device, generator=G,
+                                                          force=args.force)) for s in specs[1:]]
+    G = load_generator(generator_spec(args), gan=args.gan, device=device)
+    return G, [(s, load_encoder(s, gan=G.family, device=device, generator=G, force=args.force)) for s in specs]
+
+
+def _lpips(args: argparse.Namespace, refining: bool):
+    try:
+        return load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
+    except DseError as exc:
+        if args.lpips_weights or args.lpips_hub:
+            raise
+        uses = "metric and refinement loss term" if refining else "metric"
+        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
+        return None
