@@ -71,6 +71,7 @@ class Report:
     results: list[Result]
     lpips_note: str
     seed: int
+    batch_size: int  # refinements optimise a batch at once: their s/image falls as it grows
 
     def result(self, method: str, set_name: str) -> Result:
         return next(r for r in self.results if r.method == method and r.set == set_name)
@@ -119,9 +120,11 @@ def describe_device(device: torch.device | str) -> str:
 
 
 def method_name(encoder: str, refinement) -> str:
+    """``encoder``, ``encoder + latents (20 steps)``, ``encoder + latents (20 steps) then generator (20 steps)``."""
     if refinement is None:
         return encoder
-    return f"{encoder} + {refinement.method} ({refinement.steps} steps)"
+    stages = getattr(refinement, "stages", [refinement])
+    return f"{encoder} + " + " then ".join(f"{s.method} ({s.steps} steps)" for s in stages)
 
 
 def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tuple[str, object]],
@@ -152,7 +155,7 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
             for image_set in sets:
                 log(f"evaluating {name} on {image_set.name} ({len(image_set.x)} images)")
                 results.append(_run(inverter, image_set, name, batch_size, lpips, progress))
-    return Report(describe_device(device), sets, methods, results, lpips_note, seed)
+    return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size)
 
 
 def _warm_up(inverter: Inverter, x: torch.Tensor) -> None:
@@ -211,7 +214,7 @@ def header(report: Report) -> str:
     sets = "; ".join(_describe_set(s) for s in report.sets)
     return (f"Device: {report.device}. Sets: {sets}. LPIPS: {report.lpips_note}. "
             f"± is the 95% interval of the mean (normal approximation, 1.96·std/√n); "
-            f"s/image: E (+ refinement) + G only.")
+            f"s/image: E (+ refinement) + G only, batches of {report.batch_size}.")
 
 
 def _describe_set(image_set: ImageSet) -> str:
@@ -259,6 +262,7 @@ def to_json(report: Report) -> dict:
         "device": report.device,
         "lpips": report.lpips_note,
         "seed": report.seed,
+        "batch_size": report.batch_size,
         "sets": [{"name": s.name, **s.source} for s in report.sets],
         "methods": report.methods,
         "results": [{"method": r.method, "set": r.set, "summary": r.summary,

@@ -234,7 +234,8 @@ def invert_files(
         if rows or interrupted:  # not one image read: nothing to write, the failures are in the log
             _write_run_files(out_dir, rows, failed, summary, pairs[:128], lpips_note, meta, refinement, interrupted)
         if refinement:
-            log(f"refined ({refinement['paper_row']}): {meta['refinement']}, {refinement['preset']} image loss, "
+            rows_named = " then ".join(stage.record()["paper_row"] for stage in inverter.refinement.stages)
+            log(f"refined ({rows_named}): {meta['refinement']}, {refinement['preset']} image loss, "
                 f"LPIPS term {refinement['lpips']}")
         log(format_table(summary, lpips_note, rows) if rows else "no image was inverted: no metrics")
     return InversionReport(len(rows), failed, summary, out_dir, interrupted)

@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
                    help=f"evaluate on N G(z) samples from --seed (default {DEFAULT_SYNTHETIC} when no --images)")
     p.add_argument("--images", default=None, metavar="FOLDER", help="evaluate on these images, read as dse invert does")
     p.add_argument("--refine", action="append", default=[], metavar="METHOD",
-                   help="none, or a dse invert --refine method (latents, encoder, ...); repeat to compare "
+                   help="none, or a dse invert --refine method (latents, encoder, generator), or stages joined "
+                   "by + (latents+generator: dse invert's --refine latents --then generator); repeat to compare "
                    "(default: none)")
     p.add_argument("--refine-steps", type=int, default=None, help="Adam steps of every refinement (default 100)")
     p.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate (default: per method)")
@@ -73,12 +74,22 @@ def _method(name: str) -> str | None:
 def _refinements(args: argparse.Namespace, methods, lpips) -> list:
     from ..refine import METHODS, make_refinement
 
-    if unknown := [m for m in methods if m and m not in METHODS]:
-        raise DseError(f"unknown refinement {unknown[0]!r}", hint=f"use --refine none, {', '.join(METHODS)}")
+    if unknown := [part for m in methods if m for part in m.split("+") if part not in METHODS]:
+        raise DseError(f"unknown refinement {unknown[0]!r}",
+                       hint=f"use --refine none, {', '.join(METHODS)} (stages joined by +, e.g. latents+generator)")
     options = dict(steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
     if not any(methods):
         make_refinement(None, **options)  # --refine-* without a method: its one-line error
-    return [(m or "none", make_refinement(m, **options, lpips=lpips) if m else None) for m in methods]
+    return [(m or "none", _refinement(make_refinement, m, options, lpips) if m else None) for m in methods]
+
+
+def _refinement(make_refinement, method: str, options: dict, lpips):
+    """``latents+generator``: stages, each with --refine-steps / --refine-lr (dse invert's --refine A --then B)."""
+    first, _, then = method.partition("+")
+    if not then:
+        return make_refinement(first, **options, lpips=lpips)
+    return make_refinement(first, **options, lpips=lpips, then=then, then_steps=options["steps"],
+                           then_lr=options["lr"])
 
 
 def _models(args: argparse.Namespace, device):
