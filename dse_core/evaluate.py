@@ -16,6 +16,11 @@ Per method and set: every metric's mean, (population) std, n and 95% interval ha
 normal approximation, ``1.96 * std / sqrt(n)``; and seconds per image: ``time.perf_counter`` around
 E (+ refinement) + G only (not reading, not metrics), synchronised on CUDA, after one untimed warm-up batch
 of E + G per encoder (first-call allocations and kernel selection are not the method's cost).
+
+The baseline without an encoder, latent optimisation from G's mean latent (Image2StyleGAN, NVlabs' projector;
+``mean_starts``, ``dse eval --optimise-from-mean STEPS``), is :func:`~dse_core.refine.refine_latents` from
+:func:`~dse_core.refine.mean_latents` (fixed inputs such as BigGAN's truncation: the first encoder's); its
+s/image is that optimisation + G. report.md then compares every method with it (Delta PSNR, time fraction).
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from .errors import DseError
 from .images import make_grid, save_image
 from .invert import Inverter, image_background, output_names, scan_for_inversion
 from .metrics import METRICS, image_metrics, summarize
+from .refine import Refined, Refinement, mean_latents
 
 DEFAULT_SEED = 2026
 Z95 = 1.96  # the normal approximation's 95% quantile
 GRID_IMAGES = 8  # per set in grid.png
+MEAN_START = "mean latent"  # the encoder column of the baseline that has none
 DEFINITIONS = ("PSNR (peak 1), SSIM (Gaussian window 11) and MSE (raw) on pixels in [0, 1]; LPIPS (VGG) and cosine "
                "similarity of the flattened images on [-1, 1]; images clamped to [-1, 1]; per image, then mean and "
                "population std over the set; ci95: half-width of the 95% interval of the mean, normal approximation "
@@ -119,6 +126,32 @@ def describe_device(device: torch.device | str) -> str:
     return str(device)
 
 
+@attrs.frozen
+class MeanStart:
+    """The baseline without an encoder: ``refinement`` (latents only) from G's mean latent, an Inverter's interface."""
+
+    G: object
+    refinement: Refinement
+    fixed: dict  # decode's other inputs (BigGAN's truncation)
+    noise_mode: str = "const"
+    encoder = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.refinement.method != "latents" or self.refinement.then is not None:
+            raise DseError("optimisation from the mean latent refines the latents only",
+                           hint="give it steps (--optimise-from-mean STEPS), not another refinement")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    def __call__(self, x: torch.Tensor, c: torch.Tensor | None = None) -> Refined:
+        start = mean_latents(self.G, len(x), x.device, self.fixed)
+        latents = self.refinement(self.G, None, x, start, self.G.latent_names, noise_mode=self.noise_mode)
+        with torch.no_grad():
+            return Refined(latents, None, self.G.decode(latents, noise_mode=self.noise_mode))
+
+
 def method_name(encoder: str, refinement) -> str:
     """``encoder``, ``encoder + latents (20 steps)``, ``encoder + latents (20 steps) then generator (20 steps)``."""
     if refinement is None:
@@ -130,9 +163,11 @@ def method_name(encoder: str, refinement) -> str:
 def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tuple[str, object]],
              images: torch.Tensor | str | Path | None = None, synthetic: int = 0, seed: int = DEFAULT_SEED,
              batch_size: int = 8, lpips=None, lpips_note: str = "not computed", device: torch.device | str = "cpu",
-             progress: bool = False, log: Callable[[str], None] = lambda m: None) -> Report:
+             progress: bool = False, log: Callable[[str], None] = lambda m: None,
+             mean_starts: Sequence[Refinement] = ()) -> Report:
     """Every encoder x refinement on ``synthetic`` G(z) samples and/or ``images`` (a folder, or an (N, C, H, W)
-    tensor in [-1, 1]); refinements are (name, Refinement or None). See the module notes for what is measured."""
+    tensor in [-1, 1]); refinements are (name, Refinement or None); ``mean_starts`` latent refinements run from G's
+    mean latent, no encoder (the baseline). See the module notes for what is measured."""
     if not synthetic and images is None:
         raise DseError("nothing to evaluate on", hint="pass --synthetic N and/or --images FOLDER")
     G = G.to(device).eval()
@@ -144,17 +179,22 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
         sets.append(ImageSet("images", images.cpu(), None, {"kind": "tensor", "n": len(images)}))
     elif images is not None:
         sets.append(folder_set(G, images))
-    methods, results = [], []
+    runs = []
     for encoder_name, E in encoders:
         _warm_up(Inverter(G, E.to(device)), sets[0].x[:batch_size])
-        for _, refinement in refinements:
-            name = method_name(encoder_name, refinement)
-            methods.append({"name": name, "encoder": encoder_name,
-                            "refinement": None if refinement is None else refinement.record()})
-            inverter = Inverter(G, E, refinement=refinement)
-            for image_set in sets:
-                log(f"evaluating {name} on {image_set.name} ({len(image_set.x)} images)")
-                results.append(_run(inverter, image_set, name, batch_size, lpips, progress))
+        runs += [(encoder_name, r, Inverter(G, E, refinement=r)) for _, r in refinements]
+    fixed = getattr(encoders[0][1].config, "fixed_latents", {})
+    runs += [(MEAN_START, r, MeanStart(G, r, fixed)) for r in mean_starts]
+    methods, results = [], []
+    for encoder_name, refinement, inverter in runs:
+        name = method_name(encoder_name, refinement)
+        methods.append({"name": name, "encoder": None if encoder_name == MEAN_START else encoder_name,
+                        "refinement": None if refinement is None else refinement.record()})
+        if encoder_name == MEAN_START:
+            methods[-1]["start"] = "G's mean latent (no encoder): ws = w_avg; z = 0; c = 1 / c_dim"
+        for image_set in sets:
+            log(f"evaluating {name} on {image_set.name} ({len(image_set.x)} images)")
+            results.append(_run(inverter, image_set, name, batch_size, lpips, progress))
     return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size)
 
 
@@ -167,14 +207,15 @@ def _run(inverter: Inverter, image_set: ImageSet, name: str, batch_size: int, lp
     """One method on one set: metrics per image (as dse invert computes them) and the timed E (+ refinement) + G."""
     from tqdm import tqdm
 
-    E, rows, recons, seconds = inverter.encoder, [], [], 0.0
-    if E.needs_c and image_set.c is None:
+    rows, recons, seconds = [], [], 0.0
+    needs_c = getattr(inverter.encoder, "needs_c", False)  # the mean start has no encoder: it optimises c too
+    if needs_c and image_set.c is None:
         raise DseError(f"{name} is conditional and cannot predict the class: it needs the class of each image",
                        hint="evaluate it on --synthetic only (its classes are known)")
     starts = range(0, len(image_set.x), batch_size)
     for i in tqdm(starts, desc=f"{name} on {image_set.name}", unit="batch", leave=False, disable=not progress):
         x = image_set.x[i : i + batch_size]
-        c = image_set.c[i : i + batch_size] if E.needs_c else None
+        c = image_set.c[i : i + batch_size] if needs_c else None
         inversion, elapsed = _timed(inverter, x, c)
         seconds += elapsed
         x_rec = inversion.x_rec.cpu()
@@ -214,7 +255,7 @@ def header(report: Report) -> str:
     sets = "; ".join(_describe_set(s) for s in report.sets)
     return (f"Device: {report.device}. Sets: {sets}. LPIPS: {report.lpips_note}. "
             f"± is the 95% interval of the mean (normal approximation, 1.96·std/√n); "
-            f"s/image: E (+ refinement) + G only, batches of {report.batch_size}.")
+            f"s/image: E (+ refinement) + G only (mean latent: the optimisation + G), batches of {report.batch_size}.")
 
 
 def _describe_set(image_set: ImageSet) -> str:
@@ -233,7 +274,29 @@ def markdown(report: Report) -> str:
     for r in report.results:
         cells = [_cell(r.summary.get(m)) for m in METRICS]  # a metric not computed (LPIPS): "–"
         lines.append(f"| {numbers[r.method]} | {r.method} | {r.set} | " + " | ".join(cells) + f" | {r.seconds_per_image:.4g} |")
-    return "\n".join(lines)
+    return "\n".join(lines + frontier(report))
+
+
+def baseline(report: Report) -> str | None:
+    """The optimisation-alone method the others are measured against: the mean start with the most steps."""
+    starts = [m for m in report.methods if m["encoder"] is None]
+    return max(starts, key=lambda m: m["refinement"]["steps"])["name"] if starts else None
+
+
+def frontier(report: Report) -> list[str]:
+    """report.md's second table: each method's PSNR and time per image relative to optimisation alone, per set."""
+    if (base := baseline(report)) is None:
+        return []
+    numbers = {m["name"]: i for i, m in enumerate(report.methods, 1)}
+    lines = ["", f"Against optimisation alone (#{numbers[base]}, {base}; no encoder): PSNR difference and the "
+             "fraction of its time per image.", "",
+             "| # | method | set | Δ PSNR (dB) | time fraction |", "|---:|---|---|---:|---:|"]
+    for r in report.results:
+        b = report.result(base, r.set)
+        delta = r.summary["psnr"]["mean"] - b.summary["psnr"]["mean"]
+        lines.append(f"| {numbers[r.method]} | {r.method} | {r.set} | {delta:+.2f} | "
+                     f"{r.seconds_per_image / b.seconds_per_image:.3f} |")
+    return lines
 
 
 def _cell(stats: dict | None) -> str:
@@ -265,6 +328,7 @@ def to_json(report: Report) -> dict:
         "batch_size": report.batch_size,
         "sets": [{"name": s.name, **s.source} for s in report.sets],
         "methods": report.methods,
+        "baseline": baseline(report),  # optimisation alone, which report.md compares every method with
         "results": [{"method": r.method, "set": r.set, "summary": r.summary,
                      "seconds_per_image": r.seconds_per_image} for r in report.results],
     }

@@ -137,6 +137,29 @@ def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
     return tuned.requires_grad_(False)
 
 
+def mean_latents(G, n: int, device: torch.device | str | None = None,
+                 fixed: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Where latent optimisation without an encoder starts (Image2StyleGAN, NVlabs' projector): G's mean latent, n times.
+
+    ws: ``G.mapping.w_avg`` on every layer (a per-layer w_avg row by row); z: 0, the mean of z's distribution (PGGAN
+    pixel-normalises z, which maps 0 to 0: the first Adam step picks the direction, no random z needed); c: the
+    uniform mixture 1 / c_dim. ``fixed``: the other inputs of decode (BigGAN's truncation), as an encoder records them.
+    """
+    fixed = fixed or {}
+    latents = {}
+    for name, shape in G.latent_shapes.items():
+        if name == "ws":
+            latents[name] = G.mapping.w_avg.detach().to(device).expand(n, *shape).clone()
+        elif name in ("z", "c"):
+            latents[name] = torch.full((n, *shape), 0.0 if name == "z" else 1.0 / G.c_dim, device=device)
+        elif name in fixed:
+            latents[name] = torch.full((n, *shape), float(fixed[name]), device=device)
+        else:
+            raise DseError(f"the {G.family} generator's mean latent needs a value for {name!r}",
+                           hint=f"give it as fixed={{{name!r}: ...}} (an encoder records it in config.fixed_latents)")
+    return latents
+
+
 def nearby_latents(G, latents: dict[str, torch.Tensor], alpha: float | None = None) -> dict[str, torch.Tensor]:
     """``latents`` with ws (or z) moved ``alpha`` towards a random one (PTI's locality samples); the rest as is."""
     name = "ws" if "ws" in latents else "z"

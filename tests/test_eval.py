@@ -102,3 +102,75 @@ def test_eval_errors_are_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert err.startswith("dse: error: ") and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+MEAN0, MEAN5 = "mean latent + latents (0 steps)", "mean latent + latents (5 steps)"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_optimisation_from_the_mean_starts_at_the_mean_latent_and_rises(tmp_path, capsys):
+    from dse_core import load_encoder, load_generator
+    from dse_core.evaluate import evaluate
+    from dse_core.refine import Refinement
+
+    G = load_generator(DEMO)
+    E = load_encoder(DEMO, generator=G)
+    report = evaluate(G, [("demo", E)], [], synthetic=6, images=torch.zeros(2, 3, 32, 32), batch_size=4,
+                      mean_starts=[Refinement("latents", steps=0)])
+    with torch.no_grad():  # w_avg on every layer, by hand
+        mean = G.synthesis(G.mapping.w_avg.expand(1, G.num_ws, G.w_dim)).expand(6, -1, -1, -1)
+    assert [m["encoder"] for m in report.methods] == [None]
+    for set_name, n in (("G(z)", 6), ("images", 2)):
+        # atol: batches of 4 and 1 convolve in a different float order (~2e-6 apart)
+        assert torch.allclose(report.result(MEAN0, set_name).x_rec, mean[:n], atol=1e-5)
+
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--synthetic", "8", "--images", str(EXAMPLES), "--no-lpips",
+                 "--optimise-from-mean", "0", "--optimise-from-mean", "5", "--device", "cpu", "--quiet",
+                 "-o", str(out)]) == 0
+    capsys.readouterr()
+    saved = json.loads((out / "report.json").read_text())
+    assert [m["name"] for m in saved["methods"]] == [DEMO, MEAN0, MEAN5] and saved["baseline"] == MEAN5
+    assert saved["methods"][2]["encoder"] is None and "no encoder" in saved["methods"][2]["start"]
+    psnr = {(r["method"], r["set"]): r["summary"]["psnr"]["mean"] for r in saved["results"]}
+    for set_name in ("G(z)", str(EXAMPLES)):  # 5 Adam steps from the mean already help
+        assert psnr[(MEAN5, set_name)] > psnr[(MEAN0, set_name)] + 1.0
+    md = (out / "report.md").read_text()
+    delta = psnr[(DEMO, "G(z)")] - psnr[(MEAN5, "G(z)")]
+    assert f"Against optimisation alone (#3, {MEAN5}; no encoder)" in md
+    assert f"| 1 | {DEMO} | G(z) | {delta:+.2f} |" in md and f"| 3 | {MEAN5} | G(z) | +0.00 | 1.000 |" in md
+
+
+def test_mean_latents_of_z_space_families():
+    from dse_core import load_generator
+    from dse_core.errors import DseError
+    from dse_core.refine import mean_latents
+
+    pggan = mean_latents(load_generator("demo:pggan"), 3)
+    assert list(pggan) == ["z"] and not pggan["z"].any()
+    G = load_generator("demo:biggan")
+    biggan = mean_latents(G, 2, fixed={"truncation": 0.5})
+    assert not biggan["z"].any() and torch.allclose(biggan["c"], torch.full((2, G.c_dim), 1 / G.c_dim))
+    assert biggan["truncation"].tolist() == [0.5, 0.5]
+    with pytest.raises(DseError, match="needs a value for 'truncation'"):
+        mean_latents(G, 2)
+
+
+def test_eval_rejects_negative_mean_steps(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--synthetic", "2", "--no-lpips", "--optimise-from-mean", "-1",
+                 "--device", "cpu", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dse: error: --optimise-from-mean -1: steps must be >= 0") and not out.exists()
+
+
+def test_the_demo_report_is_one_make_target_and_the_readme_shows_it():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\neval-demo:", 1)[1].split("\n\n", 1)[0]
+    assert "dse eval --gan stylegan2" in recipe and "--optimise-from-mean 200" in recipe
+    assert "-o docs/demo-report" in recipe and "eval-demo" in makefile.split("\n.PHONY:", 1)[1].split("\n", 1)[0]
+    report = ROOT / "docs" / "demo-report"
+    assert sorted(p.name for p in report.iterdir()) == ["grid.png", "report.csv", "report.json", "report.md"]
+    table = [line for line in (report / "report.md").read_text().splitlines() if line.startswith("|")]
+    readme = (ROOT / "README.md").read_text()
+    assert table and all(line in readme for line in table)  # the README pastes the committed table

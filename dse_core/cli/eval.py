@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
                    help="none, or a dse invert --refine method (latents, encoder, generator), or stages joined "
                    "by + (latents+generator: dse invert's --refine latents --then generator); repeat to compare "
                    "(default: none)")
+    p.add_argument("--optimise-from-mean", type=int, action="append", default=[], metavar="STEPS",
+                   help="the baseline without an encoder (Image2StyleGAN, NVlabs' projector): STEPS Adam steps on "
+                   "the latents from G's mean latent (lr and loss: --refine-lr, --refine-preset); repeat to compare")
     p.add_argument("--refine-steps", type=int, default=None, help="Adam steps of every refinement (default 100)")
     p.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate (default: per method)")
     p.add_argument("--refine-preset", default=None, help="whose image loss terms to minimise (default paper-s2)")
@@ -47,19 +50,20 @@ def run(args: argparse.Namespace) -> int:
 
     methods = [_method(m) for m in args.refine] or [None]
     refinements = _refinements(args, methods, lpips=None)  # bad --refine* options fail before anything loads
+    mean_starts = _mean_starts(args, lpips=None)
     if args.images is not None:
         scan_for_inversion([args.images])  # no image to read: fail before any model loads
     synthetic = args.synthetic or (0 if args.images else DEFAULT_SYNTHETIC)
     device = resolve_device(args.device)
     G, encoders = _models(args, device)
-    lpips = _lpips(args, refining=any(methods))
+    lpips = _lpips(args, refining=any(methods) or bool(mean_starts))
     if lpips is not None:
         lpips = lpips.to(device)
-        refinements = _refinements(args, methods, lpips)
+        refinements, mean_starts = _refinements(args, methods, lpips), _mean_starts(args, lpips)
     report = evaluate(G, encoders, refinements, images=args.images, synthetic=synthetic,
                       seed=DEFAULT_SEED if args.seed is None else args.seed, batch_size=args.batch_size,
                       lpips=lpips, lpips_note=lpips_note(lpips), device=device, progress=not args.quiet,
-                      log=lambda m: None if args.quiet else print(m, file=sys.stderr))
+                      log=lambda m: None if args.quiet else print(m, file=sys.stderr), mean_starts=mean_starts)
     write_report(report, args.output)
     print(markdown(report))
     print(f"\nwrote report.md, report.csv, report.json, grid.png -> {args.output}")
@@ -78,9 +82,19 @@ def _refinements(args: argparse.Namespace, methods, lpips) -> list:
         raise DseError(f"unknown refinement {unknown[0]!r}",
                        hint=f"use --refine none, {', '.join(METHODS)} (stages joined by +, e.g. latents+generator)")
     options = dict(steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset)
-    if not any(methods):
-        make_refinement(None, **options)  # --refine-* without a method: its one-line error
+    if not any(methods):  # --refine-* without a method: its one-line error (--optimise-from-mean uses lr and preset)
+        make_refinement(None, **(dict(steps=options["steps"]) if args.optimise_from_mean else options))
     return [(m or "none", _refinement(make_refinement, m, options, lpips) if m else None) for m in methods]
+
+
+def _mean_starts(args: argparse.Namespace, lpips) -> list:
+    """--optimise-from-mean STEPS: latent refinements (--refine-lr, --refine-preset) that start from G's mean latent."""
+    from ..refine import make_refinement
+
+    if bad := [s for s in args.optimise_from_mean if s < 0]:
+        raise DseError(f"--optimise-from-mean {bad[0]}: steps must be >= 0", hint="e.g. --optimise-from-mean 200")
+    return [make_refinement("latents", steps=steps, lr=args.refine_lr, preset=args.refine_preset, lpips=lpips)
+            for steps in args.optimise_from_mean]
 
 
 def _refinement(make_refinement, method: str, options: dict, lpips):
