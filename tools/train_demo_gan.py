@@ -11,7 +11,7 @@ class-conditional on the digit: its D is a projection discriminator (Miyato & Ko
 are measured (``measure_statistics``). The discriminator
 lives here, not in the library: only G ships.
 
-At the end a style generator's ``w_avg`` is set to the mean of ``mapping(z)`` over 10k
+At the end (``set_sampling_buffers``) a style generator's ``w_avg`` is set to the mean of ``mapping(z)`` over 10k
 fixed z, the EMA generator is scored by ``check_demo_samples.py`` and saved with
 ``save_pretrained``.
 
@@ -222,7 +222,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 @torch.no_grad()
-def set_w_avg(G: Generator, n: int = 10_000, seed: int = 12345) -> None:
+def set_sampling_buffers(G: Generator, n: int = 10_000, seed: int = 12345) -> None:
     """Truncation centre of a style generator: the mean of mapping(z) over ``n`` fixed z (every layer's row);
     BigGAN's per-truncation batch-norm tables (``n`` samples per table row)."""
     if hasattr(G, "measure_statistics"):
@@ -254,7 +254,7 @@ def model_card(opts: Options, report: dict, minutes: float) -> str:
 
 
 def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: float) -> None:
-    set_w_avg(G_ema)
+    set_sampling_buffers(G_ema)
     report = check_generator(G_ema)
     print(format_report(report), flush=True)
     source = {
@@ -344,7 +344,7 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
                 "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(), "rng": rng.get_state(),
                 "torch_rng": torch.get_rng_state(), "step": step, "elapsed": time.perf_counter() - start,
             })
-            set_w_avg(G_ema, n=250)  # for the grid's psi 0.7 half; G's buffer (zeros) overwrites it at the next EMA update
+            set_sampling_buffers(G_ema, n=250)  # for the grid's psi 0.7 half; G's buffer (zeros) overwrites it at the next EMA update
             write_grid(G_ema, run_dir / f"grid-{step:06d}.png")
     finish(G_ema, opts, out, run_dir, (time.perf_counter() - start) / 60)
 

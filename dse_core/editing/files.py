@@ -60,7 +60,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
     models: dict = {}
     loaded = [(path, *_load(path, generator, gan, device, models)) for path in paths]  # every file read first
     if interpolate is not None:
-        target, G_target, _ = _load(Path(interpolate), generator, gan, device, models)
+        target, G_target, target_meta = _load(Path(interpolate), generator, gan, device, models)
         steps_t = torch.linspace(0, 1, steps or 9).tolist()
         labels = [f"{i:02d}_t{t:.4g}" for i, t in enumerate(steps_t)]
         applied = {"interpolate": str(Path(interpolate).resolve()), "t": steps_t,
@@ -95,7 +95,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         if interpolate is not None:
             if G is not G_target:
                 raise DseError(f"{path} and {interpolate} were inverted with different generators "
-                               f"({meta['generator']} and {_load(Path(interpolate), generator, gan, device, models)[2]['generator']})")
+                               f"({meta['generator']} and {target_meta['generator']})")
             z_space = () if isinstance(G, StyleGenerator) else ("z",)
             edited = interpolate_latents(latents, target, len(labels), z_space=z_space)
         else:

@@ -349,8 +349,9 @@ class Generator(GeneratorBase, PretrainedMixin):
         if truncation_cutoff is not None:
             raise ValueError("biggan has no per-layer ws: truncation_cutoff must be None")
         psi = float(truncation_psi)
-        if not 0 <= psi <= 1:
-            raise ValueError(f"biggan: truncation_psi must be from 0 to 1 (the stored statistics' range), got {psi}")
+        if not 0 <= psi <= self.max_truncation_psi:
+            raise ValueError(f"biggan: truncation_psi must be from 0 to {self.max_truncation_psi:g} (the stored "
+                             f"statistics' range), got {psi}")
         # float32 (every device has it): Truncation reads a float32 0.4 as the 0.4 it was written as
         truncation = torch.full((z.shape[0],), psi, dtype=torch.float32, device=z.device)
         return {"z": z, "c": c, "truncation": truncation}
