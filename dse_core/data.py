@@ -9,7 +9,9 @@ reduced (DCT scaling), any format's centre square is area-averaged to 4x the res
 12000 px JPEG inverting into a 32 px model costs megabytes, a PNG its 8-bit decode (~0.6 GB), not
 the ~4 GB of floats it took. Smaller images are read exactly as they always were.
 What had to change (orientation, aspect, alpha, bit depth, size) is reported per image, and an
-unreadable file (or one too large to decode safely) is reported, not fatal.
+unreadable file (or one too large to decode safely) is reported, not fatal. With a face detector
+(``dse invert --align``) the whole upright image is read in full and its face's FFHQ crop
+(:mod:`dse_core.align`) replaces the centre square; an image without a face is reported like an unreadable one.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ def parse_colour(text: str) -> tuple[int, int, int]:
 
 
 DEEP_MODES = ("I;16", "I;16B", "I;16L", "I")  # 16-bit greyscale (PNG, TIFF), and 32-bit integer
+LUMA = (0.299, 0.587, 0.114)  # RGB -> grey weights (ITU-R BT.601)
 
 
 def _deep_scale(image: Image.Image) -> float:
@@ -137,7 +140,7 @@ def _to_array(image: Image.Image, channels: int, notes: list[str], background: t
             notes.append(f"transparency composited on {_colour_name(background)}")
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if channels == 1:
-        return (array @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+        return (array @ np.array(LUMA, dtype=np.float32))[:, :, None]
     return array
 
 
@@ -193,11 +196,13 @@ _SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transp
 
 
 def _decode(image: Image.Image, resolution: int, channels: int, background: tuple[int, int, int],
-            notes: list[str]) -> tuple[np.ndarray, int, str | None]:
-    """The upright centre square as an HWC array; the upright short side; the size a large image was decoded at."""
+            notes: list[str], square: bool = True) -> tuple[np.ndarray, int, str | None]:
+    """The upright centre square as an HWC array; the upright short side; the size a large image was decoded at.
+
+    ``square`` False (face alignment): the whole upright image, in full."""
     stored = image.size
     transpose = _orientation(image)  # read before decoding: TIFF's decoder turns the pixels itself
-    large = stored[0] * stored[1] > REDUCE_PIXELS and min(stored) >= 2 * REDUCE_ABOVE * resolution
+    large = square and stored[0] * stored[1] > REDUCE_PIXELS and min(stored) >= 2 * REDUCE_ABOVE * resolution
     if large:  # JPEG: DCT-scaled decoding, 1/2, 1/4 or 1/8 (other formats ignore a draft)
         keep = REDUCE_ABOVE * resolution
         image.draft(image.mode, (stored[0] * keep // min(stored), stored[1] * keep // min(stored)))
@@ -214,20 +219,24 @@ def _decode(image: Image.Image, resolution: int, channels: int, background: tupl
         array = _to_array(image if transpose is None else image.transpose(transpose), channels, notes, background,
                           deep_scale)
         top, left = (height - side) // 2, (width - side) // 2
-        array, decoded = array[top : top + side, left : left + side], None
+        array, decoded = (array[top : top + side, left : left + side] if square else array), None
     else:  # the stored centre square reduced first (a square: turning it upright keeps it centred)
         image = _reduced(image, full, resolution)
         decoded = f"{image.size[0]}x{image.size[1]}"
         array = _to_array(image if transpose is None else image.transpose(transpose), channels, notes, background,
                           deep_scale)
-    if width != height:
+    if width != height and square:
         notes.append(f"cropped {width}x{height} to its centre square")
     return array, side, decoded
 
 
 def load_image(path: str | Path, resolution: int, channels: int = 3,
-               background: tuple[int, int, int] = (255, 255, 255)) -> LoadedImage:
+               background: tuple[int, int, int] = (255, 255, 255), align=None) -> LoadedImage:
     """One image file as a tensor; raises ValueError (with the reason) when it cannot be read.
+
+    ``align`` (a :class:`~dse_core.align.FaceDetector`, or any callable from a (3, H, W) image in [-1, 1] to
+    :class:`~dse_core.align.FaceLandmarks`): the face's FFHQ crop instead of the centre square; no face found is a
+    :class:`~dse_core.align.NoFaceError`, a ValueError.
 
     An image above PIL's decompression-bomb warning size (~89 Mpx) is read with a note instead of the
     warning; one above twice that is refused ("too large to decode safely").
@@ -243,7 +252,8 @@ def load_image(path: str | Path, resolution: int, channels: int = 3,
             # upright wrongly (Pillow 13: the pixels transposed, the size not)
             with open(path, "rb") as file, Image.open(file) as image:
                 size = image.size
-                array, side, decoded = _decode(image, resolution, channels, background, notes)
+                array, side, decoded = _decode(image, resolution, 3 if align else channels, background, notes,
+                                               square=align is None)
     except Image.DecompressionBombError as exc:  # not an OSError: PIL's guard against huge images
         raise ValueError(f"too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -252,8 +262,22 @@ def load_image(path: str | Path, resolution: int, channels: int = 3,
         how = f"reduced to {decoded} as it was read" if decoded else "read in full"
         notes.insert(0, f"a very large image ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.0f} Mpx): {how}")
     tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    if align is not None:
+        return _aligned(path, tensor * 2 - 1, resolution, channels, align, notes)
     if side != resolution:
         notes.append(f"resized {side}px to {resolution}px")
         # antialiased bicubic: no aliasing when shrinking large photos to small generators
         tensor = F.interpolate(tensor[None], size=(resolution, resolution), mode="bicubic", antialias=True)[0]
     return LoadedImage(path, (tensor * 2 - 1).clamp(-1, 1), tuple(notes))
+
+
+def _aligned(path: Path, image: torch.Tensor, resolution: int, channels: int, align, notes: list[str]) -> LoadedImage:
+    """The FFHQ face crop of a (3, H, W) image in [-1, 1], at the resolution, in ``channels`` channels."""
+    from .align import align_face
+
+    landmarks = align(image)  # NoFaceError (a ValueError): reported per image like an unreadable file
+    face = align_face(image, resolution, landmarks)
+    notes.append(landmarks.note())
+    if channels == 1:
+        face = torch.einsum("chw,c->hw", face, torch.tensor(LUMA, dtype=face.dtype))[None]
+    return LoadedImage(path, face.clamp(-1, 1), tuple(notes))

@@ -10,12 +10,21 @@ Methods are every (encoder, refinement) pair; each is run on
   psi is the truncation the encoder trained at (``config.fixed_latents["truncation"]``, else 1); a conditional
   G gets one uniformly drawn class per sample, from the same generator after z (as tools/eval_demo.py does);
 * and/or the images of a folder, read exactly as ``dse invert`` reads them (same loading, background, batches),
-  so its figures equal ``dse invert``'s metrics.json summary.
+  so its figures equal ``dse invert``'s metrics.json summary. A file that cannot be read is skipped, named in the
+  log and listed in the report (``dse invert`` skips it the same way).
+
+Conditional generators: the class accuracy of each method is how often the class it predicts (E's class head,
+refined with the latents by a latent refinement; the mean start: its optimised class) is the true one: on G(z)
+the sampled class, on images the class given as ``dse invert`` takes it (``--class``: then every method decodes
+the given class, as ``dse invert`` does, and E's prediction is what is scored). An encoder without a class head is
+given the sampled class on G(z) (it is not scored) and cannot run on images without ``--class``.
 
 Per method and set: every metric's mean, (population) std, n and 95% interval half-width of the mean by the
 normal approximation, ``1.96 * std / sqrt(n)``; and seconds per image: ``time.perf_counter`` around
 E (+ refinement) + G only (not reading, not metrics), synchronised on CUDA, after one untimed warm-up batch
-of E + G per encoder (first-call allocations and kernel selection are not the method's cost).
+of E + G and one step of each refinement method per encoder (first-call allocations and kernel selection are not
+the method's cost). The methods take turns batch by batch (the order reversed every other batch), so that a busy
+spell on a shared machine slows them alike: the time fractions stay comparable where the seconds do not.
 
 The baseline without an encoder, latent optimisation from G's mean latent (Image2StyleGAN, NVlabs' projector;
 ``mean_starts``, ``dse eval --optimise-from-mean STEPS``), is :func:`~dse_core.refine.refine_latents` from
@@ -36,11 +45,12 @@ import attrs
 import torch
 
 from .config import write_bytes_atomic, write_json_atomic
+from .data import IMAGE_SUFFIXES, describe_unsupported, load_image
 from .errors import DseError
 from .images import make_grid, save_image
-from .invert import Inverter, image_background, output_names, scan_for_inversion
+from .invert import Inversion, Inverter, image_background, output_names, scan_for_inversion
 from .metrics import METRICS, image_metrics, summarize
-from .refine import Refined, Refinement, mean_latents
+from .refine import DEFAULT_LR, Refinement, mean_latents
 
 DEFAULT_SEED = 2026
 Z95 = 1.96  # the normal approximation's 95% quantile
@@ -49,7 +59,10 @@ MEAN_START = "mean latent"  # the encoder column of the baseline that has none
 DEFINITIONS = ("PSNR (peak 1), SSIM (Gaussian window 11) and MSE (raw) on pixels in [0, 1]; LPIPS (VGG) and cosine "
                "similarity of the flattened images on [-1, 1]; images clamped to [-1, 1]; per image, then mean and "
                "population std over the set; ci95: half-width of the 95% interval of the mean, normal approximation "
-               "1.96 * std / sqrt(n); seconds_per_image: wall time of E (+ refinement) + G per image, no I/O")
+               "1.96 * std / sqrt(n); seconds_per_image: wall time of E (+ refinement) + G per image, no I/O; "
+               "class_accuracy (conditional generators): 1 where the method's predicted class (argmax) is the true "
+               "one (G(z): the sampled class; images: --class), else 0; not scored where the method is given the class")
+SCORED = (*METRICS, "class_accuracy")
 COLUMNS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mse": "MSE ↓", "lpips": "LPIPS ↓", "cosine": "cosine ↑"}
 
 
@@ -57,8 +70,9 @@ COLUMNS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mse": "MSE ↓", "lpips": "L
 class ImageSet:
     name: str  # "G(z)" or the folder
     x: torch.Tensor  # (N, C, H, W) in [-1, 1], on the CPU
-    c: torch.Tensor | None  # (N, c_dim): the classes of G(z) (given to an encoder that needs them), else None
-    source: dict  # how it was made: seed, psi / the folder and its files
+    c: torch.Tensor | None  # (N, c_dim) each image's true class: G(z)'s sampled one, or the images' --class; else None
+    source: dict  # how it was made: seed, psi / the folder, its files and those skipped
+    class_given: bool = False  # c is given to every method (--class); else only to an E without a class head
 
 
 @attrs.frozen
@@ -68,6 +82,7 @@ class Result:
     summary: dict  # metric -> {mean, std, n, ci95}
     seconds_per_image: float
     x_rec: torch.Tensor  # the first GRID_IMAGES reconstructions, CPU
+    classes: str | None = None  # "predicted" (scored in summary["class_accuracy"]) or "given"; None: no class / truth
 
 
 @attrs.frozen
@@ -98,22 +113,40 @@ def synthetic_set(G, n: int, seed: int = DEFAULT_SEED, psi: float = 1.0, batch_s
                                    "classes": None if labels is None else labels.tolist()})
 
 
-def folder_set(G, folder: str | Path) -> ImageSet:
-    """The images under ``folder`` as ``dse invert`` reads them; a DseError when there is none or one is unreadable."""
-    from .data import load_image
-
+def folder_set(G, folder: str | Path, c: torch.Tensor | None = None,
+               log: Callable[[str], None] = lambda m: None, align=None) -> ImageSet:
+    """The images under ``folder`` as ``dse invert`` reads them: a file it cannot read is skipped, logged and listed
+    in ``source["skipped"]``; a DseError when none is left. ``c`` (1, c_dim): every image's class (``--class``)."""
     scan = scan_for_inversion([folder])
+    if scan.unsupported:
+        log(f"skipped {describe_unsupported(scan.unsupported)} in {folder}: dse reads {', '.join(IMAGE_SUFFIXES)}")
     background = image_background(G)
-    images = []
-    for path in scan.found:
+    images, names, skipped = [], [], []
+    for path, name in zip(scan.found, output_names(scan.found, scan.roots)):
         try:
-            images.append(load_image(path, G.resolution, G.img_channels, background).tensor)
+            images.append(load_image(path, G.resolution, G.img_channels, background, align=align).tensor)
+            names.append(name)
         except (ValueError, OSError) as exc:
-            raise DseError(f"cannot read {path}: {exc}", hint="remove it from the folder to evaluate the rest") from None
-    names = output_names(scan.found, scan.roots)
-    return ImageSet(str(folder), torch.stack(images), None,
-                    {"kind": "folder", "n": len(images), "folder": str(folder), "images": names,
-                     "background": list(background)})
+            skipped.append({"image": str(path), "reason": str(exc)})
+            log(f"skipped {path}: {exc}")
+    if not images:
+        raise DseError(f"no image in {folder} could be read: " + "; ".join(f"{s['image']}: {s['reason']}"
+                                                                          for s in skipped))
+    source = {"kind": "folder", "n": len(images), "folder": str(folder), "images": names, "skipped": skipped,
+              "background": list(background)}
+    if align is not None:  # dse eval --align: each photo's FFHQ face crop (dse_core.align)
+        source["aligned"] = "FFHQ face crop"
+    return _given_class(ImageSet(str(folder), torch.stack(images), None, source), c)
+
+
+def _given_class(image_set: ImageSet, c: torch.Tensor | None) -> ImageSet:
+    """``image_set`` with ``c`` (1, c_dim), the class of every image (dse invert's --class), given to every method."""
+    if c is None:
+        return image_set
+    if c.ndim != 2 or len(c) != 1:
+        raise DseError(f"evaluate: c is the one class of every image, (1, c_dim); got {tuple(c.shape)}")
+    source = {**image_set.source, "class": int(c.argmax())}
+    return attrs.evolve(image_set, c=c.cpu().expand(len(image_set.x), -1), source=source, class_given=True)
 
 
 def describe_device(device: torch.device | str) -> str:
@@ -145,86 +178,143 @@ class MeanStart:
     def device(self) -> torch.device:
         return next(self.G.parameters()).device
 
-    def __call__(self, x: torch.Tensor, c: torch.Tensor | None = None) -> Refined:
+    def __call__(self, x: torch.Tensor, c: torch.Tensor | None = None) -> Inversion:
+        """``c``: a given class (kept, not optimised); else the class is optimised too, and is the prediction."""
         start = mean_latents(self.G, len(x), x.device, self.fixed)
-        latents = self.refinement(self.G, None, x, start, self.G.latent_names, noise_mode=self.noise_mode)
+        names = self.G.latent_names
+        if c is not None:
+            start, names = {**start, "c": c.to(x.device)}, [n for n in names if n != "c"]
+        latents = self.refinement(self.G, None, x, start, names, noise_mode=self.noise_mode)
         with torch.no_grad():
-            return Refined(latents, None, self.G.decode(latents, noise_mode=self.noise_mode))
+            x_rec = self.G.decode(latents, noise_mode=self.noise_mode)
+        return Inversion(latents, x_rec, latents["c"] if "c" in names else None)
 
 
 def method_name(encoder: str, refinement) -> str:
-    """``encoder``, ``encoder + latents (20 steps)``, ``encoder + latents (20 steps) then generator (20 steps)``."""
+    """``encoder``, ``encoder + latents (20 steps)``, ``encoder + latents (20 steps) then generator (20 steps)``;
+    a learning rate other than the method's default is named too: ``latents (200 steps, lr 0.03)``."""
     if refinement is None:
         return encoder
     stages = getattr(refinement, "stages", [refinement])
-    return f"{encoder} + " + " then ".join(f"{s.method} ({s.steps} steps)" for s in stages)
+    return f"{encoder} + " + " then ".join(f"{s.method} ({s.steps} steps{_lr_note(s)})" for s in stages)
+
+
+def _lr_note(stage: Refinement) -> str:
+    return "" if stage.lr == DEFAULT_LR[stage.method] else f", lr {stage.lr:g}"
 
 
 def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tuple[str, object]],
              images: torch.Tensor | str | Path | None = None, synthetic: int = 0, seed: int = DEFAULT_SEED,
              batch_size: int = 8, lpips=None, lpips_note: str = "not computed", device: torch.device | str = "cpu",
              progress: bool = False, log: Callable[[str], None] = lambda m: None,
-             mean_starts: Sequence[Refinement] = ()) -> Report:
+             mean_starts: Sequence[Refinement] = (), c: torch.Tensor | None = None, align=None) -> Report:
     """Every encoder x refinement on ``synthetic`` G(z) samples and/or ``images`` (a folder, or an (N, C, H, W)
     tensor in [-1, 1]); refinements are (name, Refinement or None); ``mean_starts`` latent refinements run from G's
-    mean latent, no encoder (the baseline). See the module notes for what is measured."""
+    mean latent, no encoder (the baseline). ``c`` (1, c_dim): the class of every one of ``images`` (dse invert's
+    --class). ``align`` (a :class:`~dse_core.align.FaceDetector`): a folder's photos are read as their FFHQ face
+    crops (dse invert's --align). See the module notes for what is measured."""
     if not synthetic and images is None:
         raise DseError("nothing to evaluate on", hint="pass --synthetic N and/or --images FOLDER")
+    if c is not None and images is None:
+        raise DseError("a given class is the class of the images: G(z) samples keep their sampled class",
+                       hint="pass --images FOLDER with --class, or drop --class")
     G = G.to(device).eval()
     psi = encoders[0][1].config.fixed_latents.get("truncation", 1.0)
     sets = []
     if synthetic:
         sets.append(synthetic_set(G, synthetic, seed, psi, device=device))
     if isinstance(images, torch.Tensor):
-        sets.append(ImageSet("images", images.cpu(), None, {"kind": "tensor", "n": len(images)}))
+        sets.append(_given_class(ImageSet("images", images.cpu(), None, {"kind": "tensor", "n": len(images)}), c))
     elif images is not None:
-        sets.append(folder_set(G, images))
+        sets.append(folder_set(G, images, c, log, align=align))
+    if needs := [name for name, E in encoders if E.needs_c]:
+        if unknown := [s.name for s in sets if s.c is None]:
+            raise DseError(f"{needs[0]} is conditional and cannot predict the class (no class head): it needs the "
+                           f"class of each image, unknown for {unknown[0]}",
+                           hint="give the images' class (--class), or evaluate it on --synthetic only")
     runs = []
     for encoder_name, E in encoders:
-        _warm_up(Inverter(G, E.to(device)), sets[0].x[:batch_size])
+        _warm_up(Inverter(G, E.to(device)), sets[0], batch_size, [r for _, r in refinements if r] + list(mean_starts))
         runs += [(encoder_name, r, Inverter(G, E, refinement=r)) for _, r in refinements]
     fixed = getattr(encoders[0][1].config, "fixed_latents", {})
     runs += [(MEAN_START, r, MeanStart(G, r, fixed)) for r in mean_starts]
-    methods, results = [], []
+    methods = []
     for encoder_name, refinement, inverter in runs:
-        name = method_name(encoder_name, refinement)
-        methods.append({"name": name, "encoder": None if encoder_name == MEAN_START else encoder_name,
+        methods.append({"name": method_name(encoder_name, refinement),
+                        "encoder": None if encoder_name == MEAN_START else encoder_name,
                         "refinement": None if refinement is None else refinement.record()})
         if encoder_name == MEAN_START:
-            methods[-1]["start"] = "G's mean latent (no encoder): ws = w_avg; z = 0; c = 1 / c_dim"
-        for image_set in sets:
-            log(f"evaluating {name} on {image_set.name} ({len(image_set.x)} images)")
-            results.append(_run(inverter, image_set, name, batch_size, lpips, progress))
+            methods[-1]["start"] = ("G's mean latent (no encoder): ws = w_avg; z = 0 (a G that normalises z: one z "
+                                    "drawn from seed 0); c = 1 / c_dim")
+    named = [(m["name"], inverter) for m, (_, _, inverter) in zip(methods, runs)]
+    by_set = []
+    for image_set in sets:
+        log(f"evaluating {len(named)} method(s) on {image_set.name} ({len(image_set.x)} images), taking turns by batch")
+        by_set.append(_run_set(named, image_set, batch_size, lpips, progress))
+    results = [result for i in range(len(named)) for result in (part[i] for part in by_set)]  # method by method
     return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size)
 
 
-def _warm_up(inverter: Inverter, x: torch.Tensor) -> None:
-    if not inverter.encoder.needs_c:  # a conditional E without a class head needs c: its first batch warms it
-        inverter(x)
+def _warm_up(inverter: Inverter, image_set: ImageSet, batch_size: int, refinements: Sequence[Refinement]) -> None:
+    """One untimed batch of E + G, and one step of each refinement method used: first calls allocate and pick
+    kernels (the backward's too), a cost that would otherwise fall on whichever method happens to run first."""
+    given = image_set.class_given or inverter.encoder.needs_c
+    x, c = image_set.x[:batch_size], image_set.c[:batch_size] if given else None
+    inverter(x, c)
+    stages = {s.method: s for r in refinements for s in r.stages}
+    for method, stage in stages.items():
+        n = 1 if method == "generator" else len(x)  # G is tuned one image at a time
+        warm = Inverter(inverter.generator, inverter.encoder, refinement=attrs.evolve(stage, steps=1, then=None))
+        warm(x[:n], None if c is None else c[:n])
 
 
-def _run(inverter: Inverter, image_set: ImageSet, name: str, batch_size: int, lpips, progress: bool) -> Result:
-    """One method on one set: metrics per image (as dse invert computes them) and the timed E (+ refinement) + G."""
+def _run_set(named: Sequence[tuple[str, object]], image_set: ImageSet, batch_size: int, lpips,
+             progress: bool) -> list[Result]:
+    """Every method on one set, taking turns batch by batch (the order reversed every other batch), so that a busy
+    spell on a shared machine slows them alike and the time fractions stay comparable."""
     from tqdm import tqdm
 
-    rows, recons, seconds = [], [], 0.0
-    needs_c = getattr(inverter.encoder, "needs_c", False)  # the mean start has no encoder: it optimises c too
-    if needs_c and image_set.c is None:
-        raise DseError(f"{name} is conditional and cannot predict the class: it needs the class of each image",
-                       hint="evaluate it on --synthetic only (its classes are known)")
+    tallies = [_Tally(name, inverter, image_set) for name, inverter in named]
     starts = range(0, len(image_set.x), batch_size)
-    for i in tqdm(starts, desc=f"{name} on {image_set.name}", unit="batch", leave=False, disable=not progress):
-        x = image_set.x[i : i + batch_size]
-        c = image_set.c[i : i + batch_size] if needs_c else None
-        inversion, elapsed = _timed(inverter, x, c)
-        seconds += elapsed
+    for k, i in enumerate(tqdm(starts, desc=image_set.name, unit="batch", leave=False, disable=not progress)):
+        for tally in tallies if k % 2 == 0 else tallies[::-1]:
+            tally.add(i, batch_size, lpips)
+    return [tally.result() for tally in tallies]
+
+
+class _Tally:
+    """One method on one set: metrics per image (as dse invert computes them) and the timed E (+ refinement) + G."""
+
+    def __init__(self, name: str, inverter, image_set: ImageSet):
+        self.name, self.inverter, self.image_set = name, inverter, image_set
+        self.rows, self.recons, self.seconds, self.predicted = [], [], 0.0, False
+        # given the class: the images' --class, or G(z)'s sampled one to an E without a class head (the mean start
+        # has no encoder: it optimises c too)
+        needs_c = getattr(inverter.encoder, "needs_c", False)
+        self.given = image_set.c is not None and (image_set.class_given or needs_c)
+
+    def add(self, i: int, batch_size: int, lpips) -> None:
+        x, c = self.image_set.x[i : i + batch_size], self.image_set.c
+        inversion, elapsed = _timed(self.inverter, x, c[i : i + batch_size] if self.given else None)
+        self.seconds += elapsed
         x_rec = inversion.x_rec.cpu()
         scores = image_metrics(x, x_rec, lpips=lpips)
-        rows += [{k: float(v[j]) for k, v in scores.items()} for j in range(len(x))]
-        if sum(len(r) for r in recons) < GRID_IMAGES:
-            recons.append(x_rec)
-    summary = {k: {**s, "ci95": Z95 * s["std"] / math.sqrt(s["n"])} for k, s in summarize(rows).items()}
-    return Result(name, image_set.name, summary, seconds / len(image_set.x), torch.cat(recons)[:GRID_IMAGES])
+        rows = [{k: float(v[j]) for k, v in scores.items()} for j in range(len(x))]
+        if c is not None and inversion.class_probs is not None:  # its prediction against the truth
+            right = inversion.class_probs.cpu().argmax(1) == c[i : i + batch_size].argmax(1)
+            self.predicted = True
+            for row, hit in zip(rows, right.tolist()):
+                row["class_accuracy"] = float(hit)
+        self.rows += rows
+        if sum(len(r) for r in self.recons) < GRID_IMAGES:
+            self.recons.append(x_rec)
+
+    def result(self) -> Result:
+        summary = {k: {**s, "ci95": Z95 * s["std"] / math.sqrt(s["n"])}
+                   for k, s in summarize(self.rows, SCORED).items()}
+        classes = "given" if self.given and not self.predicted else "predicted" if self.predicted else None
+        return Result(self.name, self.image_set.name, summary, self.seconds / len(self.image_set.x),
+                      torch.cat(self.recons)[:GRID_IMAGES], classes)
 
 
 def _timed(inverter: Inverter, x: torch.Tensor, c: torch.Tensor | None):
@@ -255,26 +345,55 @@ def header(report: Report) -> str:
     sets = "; ".join(_describe_set(s) for s in report.sets)
     return (f"Device: {report.device}. Sets: {sets}. LPIPS: {report.lpips_note}. "
             f"± is the 95% interval of the mean (normal approximation, 1.96·std/√n); "
-            f"s/image: E (+ refinement) + G only (mean latent: the optimisation + G), batches of {report.batch_size}.")
+            f"s/image: E (+ refinement) + G only (mean latent: the optimisation + G), batches of {report.batch_size}, "
+            "the methods taking turns batch by batch.")
 
 
 def _describe_set(image_set: ImageSet) -> str:
     src = image_set.source
     if src["kind"] == "synthetic":
         return f"G(z), n = {src['n']}, seed {src['seed']}, psi {src['truncation_psi']:g}"
-    return f"{image_set.name}, n = {src['n']}"
+    given = f", class {src['class']} (given)" if "class" in src else ""
+    aligned = ", FFHQ face crops (--align)" if "aligned" in src else ""
+    return f"{image_set.name}, n = {src['n']}{given}{aligned}"
+
+
+def notes(report: Report) -> list[str]:
+    """report.md's lines under the header: the class column's meaning, the files skipped."""
+    lines = []
+    if any(r.classes for r in report.results):
+        lines.append("class ↑: how often the class a method predicts (its encoder's, refined with the latents; the "
+                     "mean latent's: optimised) is the true one: G(z)'s sampled class, the images' given class; "
+                     "given: the method decodes the true class; –: no true class known.")
+    for image_set in report.sets:
+        if skipped := image_set.source.get("skipped"):
+            lines.append(f"Skipped in {image_set.name} (unreadable): "
+                         + "; ".join(f"{s['image']}: {s['reason']}" for s in skipped))
+    return ["", *lines] if lines else []
 
 
 def markdown(report: Report) -> str:
-    lines = [header(report), "",
+    classes = any(r.classes for r in report.results)  # a conditional G: the class column
+    extra = ["class ↑"] if classes else []
+    lines = [header(report), *notes(report), "",
              "grid.png: per set, the inputs, then one row per method (#: its number here).", "",
-             "| # | method | set | " + " | ".join(COLUMNS[m] for m in METRICS) + " | s/image |",
-             "|---:|---|---|" + "---:|" * (len(METRICS) + 1)]
+             "| # | method | set | " + " | ".join([COLUMNS[m] for m in METRICS] + extra) + " | s/image |",
+             "|---:|---|---|" + "---:|" * (len(METRICS) + len(extra) + 1)]
     numbers = {m["name"]: i for i, m in enumerate(report.methods, 1)}
     for r in report.results:
         cells = [_cell(r.summary.get(m)) for m in METRICS]  # a metric not computed (LPIPS): "–"
-        lines.append(f"| {numbers[r.method]} | {r.method} | {r.set} | " + " | ".join(cells) + f" | {r.seconds_per_image:.4g} |")
+        cells += [_class_cell(r)] if classes else []
+        lines.append(f"| {numbers[r.method]} | {r.method} | {r.set} | " + " | ".join(cells)
+                     + f" | {r.seconds_per_image:.4g} |")
     return "\n".join(lines + frontier(report))
+
+
+def _class_cell(result: Result) -> str:
+    if result.classes == "given":
+        return "given"
+    if (stats := result.summary.get("class_accuracy")) is None:
+        return "–"
+    return f"{stats['mean']:.0%} ({round(stats['mean'] * stats['n'])}/{stats['n']})"
 
 
 def baseline(report: Report) -> str | None:
@@ -329,7 +448,8 @@ def to_json(report: Report) -> dict:
         "sets": [{"name": s.name, **s.source} for s in report.sets],
         "methods": report.methods,
         "baseline": baseline(report),  # optimisation alone, which report.md compares every method with
-        "results": [{"method": r.method, "set": r.set, "summary": r.summary,
+        # class: "predicted" (scored: summary's class_accuracy), "given" (decodes the true class), None (no truth)
+        "results": [{"method": r.method, "set": r.set, "summary": r.summary, "class": r.classes,
                      "seconds_per_image": r.seconds_per_image} for r in report.results],
     }
 

@@ -13,7 +13,9 @@ metadata record the generator as a spec that loads from anywhere (an absolute
 path, or a registry / Hub id / ``demo:FAMILY``) plus its fingerprint, which
 ``dse generate`` (:func:`dse_core.latents.read_latents`) checks. A refinement that tunes G (PTI) writes
 each tuned copy to ``OUT/generators/<name>/`` (``OUT/generator/`` when one copy is shared), recording the
-generator it was tuned from, and that image's latents name the tuned copy instead.
+generator it was tuned from, and that image's latents name the tuned copy instead. With a face detector
+(``dse invert --align``, :mod:`dse_core.align`) each photo's FFHQ face crop is what is inverted, written to
+``OUT/aligned/<name>.png`` and shown in the grid.
 
 For a conditional generator each image's class is reported (:func:`class_entries`): the given one, or the
 one the encoder's class head predicted, with its probability and the encoder's top 5, in metrics.json
@@ -185,6 +187,7 @@ def invert_files(
     metadata: dict | None = None,
     c: torch.Tensor | None = None,
     background: tuple[int, int, int] | None = None,
+    align: Callable | None = None,
     dist: Dist = Dist(),
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -195,7 +198,9 @@ def invert_files(
     ``c`` (1, c_dim): the class of every image (conditional generators), instead of the encoder's
     prediction (each image's row records it, marked ``given``, with the encoder's own prediction when it has a class
     head). ``background``: the RGB that transparent pixels are composited on (default:
-    what the generator's folder records of its images, else white). Ctrl-C stops after the image being
+    what the generator's folder records of its images, else white). ``align`` (a
+    :class:`~dse_core.align.FaceDetector`): invert each image's FFHQ face crop (one without a face is skipped and
+    named). Ctrl-C stops after the image being
     written: the run files then cover the images done (under torchrun, those of rank 0) and the report
     says ``interrupted``.
     """
@@ -209,6 +214,8 @@ def invert_files(
     out_dir = Path(out_dir)
     mine, failed = _inputs(scan, dist, log)
     meta = {"latents": ",".join(G.latent_shapes), **{k: str(v) for k, v in (metadata or {}).items()}}
+    if align is not None:
+        meta["aligned"] = "FFHQ face crop"  # the latents are of the crop, not of the whole photo
     refinement = None
     if inverter.refinement is not None:
         refinement = {**inverter.refinement.record(), "batch_size": batch_size}
@@ -221,7 +228,8 @@ def invert_files(
     interrupted = False
     try:
         for batch in tqdm(batches, desc="inverting", unit="batch", disable=not progress or not dist.is_main):
-            _invert_batch(batch, inverter, out_dir, formats, lpips, meta, rows, pairs, failed, c, background, log)
+            _invert_batch(batch, inverter, out_dir, formats, lpips, meta, rows, pairs, failed, c, background, log,
+                          align)
     except KeyboardInterrupt:
         interrupted = True
         log(f"interrupted: writing the run files for the {len(rows)} image(s) done")
@@ -284,13 +292,13 @@ def _inputs(scan: ImageScan, dist: Dist, log: Callable[[str], None]):
 
 def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir: Path, formats: Sequence[str],
                   lpips, meta: dict, rows: list, pairs: list, failed: list, c: torch.Tensor | None,
-                  background: tuple[int, int, int], log: Callable[[str], None]) -> None:
+                  background: tuple[int, int, int], log: Callable[[str], None], align: Callable | None = None) -> None:
     """Read, invert and write one batch; appends each image's row once its files are written."""
     G = inverter.generator
     loaded: list[tuple[LoadedImage, str]] = []
     for path, name in batch:
         try:
-            loaded.append((load_image(path, G.resolution, G.img_channels, background), name))
+            loaded.append((load_image(path, G.resolution, G.img_channels, background, align=align), name))
         except (ValueError, OSError) as exc:
             failed.append(BadImage(path, str(exc)))
             log(f"skipped {path}: {exc}")
@@ -316,6 +324,8 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
             latents_meta = meta
         write_latents(out_dir / "latents", name, latents, {**latents_meta, "image": str(item.path)}, formats)
         save_image(x_rec[i], out_dir / "reconstructions" / f"{name}.png")
+        if align is not None:  # what was inverted: the crop, not the photo
+            save_image(images[i], out_dir / "aligned" / f"{name}.png")
         row = {"image": str(item.path), "output": name, **{k: float(v[i]) for k, v in scores.items()},
                "notes": "; ".join(item.notes)}
         if classes:

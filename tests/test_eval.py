@@ -94,6 +94,8 @@ def test_evaluate_figures_recomputed_by_hand():
     (["--images", "no-such-folder"], "no-such-folder: no such file or folder"),
     (["--refine", "bogus"], "unknown refinement 'bogus'"),
     (["--refine-steps", "5"], "--refine-steps given without --refine"),
+    (["--optimise-lr", "0.03"], "--optimise-lr given without --optimise-from-mean"),
+    (["--optimise-from-mean", "5", "--optimise-lr", "-1"], "lr"),
 ])
 def test_eval_errors_are_one_line(tmp_path, capsys, args, message):
     out = tmp_path / "report"
@@ -141,14 +143,29 @@ def test_optimisation_from_the_mean_starts_at_the_mean_latent_and_rises(tmp_path
     assert f"| 1 | {DEMO} | G(z) | {delta:+.2f} |" in md and f"| 3 | {MEAN5} | G(z) | +0.00 | 1.000 |" in md
 
 
+def test_method_names_say_a_learning_rate_other_than_the_default():
+    from dse_core.evaluate import method_name
+    from dse_core.refine import Refinement
+
+    assert method_name("E", Refinement("latents", steps=20)) == "E + latents (20 steps)"
+    assert method_name("mean latent", Refinement("latents", steps=200, lr=0.03)) == \
+        "mean latent + latents (200 steps, lr 0.03)"
+    chain = Refinement("latents", steps=5, lr=0.02, then=Refinement("generator", steps=5))
+    assert method_name("E", chain) == "E + latents (5 steps, lr 0.02) then generator (5 steps)"
+
+
 def test_mean_latents_of_z_space_families():
     from dse_core import load_generator
     from dse_core.errors import DseError
     from dse_core.refine import mean_latents
 
-    pggan = mean_latents(load_generator("demo:pggan"), 3)
-    assert list(pggan) == ["z"] and not pggan["z"].any()
-    G = load_generator("demo:biggan")
+    pggan = load_generator("demo:pggan")  # it pixel-normalises z: 0 has no direction, so one seeded z for all
+    start = mean_latents(pggan, 3)
+    z = torch.randn(1, pggan.z_dim, generator=torch.Generator().manual_seed(0))
+    assert list(start) == ["z"] and torch.equal(start["z"], z.expand(3, -1))
+    with torch.no_grad():
+        assert torch.allclose(pggan.decode({"z": z}), pggan.decode({"z": 3 * z}), atol=1e-5)
+    G = load_generator("demo:biggan")  # its z's length matters: z's mean, 0
     biggan = mean_latents(G, 2, fixed={"truncation": 0.5})
     assert not biggan["z"].any() and torch.allclose(biggan["c"], torch.full((2, G.c_dim), 1 / G.c_dim))
     assert biggan["truncation"].tolist() == [0.5, 0.5]
@@ -164,13 +181,105 @@ def test_eval_rejects_negative_mean_steps(tmp_path, capsys):
     assert err.startswith("dse: error: --optimise-from-mean -1: steps must be >= 0") and not out.exists()
 
 
-def test_the_demo_report_is_one_make_target_and_the_readme_shows_it():
+FAMILIES = ("stylegan2", "stylegan", "pggan", "biggan")
+
+
+def test_the_demo_reports_are_one_make_target_and_the_readme_shows_them():
     makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile.split("\neval-demo:", 1)[1].split("\n\n", 1)[0]
-    assert "dse eval --gan stylegan2" in recipe and "--optimise-from-mean 200" in recipe
-    assert "-o docs/demo-report" in recipe and "eval-demo" in makefile.split("\n.PHONY:", 1)[1].split("\n", 1)[0]
-    report = ROOT / "docs" / "demo-report"
-    assert sorted(p.name for p in report.iterdir()) == ["grid.png", "report.csv", "report.json", "report.md"]
-    table = [line for line in (report / "report.md").read_text().splitlines() if line.startswith("|")]
+    assert "\neval-demo: $(EVAL_DEMOS)\n" in makefile and f"\nDEMOS ?= {' '.join(FAMILIES)}\n" in makefile
+    recipe = makefile.split("\n$(EVAL_DEMOS): eval-demo-%:", 1)[1].split("\n\n", 1)[0]
+    assert "dse eval --gan $*" in recipe and "--optimise-from-mean 200" in recipe
+    assert "-o docs/demo-report$(if $(filter stylegan2,$*),,-$*)" in recipe  # stylegan2's stays where it was
     readme = (ROOT / "README.md").read_text()
-    assert table and all(line in readme for line in table)  # the README pastes the committed table
+    for family in FAMILIES:
+        folder = "demo-report" if family == "stylegan2" else f"demo-report-{family}"
+        report = ROOT / "docs" / folder
+        assert sorted(p.name for p in report.iterdir()) == ["grid.png", "report.csv", "report.json", "report.md"]
+        assert json.loads((report / "report.json").read_text())["methods"][0]["name"] == f"demo:{family}"
+        assert f"(docs/{folder}/report.md)" in readme
+    table = [line for line in (ROOT / "docs" / "demo-report" / "report.md").read_text().splitlines()
+             if line.startswith("|")]
+    assert table and all(line in readme for line in table)  # the README pastes stylegan2's table
+
+
+def test_eval_skips_unreadable_images_and_lists_them(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("digit-2.png", "digit-8.png"):
+        (folder / name).write_bytes((EXAMPLES / name).read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "cut.png").write_bytes((EXAMPLES / "digit-3.png").read_bytes()[:100])
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--images", str(folder), "--no-lpips", "--device", "cpu", "--quiet",
+                 "-o", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    saved = json.loads((out / "report.json").read_text())
+    (images,) = saved["sets"]
+    assert images["n"] == 2 and images["images"] == ["digit-2", "digit-8"]
+    assert [s["image"] for s in images["skipped"]] == [str(folder / "broken.png"), str(folder / "cut.png")]
+    assert all("not a readable image" in s["reason"] for s in images["skipped"])
+    assert saved["results"][0]["summary"]["psnr"]["n"] == 2
+    assert f"Skipped in {folder} (unreadable): {folder / 'broken.png'}: not a readable image" in \
+        (out / "report.md").read_text()
+
+    for name in ("digit-2.png", "digit-8.png"):  # none readable: one line naming each, nothing written
+        (folder / name).write_bytes(b"")
+    assert main(["eval", "--gan", "stylegan2", "--images", str(folder), "--no-lpips", "--device", "cpu",
+                 "-o", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err  # each skip logged as read, then the error
+    assert err.splitlines()[0] == f"skipped {folder / 'broken.png'}: " + images["skipped"][0]["reason"]
+    assert err.splitlines()[-1].startswith(f"dse: error: no image in {folder} could be read: ") and "cut.png" in err
+    assert "Traceback" not in err and not (tmp_path / "none").exists()
+
+
+def test_eval_scores_a_conditional_encoders_class_against_the_truth(tmp_path, capsys):
+    from dse_core import Inverter, load_encoder, load_generator
+    from dse_core.data import load_image
+    from dse_core.evaluate import synthetic_set
+
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "biggan", "--synthetic", "12", "--images", str(EXAMPLES), "--class", "3",
+                 "--no-lpips", "--optimise-from-mean", "2", "--device", "cpu", "--quiet", "-o", str(out)]) == 0
+    capsys.readouterr()
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["sets"][1]["class"] == 3 and "class_accuracy" in saved["definitions"]
+    results = {(r["method"], r["set"]): r for r in saved["results"]}
+
+    G = load_generator("demo:biggan")
+    inverter = Inverter(G, load_encoder("demo:biggan", generator=G))
+    fake = synthetic_set(G, 12, psi=1.0)  # the report's G(z): truth is the sampled class, E predicts its own
+    predicted = inverter(fake.x).class_probs.argmax(1)
+    expected = (predicted == torch.tensor(fake.source["classes"])).float().mean().item()
+    gz = results[("demo:biggan", "G(z)")]
+    assert gz["class"] == "predicted" and gz["summary"]["class_accuracy"]["mean"] == pytest.approx(expected)
+    assert gz["summary"]["class_accuracy"]["n"] == 12 and expected >= 0.5  # the demo's head is mostly right
+
+    real = torch.stack([load_image(p, 32, 3, (0, 0, 0)).tensor for p in sorted(EXAMPLES.glob("*.png"))])
+    given = G.class_vector([3]).expand(4, -1)
+    inversion = inverter(real, given)  # as dse invert --class 3: decodes class 3, E's prediction is scored
+    examples = results[("demo:biggan", str(EXAMPLES))]
+    assert examples["class"] == "predicted" and examples["summary"]["class_accuracy"]["mean"] == pytest.approx(
+        (inversion.class_probs.argmax(1) == 3).float().mean().item())
+    assert examples["summary"]["psnr"]["mean"] == pytest.approx(float(
+        (10 * torch.log10(1 / (((real + 1) / 2 - (inversion.x_rec.clamp(-1, 1) + 1) / 2) ** 2).flatten(1).mean(1)))
+        .mean()), abs=1e-3)
+    mean_start = "mean latent + latents (2 steps)"
+    assert results[(mean_start, str(EXAMPLES))]["class"] == "given"  # optimises z with the given class fixed
+    assert results[(mean_start, "G(z)")]["class"] == "predicted"  # optimises the class too
+    md = (out / "report.md").read_text()
+    assert "| class ↑ | s/image |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | demo:biggan | G(z) |"))
+    assert f"({round(expected * 12)}/12)" in row and "| given |" in next(
+        line for line in md.splitlines() if line.startswith(f"| 2 | {mean_start} | {EXAMPLES} |"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gan", "biggan", "--class", "3"], "--class is the class of the --images"),
+    (["--gan", "stylegan2", "--images", str(EXAMPLES), "--class", "3"], "generator is unconditional"),
+    (["--gan", "biggan", "--images", str(EXAMPLES), "--class", "twelve"], "twelve"),
+])
+def test_eval_class_errors_are_one_line(tmp_path, capsys, args, message):
+    out = tmp_path / "report"
+    assert main(["eval", "--synthetic", "2", "--no-lpips", "--device", "cpu", "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dse: error: ") and message in err and "Traceback" not in err and not out.exists()

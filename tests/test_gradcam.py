@@ -68,8 +68,8 @@ def tiny_net():
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([1.0, -1.0])[:, None, None, None].expand(2, 3, 1, 1))
         fc.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
-    return GradCam(nn.Sequential(conv, nn.ReLU(inplace=True), nn.MaxPool2d(2)),
-                   nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), fc))
+    return GradCam(nn.Sequential(conv, nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(1), fc),
+                   "0")
 
 
 def quadrant(top, left, size=8):
@@ -168,7 +168,7 @@ def test_code_variant_takes_the_batch_s_most_frequent_class_per_image_set(cam):
     attention = GradCamAttention(cam, variant="code")
     x, y = images(3, 32, seed=9), images(3, 32, seed=10)
     h, _, classes = attention.heat_maps(x, y)
-    logits = cam.classifier(cam.tail(cam.body(x)))
+    logits = cam.model(x)
     top = logits.argmax(dim=1)
     assert classes[:3].tolist() == [int(torch.bincount(top).argmax())] * 3
     assert len(set(classes[3:].tolist())) == 1 and h.min() >= 0 and h.max() <= 1
@@ -228,8 +228,8 @@ def test_no_weights_is_an_error_unless_untrained_is_allowed():
 def test_local_file_torchvision_cache_and_timm_layout_load(vgg, vgg_file, tmp_path):
     cam = load_gradcam(vgg_file)
     assert (cam.trained, cam.source) == (True, str(vgg_file))
-    assert torch.equal(cam.classifier[2][6].weight, vgg.classifier[6].weight)
-    assert torch.equal(cam.body[0].weight, vgg.features[0].weight) and not cam.body[0].weight.requires_grad
+    assert torch.equal(cam.model.classifier[6].weight, vgg.classifier[6].weight)
+    assert torch.equal(cam.model.features[0].weight, vgg.features[0].weight) and not cam.model.features[0].weight.requires_grad
     cache = torchvision_cache_file()
     cache.parent.mkdir(parents=True)
     os.symlink(vgg_file, cache)
@@ -279,3 +279,179 @@ def test_training_with_gradcam_areas_records_the_vgg(tiny_generator, cam, tmp_pa
     assert result.steps == 2 and {"img1/mse", "img2/ssim"} <= set(result.final_terms)
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run["loss"]["attention"] == "gradcam" and run["lpips"]["gradcam_trained"] is False
+
+
+# --- a classifier of your own ------------------------------------------------------------------------------
+
+BLOB_NET = '''
+import torch
+from torch import nn
+
+
+class BlobNet(nn.Module):
+    """A 3x3 conv (a bright-blob detector), ReLU, global mean, linear: logit 0 = a blob, logit 1 = none."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 1, 3, padding=1), nn.ReLU())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(1, 2))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def build():
+    return BlobNet()
+
+
+def not_a_model():
+    return "model"
+
+
+def needs_five_pixels():
+    return nn.Sequential(nn.Conv2d(3, 2, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+'''
+
+
+@pytest.fixture
+def blob_net(tmp_path):
+    """(the module file, its weights): the conv averages the 3x3x3 neighbourhood minus 0.2, so on [-1, 1]
+    images (mean = std = 0.5) it fires inside a lit square only, never on the background."""
+    path = tmp_path / "blob_net.py"
+    path.write_text(BLOB_NET)
+    state = {"features.0.weight": torch.full((1, 3, 3, 3), 1 / 27), "features.0.bias": torch.tensor([-0.2]),
+             "head.2.weight": torch.tensor([[1.0], [-1.0]]), "head.2.bias": torch.zeros(2)}
+    save_file(state, tmp_path / "blob.safetensors")
+    return path, tmp_path / "blob.safetensors"
+
+
+def blob_spec(path, layer="features.0", callable_="build", **kwargs):
+    from dse_core.loss import ClassifierSpec
+
+    return ClassifierSpec(f"{path}:{callable_}", layer, **{"mean": (0.5,) * 3, "std": (0.5,) * 3, **kwargs})
+
+
+def lit_square(top, left, size=16, side=4):
+    x = -torch.ones(1, 3, size, size)
+    x[..., top:top + side, left:left + side] = 1
+    return x
+
+
+def test_own_classifier_heat_map_sits_on_the_object(blob_net):
+    from dse_core.loss import load_classifier_gradcam
+
+    path, weights = blob_net
+    cam = load_classifier_gradcam(blob_spec(path), weights)
+    assert (cam.layer, cam.min_size, cam.trained, cam.source) == ("features.0", 1, True, str(weights))
+    for top, left in [(1, 2), (10, 9), (3, 11)]:
+        x = lit_square(top, left)
+        maps, classes = cam(x)
+        inside = x[0, 0] > 0
+        assert classes.tolist() == [0] and maps.shape == (1, 1, 16, 16)
+        assert inside.flatten()[maps.flatten().argmax()]  # the peak is on the square
+        assert maps[0, 0][inside].sum() > 3 and not maps[0, 0][~inside].any()  # and nothing lies off it
+    # the attention normalises with the spec's mean and std: [-1, 1] images reach the net unchanged
+    assert torch.equal(cam.normalise(lit_square(0, 0)), lit_square(0, 0))
+    h, h_rec, _ = GradCamAttention(cam).heat_maps(lit_square(1, 2), lit_square(10, 9))
+    assert h[0, 0, 2, 3] == 1 and h[0, 0, 11, 10] == 0 and h_rec[0, 0, 11, 10] == 1
+
+
+def test_own_classifier_weights_as_torch_file_or_from_the_callable(blob_net, tmp_path):
+    from safetensors.torch import load_file
+
+    from dse_core.loss import load_classifier_gradcam
+
+    path, weights = blob_net
+    torch.save({f"module.{k}": v for k, v in load_file(weights).items()}, tmp_path / "blob.pt")  # DataParallel's keys
+    x = lit_square(5, 5)
+    assert torch.equal(load_classifier_gradcam(blob_spec(path), tmp_path / "blob.pt")(x)[0],
+                       load_classifier_gradcam(blob_spec(path), weights)(x)[0])
+    own = load_classifier_gradcam(blob_spec(path))  # no file: the callable's own (here random) weights
+    assert (own.trained, own.source) == (None, f"{path}:build()")
+
+
+def test_own_classifier_import_errors_name_the_path_and_the_fix(blob_net):
+    from dse_core.loss import load_classifier_gradcam
+
+    path, _ = blob_net
+    with pytest.raises(DseError, match="expected MODULE:CALLABLE") as err:
+        load_classifier_gradcam(blob_spec(path).__class__("torchvision.models", "layer4"))
+    assert "torchvision.models:resnet18" in str(err.value)
+    with pytest.raises(DseError, match="cannot import no_such_module_xyz .*ModuleNotFoundError") as err:
+        load_classifier_gradcam(blob_spec("no_such_module_xyz"))
+    assert "PYTHONPATH" in str(err.value)
+    with pytest.raises(DseError, match="no such file"):
+        load_classifier_gradcam(blob_spec(path.with_name("absent.py")))
+    with pytest.raises(DseError, match=r"unknown callable in .*blob_net.py 'buld'; did you mean 'build'"):
+        load_classifier_gradcam(blob_spec(path, callable_="buld"))
+    with pytest.raises(DseError, match=r"not_a_model\(\) returned a str, not a torch.nn.Module"):
+        load_classifier_gradcam(blob_spec(path, callable_="not_a_model"))
+
+
+def test_own_classifier_layer_and_size_errors(blob_net):
+    from dse_core.loss import load_classifier_gradcam
+
+    path, weights = blob_net
+    with pytest.raises(DseError, match=r"unknown Grad-CAM layer 'features.3'; did you mean 'features.1', 'features.0'") as err:
+        load_classifier_gradcam(blob_spec(path, layer="features.3"), weights)
+    assert "--gradcam-layer" in str(err.value) and "head.2" in str(err.value)  # the known names are listed
+    with pytest.raises(DseError, match=r"layer 'head.2' outputs \(2, 2\), not an \(N, C, h, w\) feature map"):
+        load_classifier_gradcam(blob_spec(path, layer="head.2"), weights)
+    with pytest.raises(DseError, match=r"(?s)fails on 1 px RGB images \(.*Kernel size.*--gradcam-min-size"):
+        load_classifier_gradcam(blob_spec(path, layer="0", callable_="needs_five_pixels"))
+    assert load_classifier_gradcam(blob_spec(path, layer="0", callable_="needs_five_pixels", min_size=5)).min_size == 5
+    with pytest.raises(ValueError, match="std must be 3 numbers"):
+        blob_spec(path, std=(0.5, 0.0, 0.5))
+
+
+def test_own_classifier_weights_must_match_the_model(blob_net, tmp_path):
+    from safetensors.torch import load_file
+
+    from dse_core.loss import load_classifier_gradcam
+
+    path, weights = blob_net
+    state = load_file(weights)
+    save_file({k: v for k, v in state.items() if k != "head.2.bias"}, tmp_path / "short.safetensors")
+    with pytest.raises(CheckpointError, match=r"not a state dict of .*build\(\): missing 1 tensor \(head.2.bias\)") as err:
+        load_classifier_gradcam(blob_spec(path), tmp_path / "short.safetensors")
+    assert "save_file(model.state_dict()" in str(err.value)
+    save_file({**state, "head.2.weight": torch.ones(3, 1)}, tmp_path / "wide.safetensors")
+    with pytest.raises(CheckpointError, match=r"head.2.weight: file \(3, 1\) vs expected \(2, 1\)"):
+        load_classifier_gradcam(blob_spec(path), tmp_path / "wide.safetensors")
+    torch.save({"model": torch.nn.Linear(1, 1)}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError):  # weights_only: a pickled module is refused, not run
+        load_classifier_gradcam(blob_spec(path), tmp_path / "pickled.pt")
+    with pytest.raises(DseError, match="no such Grad-CAM classifier weights file"):
+        load_classifier_gradcam(blob_spec(path), tmp_path / "absent.safetensors")
+
+
+def test_cli_trains_with_an_own_classifier_records_it_and_resume_rebuilds_it(blob_net, tiny_generator, tmp_path, capsys):
+    path, weights = blob_net
+    tiny_generator.save_pretrained(tmp_path / "g")
+    run = str(tmp_path / "r")
+    own = ["--attention", "gradcam", "--gradcam-model", f"{path}:build", "--gradcam-layer", "features.0",
+           "--gradcam-mean", "0.5", "--gradcam-std", "0.5", "--gradcam-weights", str(weights)]
+    assert main(["train", "--generator", str(tmp_path / "g"), "-o", run, "--samples", "4", "--batch-size", "2",
+                 "--lpips-weight", "0", "--checkpoint-every", "1", "--quiet", *own]) == 0
+    record = json.loads((tmp_path / "r" / "run.json").read_text())["lpips"]
+    assert record["gradcam_classifier"] == {"model": f"{path}:build", "layer": "features.0", "mean": [0.5] * 3,
+                                            "std": [0.5] * 3, "min_size": None}
+    assert (record["gradcam_source"], record["gradcam_trained"]) == (str(weights), True)
+    assert main(["train", "-o", run, "--resume", "--samples", "8", "--quiet"]) == 0  # nothing repeated
+    assert "trained 4 steps (8 samples)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["lpips"] == record
+    assert main(["train", "-o", run, "--resume", "--samples", "10", "--quiet", *own[:-4]]) == 2  # mean/std differ
+    assert "other settings (lpips.gradcam_classifier)" in capsys.readouterr().err
+
+
+def test_cli_own_classifier_options_need_each_other(capsys, tmp_path):
+    common = ["train", "--gan", "stylegan2", "-o", str(tmp_path / "r"), "--attention", "gradcam", "--lpips-weight", "0"]
+    assert main([*common, "--gradcam-layer", "layer4"]) == 2
+    assert "--gradcam-layer describe(s) a classifier of your own" in capsys.readouterr().err
+    assert main([*common, "--gradcam-model", "torchvision.models:resnet18"]) == 2
+    assert "needs --gradcam-layer NAME" in capsys.readouterr().err
+    assert main([*common, "--gradcam-model", "m:f", "--gradcam-layer", "x", "--gradcam-mean", "0.5,0.5"]) == 2
+    assert "mean must be 3 numbers" in capsys.readouterr().err
+    assert main([*common, "--gradcam-model", "m:f", "--gradcam-layer", "x", "--gradcam-std", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "--gradcam-std 'a': expected one number or three" in err and "Traceback" not in err

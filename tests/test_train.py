@@ -49,10 +49,11 @@ def test_a_short_run_writes_every_output_and_learns(tiny_generator, tmp_path):
     assert header["kind"] == "encoder" and header["source"]["preset"] == "paper-s2" and header["source"]["samples"] == 24
 
 
-def test_n_steps_equal_half_then_resume_then_half(tiny_generator, tmp_path):
-    run(tiny_generator, tmp_path / "whole", samples=16)
-    run(tiny_generator, tmp_path / "split", samples=8)
-    run(tiny_generator, tmp_path / "split", samples=16, resume=True)
+@pytest.mark.parametrize("ema_halflife", [0, 4])  # 4: the saved encoder is the EMA, which the checkpoints carry
+def test_n_steps_equal_half_then_resume_then_half(tiny_generator, tmp_path, ema_halflife):
+    run(tiny_generator, tmp_path / "whole", samples=16, ema_halflife=ema_halflife)
+    run(tiny_generator, tmp_path / "split", samples=8, ema_halflife=ema_halflife)
+    run(tiny_generator, tmp_path / "split", samples=16, resume=True, ema_halflife=ema_halflife)
     whole, split = weights(tmp_path / "whole"), weights(tmp_path / "split")
     assert whole.keys() == split.keys()
     for name in whole:
@@ -177,6 +178,34 @@ def test_style_mixing_mixes_only_the_chosen_samples(tiny_generator):
     assert x.shape == (64, 3, 16, 16)
 
 
+def test_ema_keeps_half_of_its_weights_per_halflife_of_samples():
+    from dse_core.train.ema import EncoderEMA
+
+    encoder = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(encoder.weight)
+    ema = EncoderEMA(encoder, halflife=8)
+    torch.nn.init.ones_(encoder.weight)
+    ema.update(encoder, samples=8)
+    assert ema.model.weight.item() == pytest.approx(0.5)
+    ema.update(encoder, samples=4)
+    ema.update(encoder, samples=4)  # two steps of 4 samples = one of 8
+    assert ema.model.weight.item() == pytest.approx(0.75)
+    assert not ema.model.training and not ema.model.weight.requires_grad
+
+
+def test_an_ema_run_saves_the_average_and_its_checkpoints_keep_both(tiny_generator, tmp_path):
+    run(tiny_generator, tmp_path / "r", samples=12, ema_halflife=4)
+    last = tmp_path / "r" / "checkpoints" / "step-00000006"
+    saved, ema, raw = (load_file(str(d / "model.safetensors")) for d in
+                       (tmp_path / "r" / "encoder", last / "ema", last / "encoder"))
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)
+    assert max((saved[k] - raw[k]).abs().max() for k in saved) > 1e-4  # the average lags the last weights
+    header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
+    assert header["source"]["ema_halflife"] == 4
+    assert get_preset("paper-s2").ema_halflife == 1000
+    assert all(get_preset(p).ema_halflife == 0 for p in ("code-s2", "code-s1", "paper-s1"))
+
+
 def test_presets_set_the_encoder_downsampling(tiny_generator):
     assert get_preset("paper-s2").fused_downsample and not get_preset("paper-s1").fused_downsample
     fused = Encoder(attrs.evolve(encoder_plan(tiny_generator), downsample="fused"))
@@ -291,9 +320,10 @@ def test_runs_started_before_an_option_existed_resume_with_its_default(tmp_path,
               "--checkpoint-every", "1"]
     assert main([*common, "-o", str(tmp_path / "r"), "--samples", "2"]) == 0
     record = json.loads((tmp_path / "r" / "run.json").read_text())
-    del record["train"]["latent_step"]  # as an older dse wrote it
+    del record["train"]["latent_step"], record["train"]["ema_halflife"]  # as an older dse wrote it
     (tmp_path / "r" / "run.json").write_text(json.dumps(record))
-    assert main([*common, "-o", str(tmp_path / "r"), "--samples", "4", "--resume"]) == 0  # absent = "joint"
+    assert main([*common, "-o", str(tmp_path / "r"), "--samples", "4", "--resume"]) == 0  # absent = "joint", no EMA
+    assert not (tmp_path / "r" / "checkpoints" / "step-00000002" / "ema").exists()  # not paper-s2's EMA now
     capsys.readouterr()
     assert main([*common, "-o", str(tmp_path / "r"), "--samples", "6", "--resume", "--latent-step", "separate"]) == 2
     assert "other settings (train.latent_step)" in capsys.readouterr().err

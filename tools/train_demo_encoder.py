@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         args.run_dir = ROOT / ("runs/demo-encoder" if args.gan == "stylegan2" else f"runs/demo-encoder-{args.gan}")
     command = ["train", "--generator", f"demo:{args.gan}", "-o", str(args.run_dir), "--preset", args.preset,
                "--samples", str(args.samples), "--batch-size", str(args.batch_size), "--lpips-weight", "0",
-               "--grid-every", "1000", "--checkpoint-every", "1000", "--log-every", "50", "--device", "cpu"]
+               "--grid-every", "1000", "--checkpoint-every", "1000", "--log-every", "50", "--device", "cpu",
+               # the recipe the installed demo encoders were trained with: paper-s2 before its lr and EMA changed
+               "--lr", "0.0015", "--ema-halflife", "0"]
     if args.truncation_psi is not None:
         command += ["--truncation-psi", str(args.truncation_psi)]
     for weight in args.latent_weight:

@@ -23,6 +23,8 @@ Usage (a developer runs it once, never CI)::
     python tools/train_demo_gan.py --gan stylegan    # the StyleGAN1 plugin's (runs/demo-gan-stylegan/)
     python tools/train_demo_gan.py --gan pggan       # the PGGAN plugin's
     python tools/train_demo_gan.py --gan biggan --lr 0.002    # the BigGAN plugin's (class-conditional)
+    python tools/train_demo_gan.py --data misaligned --steps 5000 --out runs/misaligned/generator \
+        --run-dir runs/misaligned/gan                 # digits shifted and scaled (misaligned_experiment.py)
 
 Everything is seeded; with one thread, the same arguments give the same weights.
 """
@@ -44,7 +46,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_demo_samples import check_generator, demo_dir, format_report, write_grid  # noqa: E402
-from demo_digits import HELDOUT, RESOLUTION, load_split, to_images  # noqa: E402
+from demo_digits import HELDOUT, MISALIGN_SCALE, RESOLUTION, load_split, misalign, to_images  # noqa: E402
 
 from dse_core.config import write_bytes_atomic  # noqa: E402
 from dse_core.nn import EqualConv2d, EqualLinear, downsample2d, filter2d, setup_filter  # noqa: E402
@@ -60,6 +62,7 @@ class Options:
     """Training settings; every one is a CLI flag (``--r1-gamma`` for ``r1_gamma``)."""
 
     gan: str = "stylegan2"  # the family whose demo generator this trains
+    data: str = "aligned"  # "aligned": the digits as they are; "misaligned": each real redrawn at a random scale and place
     steps: int = 10_000  # generator updates (about 0.26 s each on one thread at these defaults)
     batch: int = 32  # images per step, for G and for D
     seed: int = 0
@@ -79,6 +82,7 @@ class Options:
     checkpoint_every: int = 500  # also writes a sample grid to the run folder
 
 
+DATA = ("aligned", "misaligned")
 STYLE_FAMILIES = ("stylegan2", "stylegan")  # with a mapping network: w_dim, mapping_layers, mapping_lr_mul apply
 Z_FAMILIES = ("pggan",)  # z straight into the synthesis: z_dim only
 
@@ -243,7 +247,8 @@ def model_card(opts: Options, report: dict, minutes: float) -> str:
         f"indices {HELDOUT[0]}..{HELDOUT[1]} are held out. Dataset: UCI Optical Recognition of Handwritten Digits,",
         "CC BY 4.0 (Alpaydin & Kaynak, 1998).",
         "",
-        f"{opts.steps} steps of batch {opts.batch}, seed {opts.seed}, {minutes:.0f} min on one CPU thread; EMA weights.",
+        f"{opts.steps} steps of batch {opts.batch}, seed {opts.seed}, {minutes:.0f} min on one CPU thread; EMA weights."
+        + (" Each real digit redrawn at a random scale and place (`--data misaligned`)." if opts.data == "misaligned" else ""),
         "",
         "A digits classifier (logistic regression, 8x8) on 2000 samples: mean top-1 confidence "
         + ", ".join(f"{r['mean_confidence']:.3f} at {k.replace('_', ' ')}" for k, r in report.items() if k.startswith("psi"))
@@ -257,10 +262,16 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
     set_sampling_buffers(G_ema)
     report = check_generator(G_ema)
     print(format_report(report), flush=True)
+    content = "a white handwritten digit, centred, on black"
+    dataset = DATASET
+    if opts.data == "misaligned":
+        content = (f"a white handwritten digit at {MISALIGN_SCALE[0]:g}-{MISALIGN_SCALE[1]:g} of the frame's size, "
+                   "anywhere inside it, on black")
+        dataset += f", each digit scaled by {MISALIGN_SCALE[0]:g}-{MISALIGN_SCALE[1]:g} and shifted at random"
     source = {
         "format": "trained",
         "tool": TOOL,
-        "dataset": DATASET,
+        "dataset": dataset,
         "steps": opts.steps,
         "batch": opts.batch,
         "seed": opts.seed,
@@ -268,7 +279,7 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
         "classifier_confidence": {k: r["mean_confidence"] for k, r in report.items() if k != "heldout_real_32px"},
         "train_minutes": round(minutes, 1),
         # what its images look like: dse invert composites transparent inputs on this background
-        "images": {"background": "black", "content": "a white handwritten digit, centred, on black"},
+        "images": {"background": "black", "content": content},
     }
     G_ema.save_pretrained(out, source=source)
     write_bytes_atomic(out / "README.md", model_card(opts, report, minutes).encode())
@@ -282,6 +293,8 @@ def finish(G_ema: Generator, opts: Options, out: Path, run_dir: Path, minutes: f
 def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
     torch.manual_seed(opts.seed)
     rng = torch.Generator().manual_seed(opts.seed)
+    if opts.data not in DATA:
+        raise SystemExit(f"--data must be one of {', '.join(DATA)}, not {opts.data!r}")
     train_x, train_y, _, _ = load_split()
     reals_all, labels_all = to_images(train_x), torch.as_tensor(train_y)
 
@@ -318,7 +331,7 @@ def train(opts: Options, out: Path, run_dir: Path, resume: bool) -> None:
         G.requires_grad_(False)
         D.requires_grad_(True)
         pick = torch.randint(len(reals_all), (opts.batch,), generator=rng)
-        reals = reals_all[pick]
+        reals = reals_all[pick] if opts.data == "aligned" else misalign(reals_all[pick], rng)  # fresh each draw
         real_c = F.one_hot(labels_all[pick], G.c_dim).float() if G.c_dim else None
         with torch.no_grad():
             fakes, fake_c = generate(G, opts.batch, opts.mixing, rng)

@@ -21,14 +21,22 @@ def add_parser(sub) -> None:
                    help="an encoder (as dse invert takes it); repeat to compare several")
     p.add_argument("--synthetic", type=positive_int, default=None, metavar="N",
                    help=f"evaluate on N G(z) samples from --seed (default {DEFAULT_SYNTHETIC} when no --images)")
-    p.add_argument("--images", default=None, metavar="FOLDER", help="evaluate on these images, read as dse invert does")
+    p.add_argument("--images", default=None, metavar="FOLDER", help="evaluate on these images, read as dse invert does "
+                   "(a file it cannot read is skipped and listed in the report)")
+    p.add_argument("--class", dest="class_", default=None, metavar="CLASS",
+                   help="conditional generators: the class of every --images image, as dse invert takes it (index "
+                   "or name); every method decodes it and the encoder's prediction is scored against it (G(z) "
+                   "samples are scored against their sampled class)")
     p.add_argument("--refine", action="append", default=[], metavar="METHOD",
                    help="none, or a dse invert --refine method (latents, encoder, generator), or stages joined "
                    "by + (latents+generator: dse invert's --refine latents --then generator); repeat to compare "
                    "(default: none)")
     p.add_argument("--optimise-from-mean", type=int, action="append", default=[], metavar="STEPS",
                    help="the baseline without an encoder (Image2StyleGAN, NVlabs' projector): STEPS Adam steps on "
-                   "the latents from G's mean latent (lr and loss: --refine-lr, --refine-preset); repeat to compare")
+                   "the latents from G's mean latent (lr: --optimise-lr; loss: --refine-preset); repeat to compare")
+    p.add_argument("--optimise-lr", type=float, default=None, metavar="LR",
+                   help="--optimise-from-mean's Adam learning rate, so the baseline runs at its own best (default: "
+                   "--refine-lr, else the latents refinement's)")
     p.add_argument("--refine-steps", type=int, default=None, help="Adam steps of every refinement (default 100)")
     p.add_argument("--refine-lr", type=float, default=None, help="Adam learning rate (default: per method)")
     p.add_argument("--refine-preset", default=None, help="whose image loss terms to minimise (default paper-s2)")
@@ -38,6 +46,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
+    p.add_argument("--align", action="store_true", help="face photos: evaluate on each --images photo's FFHQ face "
+                   "crop, as dse invert --align makes it (needs pip install \"dse-gan[align]\")")
     lpips_args(p)
     device_arg(p)
     p.set_defaults(func=run)
@@ -53,9 +63,14 @@ def run(args: argparse.Namespace) -> int:
     mean_starts = _mean_starts(args, lpips=None)
     if args.images is not None:
         scan_for_inversion([args.images])  # no image to read: fail before any model loads
+    elif args.class_ is not None:
+        raise DseError("--class is the class of the --images: G(z) samples keep their sampled class",
+                       hint="pass --images FOLDER, or drop --class")
     synthetic = args.synthetic or (0 if args.images else DEFAULT_SYNTHETIC)
     device = resolve_device(args.device)
+    align = _face_detector(args)  # before any model loads: without the extra, what to install
     G, encoders = _models(args, device)
+    c = None if args.class_ is None else G.class_vector([args.class_])
     lpips = _lpips(args, refining=any(methods) or bool(mean_starts))
     if lpips is not None:
         lpips = lpips.to(device)
@@ -63,11 +78,23 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(G, encoders, refinements, images=args.images, synthetic=synthetic,
                       seed=DEFAULT_SEED if args.seed is None else args.seed, batch_size=args.batch_size,
                       lpips=lpips, lpips_note=lpips_note(lpips), device=device, progress=not args.quiet,
-                      log=lambda m: None if args.quiet else print(m, file=sys.stderr), mean_starts=mean_starts)
+                      log=lambda m: None if args.quiet else print(m, file=sys.stderr), mean_starts=mean_starts, c=c,
+                      align=align)
     write_report(report, args.output)
     print(markdown(report))
     print(f"\nwrote report.md, report.csv, report.json, grid.png -> {args.output}")
     return 0
+
+
+def _face_detector(args: argparse.Namespace):
+    if not args.align:
+        return None
+    if args.images is None:
+        raise DseError("--align aligns the --images photos: G(z) samples are the generator's own crop already",
+                       hint="pass --images FOLDER, or drop --align")
+    from ..align import FaceDetector
+
+    return FaceDetector()
 
 
 def _method(name: str) -> str | None:
@@ -88,12 +115,15 @@ def _refinements(args: argparse.Namespace, methods, lpips) -> list:
 
 
 def _mean_starts(args: argparse.Namespace, lpips) -> list:
-    """--optimise-from-mean STEPS: latent refinements (--refine-lr, --refine-preset) that start from G's mean latent."""
+    """--optimise-from-mean STEPS: latent refinements (--optimise-lr, --refine-preset) from G's mean latent."""
     from ..refine import make_refinement
 
+    if args.optimise_lr is not None and not args.optimise_from_mean:
+        raise DseError("--optimise-lr given without --optimise-from-mean", hint="add --optimise-from-mean STEPS")
+    lr = args.refine_lr if args.optimise_lr is None else args.optimise_lr
     if bad := [s for s in args.optimise_from_mean if s < 0]:
         raise DseError(f"--optimise-from-mean {bad[0]}: steps must be >= 0", hint="e.g. --optimise-from-mean 200")
-    return [make_refinement("latents", steps=steps, lr=args.refine_lr, preset=args.refine_preset, lpips=lpips)
+    return [make_refinement("latents", steps=steps, lr=lr, preset=args.refine_preset, lpips=lpips)
             for steps in args.optimise_from_mean]
 
 

@@ -25,6 +25,7 @@ import attrs
 import torch
 from torch import nn
 
+from ..config import to_dict
 from ..errors import DseError
 from ..interfaces import Attention, LossTerm
 from .areas import CentreCrops, pool_to, resize_to
@@ -138,6 +139,8 @@ class DSELoss(nn.Module):
         if isinstance(self.attention, GradCamAttention):
             meta.update(gradcam_trained=self.attention.cam.trained, gradcam_source=self.attention.cam.source,
                         gradcam_variant=self.attention.variant)
+            if self.attention.cam.spec is not None:  # a classifier of the user's: how to rebuild it on --resume
+                meta["gradcam_classifier"] = to_dict(self.attention.cam.spec)
         return meta
 
     def _weighted(self, prefix: str, v: torch.Tensor, v_rec: torch.Tensor, weights: Mapping[str, float],

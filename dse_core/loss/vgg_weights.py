@@ -88,7 +88,8 @@ def hub_file(hub_repo: str, filename: str) -> Path:
         raise DseError(f"{hub_repo}: cannot get {filename} ({type(exc).__name__}: {exc})") from None
 
 
-def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+def read_state_dict(path: Path, what: str = "a torchvision vgg16") -> Mapping[str, torch.Tensor]:
+    """A state dict from ``.safetensors``, else a ``torch.save`` file read without running code; ``what`` it is of."""
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -99,5 +100,5 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
             raise CheckpointError(path, f"cannot read safetensors ({exc})") from None
     state = torch_load(path)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(path, "expected a state dict (names -> tensors) of a torchvision vgg16")
+        raise CheckpointError(path, f"expected a state dict (names -> tensors) of {what}")
     return state

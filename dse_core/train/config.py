@@ -48,6 +48,9 @@ class TrainConfig:
     grid_size: int = attrs.field(default=8, validator=_positive)  # samples shown in each grid
     # conditional generators: "batch", one class per batch (the authors' BigGAN training), or "mixed", one per sample
     class_sampling: ClassSampling = attrs.field(default="batch", validator=attrs.validators.in_(("batch", "mixed")))
+    # the encoder saved is an EMA of its weights whose older weights' share halves every ema_halflife samples
+    # (0 = the last step's weights, as the paper and the authors' code save them)
+    ema_halflife: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 def config_for_preset(preset: str, **options) -> TrainConfig:
@@ -62,5 +65,5 @@ def config_for_preset(preset: str, **options) -> TrainConfig:
     if "truncation_psi" not in options:
         options.setdefault("truncation_cutoff", chosen.truncation_cutoff)
     defaults = dict(truncation_psi=chosen.truncation_psi, style_mixing_prob=chosen.style_mixing_prob,
-                    latent_step=chosen.latent_step)
+                    latent_step=chosen.latent_step, ema_halflife=chosen.ema_halflife)
     return TrainConfig(preset=preset, **{**defaults, **options})

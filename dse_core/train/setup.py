@@ -26,7 +26,7 @@ from .presets import DEFAULT_PRESET, get_preset
 
 @attrs.frozen
 class VggWeights:
-    """Where the ImageNet VGG16 weights for LPIPS and Grad-CAM come from (never a download)."""
+    """Where the ImageNet VGG16 weights for LPIPS and Grad-CAM come from (never a download), or Grad-CAM's own classifier."""
 
     lpips_weights: str | None = None  # a local torchvision vgg16 state dict
     lpips_hub: str | None = None  # a Hub repo holding one (e.g. timm/vgg16.tv_in1k)
@@ -34,6 +34,9 @@ class VggWeights:
     gradcam_weights: str | None = None  # default: lpips_weights (which must then hold the classifier)
     gradcam_hub: str | None = None  # default: lpips_hub
     allow_untrained_gradcam: bool = False
+    # a ClassifierSpec: Grad-CAM on a classifier of the user's instead of VGG16, its state dict from
+    # gradcam_weights / gradcam_hub (never the LPIPS ones); None: VGG16
+    gradcam_classifier: Any = None
 
 
 @attrs.frozen(eq=False)
@@ -68,12 +71,16 @@ def plan_run(output: str | Path, generator: Any = None, *, gan: str | None = Non
     saved = _saved_run(Path(output)) if resume else {}
     if resume and not saved:
         raise DseError(f"{output}: nothing to resume (no run.json)", hint="drop --resume to start a new run")
-    vgg = _restore_backbones(vgg, saved.get("lpips") or {})
+    vgg = _restore_backbones(vgg, saved.get("lpips") or {}, Path(output) / "run.json")
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(attrs.fields_dict(TrainConfig)))
     if unknown:
         raise DseError(f"unknown training option(s) {', '.join(unknown)}", hint="see dse train --help")
-    merged = {**{k: v for k, v in saved.get("train", {}).items() if k in attrs.fields_dict(TrainConfig)}, **given}
+    fields = attrs.fields_dict(TrainConfig)
+    # an option the saved run predates ran at its default (what the older code did), not at the preset's
+    saved_train = saved.get("train")
+    predates = {k: f.default for k, f in fields.items() if k != "preset" and k not in saved_train} if saved_train else {}
+    merged = {**predates, **{k: v for k, v in saved.get("train", {}).items() if k in fields}, **given}
     preset_name = preset or merged.pop("preset", None) or DEFAULT_PRESET
     merged.pop("preset", None)
     chosen = get_preset(preset_name)
@@ -133,9 +140,14 @@ def _saved_run(run_dir: Path) -> dict:
     return read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
 
 
-def _restore_backbones(vgg: VggWeights, recorded: dict) -> VggWeights:
-    """On resume, the VGG16 weights the run used (a file, a Hub repo, or untrained), unless given again."""
+def _restore_backbones(vgg: VggWeights, recorded: dict, source: Path) -> VggWeights:
+    """On resume, the VGG16 weights the run used (a file, a Hub repo, or untrained) and Grad-CAM's own
+    classifier, unless given again."""
+    from ..loss import ClassifierSpec
+
     changes = {}
+    if vgg.gradcam_classifier is None and isinstance(recorded.get("gradcam_classifier"), dict):
+        changes["gradcam_classifier"] = from_dict(ClassifierSpec, recorded["gradcam_classifier"], source)
     for kind in ("lpips", "gradcam"):
         source = recorded.get(f"{kind}_source")
         if not isinstance(source, str) or getattr(vgg, f"{kind}_weights") or getattr(vgg, f"{kind}_hub"):
@@ -159,10 +171,12 @@ def _load_lpips(vgg: VggWeights, needed: bool):
 
 
 def _load_gradcam(vgg: VggWeights, needed: bool):
-    """The Grad-CAM VGG16: its own options, else the LPIPS ones (the same VGG16 file serves both)."""
-    from ..loss import load_gradcam
+    """The Grad-CAM classifier: the user's, else VGG16 by its own options, else the LPIPS ones (one file serves both)."""
+    from ..loss import load_classifier_gradcam, load_gradcam
 
     if not needed:
         return None
+    if vgg.gradcam_classifier is not None:
+        return load_classifier_gradcam(vgg.gradcam_classifier, vgg.gradcam_weights, hub_repo=vgg.gradcam_hub)
     return load_gradcam(vgg.gradcam_weights or vgg.lpips_weights, hub_repo=vgg.gradcam_hub or vgg.lpips_hub,
                         allow_untrained=vgg.allow_untrained_gradcam)

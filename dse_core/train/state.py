@@ -1,7 +1,7 @@
 """Resumable training state without pickles: tensors in safetensors, the rest in JSON.
 
 A checkpoint is a folder ``checkpoints/step-NNNNNNN/`` holding the encoder
-(``save_pretrained``), ``optimizer.safetensors`` + ``optimizer.json`` and
+(``save_pretrained``; with an EMA, the average too, as ``ema/``), ``optimizer.safetensors`` + ``optimizer.json`` and
 ``trainer.json`` (step, samples, RNG states). It is written under a temporary name
 and renamed into place, and ``checkpoints/latest`` (one line, replaced atomically)
 names the newest complete one, so a crash never leaves a half-written checkpoint
@@ -62,12 +62,15 @@ def set_rng_state(states: dict[str, torch.Tensor]) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, encoder, optimizer: torch.optim.Optimizer, trainer: dict,
-                    source: dict | None = None) -> Path:
+                    source: dict | None = None, ema=None) -> Path:
+    """``ema``: the encoder's weight average (:class:`~dse_core.train.ema.EncoderEMA`'s model), saved as ``ema/``."""
     root = run_dir / "checkpoints"
     final = root / f"step-{step:08d}"
     tmp = root / f".step-{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     encoder.save_pretrained(tmp / "encoder", source=source)
+    if ema is not None:
+        ema.save_pretrained(tmp / "ema", source=source)
     tensors, meta = optimizer_to_files(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     write_json_atomic(tmp / "optimizer.json", meta)

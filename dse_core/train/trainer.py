@@ -29,6 +29,7 @@ from ..loss import DSELoss, LossConfig
 from .. import distributed
 from .config import TrainConfig, default_batch_size
 from .outputs import RunFiles
+from .ema import EncoderEMA
 from .samples import Samples, make_training_pairs, step_generator
 from .fit import fit_to_family
 from .state import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -134,12 +135,14 @@ def train(
         log(f"note: no latent loss (Eq. 5): the encoder predicts {', '.join(encoder.latent_shapes) or 'nothing'} and the "
             f"loss weighs {'none of it' if loss_config.latent_weight else 'latents at 0'}; only the image terms train it")
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
+    ema = EncoderEMA(encoder, config.ema_halflife) if config.ema_halflife else None
+    kept = encoder if ema is None else ema.model  # the encoder the grids show and the run saves
     files = RunFiles(Path(run_dir), enabled=dist.is_main)
     step, samples, batch = 0, 0, config.batch_size or default_batch_size(G.resolution)
     run = (config, loss_config, encoder_config, generator_info or {}, loss_fn.metadata(), latent_loss, list(notes))
     if resume:
         files.check_resumable(*run)
-        step, samples, batch = _resume(Path(run_dir), encoder, optimizer, config.samples, log)
+        step, samples, batch = _resume(Path(run_dir), encoder, optimizer, config.samples, log, ema)
     else:
         files.start(*run)
     model = DistributedDataParallel(encoder) if dist.enabled else encoder
@@ -161,6 +164,8 @@ def train(
                 continue
             step += 1
             samples += n * dist.world_size
+            if ema is not None:
+                ema.update(encoder, n * dist.world_size)
             nonfinite, stop = distributed.broadcast_flags(
                 (not all(math.isfinite(float(v)) for v in terms.values()), ctrl_c.requested), dist)
             if nonfinite:
@@ -171,12 +176,12 @@ def train(
             if step % config.log_every == 0:
                 files.log_terms(step, samples, rate, terms)
             if step % config.grid_every == 0:
-                files.grid(step, G, encoder, config, device)
+                files.grid(step, G, kept, config, device)
             if step % config.checkpoint_every == 0 and dist.is_main:
-                checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+                checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info, ema)
             if stop:  # Ctrl-C: at a step boundary, so --resume continues exactly as if never stopped
                 if dist.is_main and step % config.checkpoint_every:
-                    checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
+                    checkpoint = _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info, ema)
                 if dist.is_main:
                     bar.clear()
                     log(f"interrupted after step {step}: saved {checkpoint}; continue with --resume")
@@ -195,10 +200,10 @@ def train(
         if step % config.log_every:
             files.log_terms(step, samples, (samples - done_at_start) / max(time.perf_counter() - started, 1e-9), terms)
         if step % config.grid_every:
-            files.grid(step, G, encoder, config, device)
+            files.grid(step, G, kept, config, device)
         if step % config.checkpoint_every:
-            _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info)
-        files.save_encoder(encoder, _encoder_source(config, generator_info, step, samples, loss_fn, latent_loss))
+            _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info, ema)
+        files.save_encoder(kept, _encoder_source(config, generator_info, step, samples, loss_fn, latent_loss))
     if dist.enabled:
         _check_ranks_in_sync(encoder, dist, log)
         del model  # DDP's reducer must go before its process group, or gloo can abort at exit
@@ -245,16 +250,18 @@ def _check_ranks_in_sync(encoder, dist, log) -> None:
         log(f"{dist.world_size} ranks in sync (parameter sum {sums[0]:.6f})")
 
 
-def _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info) -> Path:
+def _checkpoint(files, step, samples, batch, encoder, optimizer, config, generator_info, ema: EncoderEMA | None) -> Path:
     return save_checkpoint(files.run_dir, step, encoder, optimizer,
                            {"samples": samples, "batch_size": batch, "config": attrs.asdict(config)},
-                           source={"generator": generator_info or {}, "step": step, "samples": samples})
+                           source={"generator": generator_info or {}, "step": step, "samples": samples},
+                           ema=None if ema is None else ema.model)
 
 
 def _encoder_source(config: TrainConfig, generator_info, step: int, samples: int, loss_fn: DSELoss,
                     latent_loss: dict[str, float]) -> dict:
     return {"format": "dse-trained", "preset": config.preset, "generator": generator_info or {}, "steps": step,
-            "samples": samples, "loss": to_dict(loss_fn.config), "latent_loss": latent_loss, **loss_fn.metadata()}
+            "samples": samples, **({"ema_halflife": config.ema_halflife} if config.ema_halflife else {}),
+            "loss": to_dict(loss_fn.config), "latent_loss": latent_loss, **loss_fn.metadata()}
 
 
 def with_fixed_latents(G, encoder_config: EncoderConfig, config: TrainConfig) -> EncoderConfig:
@@ -270,7 +277,7 @@ def _device_of(module) -> torch.device:
     return next(iter(module.parameters()), torch.zeros(0)).device
 
 
-def _resume(run_dir: Path, encoder, optimizer, budget: int, log) -> tuple[int, int, int]:
+def _resume(run_dir: Path, encoder, optimizer, budget: int, log, ema: EncoderEMA | None) -> tuple[int, int, int]:
     path = latest_checkpoint(run_dir)
     if path is None:
         raise DseError(f"{run_dir}: nothing to resume (no checkpoints/latest)", hint="drop --resume to start a new run")
@@ -279,6 +286,8 @@ def _resume(run_dir: Path, encoder, optimizer, budget: int, log) -> tuple[int, i
         raise DseError(f"{run_dir} has already trained on {trainer['samples']} samples; --samples {budget} is fewer",
                        hint=f"resume with --samples {trainer['samples']} or more")
     load_state(encoder, read_weights(path / "encoder" / WEIGHTS_FILE), path / "encoder" / WEIGHTS_FILE)
+    if ema is not None:
+        load_state(ema.model, read_weights(path / "ema" / WEIGHTS_FILE), path / "ema" / WEIGHTS_FILE)
     optimizer.load_state_dict(optimizer_state)
     set_rng_state(rng)
     log(f"resuming {run_dir} from {path.name} ({trainer['samples']} samples done)")
