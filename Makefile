@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dse-installed
 PLUGINS := $(wildcard plugins/dse-plugin-*)
 
-.PHONY: install test demo eval-demo bench clean
+.PHONY: install test demo app eval-demo bench clean
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,14 +25,25 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dse invert --gan stylegan2 examples/ -o out/demo
 
-# The committed quality-time report (docs/demo-report): encoder + 20-step refinements vs optimisation alone
-# (200 steps from the mean latent), on CPU with 2 threads so that its s/image stay comparable; a few minutes.
+# the local web page on the embedded demos (gradio comes with the dev extra): http://127.0.0.1:7860
+app: $(STAMP)
+	$(VENV)/bin/dse app --gan stylegan2
+
+# The committed quality-time reports, one per embedded demo (stylegan2: docs/demo-report, the others:
+# docs/demo-report-FAMILY): encoder + 20-step refinements vs optimisation alone (200 steps from the mean latent,
+# at lr 0.03, its best on the StyleGAN2 demo), on CPU with 2 threads so that their s/image stay comparable; a few
+# minutes each. One: make eval-demo DEMOS=pggan
 EVAL_THREADS ?= 2
-eval-demo: $(STAMP)
-	OMP_NUM_THREADS=$(EVAL_THREADS) $(VENV)/bin/dse eval --gan stylegan2 --synthetic 64 --images examples/ \
+DEMOS ?= stylegan2 stylegan pggan biggan
+EVAL_DEMOS := $(addprefix eval-demo-,$(DEMOS))
+.PHONY: $(EVAL_DEMOS)
+eval-demo: $(EVAL_DEMOS)
+
+$(EVAL_DEMOS): eval-demo-%: $(STAMP)
+	OMP_NUM_THREADS=$(EVAL_THREADS) $(VENV)/bin/dse eval --gan $* --synthetic 64 --images examples/ \
 		--no-lpips --device cpu --quiet --refine none --refine latents --refine encoder --refine generator \
 		--refine latents+generator --refine-steps 20 --optimise-from-mean 20 --optimise-from-mean 200 \
-		-o docs/demo-report
+		--optimise-lr 0.03 -o docs/demo-report$(if $(filter stylegan2,$*),,-$*)
 
 bench: $(STAMP)
 	$(PY) benchmarks/generator_speed.py

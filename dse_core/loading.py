@@ -477,3 +477,26 @@ def _no_format_error(path: Path, gan, candidates, all_families, crashed=()) -> C
         f"expected one of: {expected or 'no formats installed'}",
         hint=hint,
     )
+
+
+def load_pair(generator: str | None, encoder: str | None, gan: str | None = None,
+              device: str | torch.device = "cpu", force: bool = False) -> tuple[Any, Any, str]:
+    """``(G, E, G's spec)`` as ``dse invert`` picks them from ``--generator``, ``--encoder`` and ``--gan``.
+
+    ``gan`` alone: the family's embedded demo pair. ``encoder`` alone: the generator it records it was
+    trained for. Otherwise G from ``generator`` (default ``demo:<gan>``) and E checked against it
+    (``force``: a warning instead of the refusal).
+    """
+    encoder = encoder or (f"{DEMO_PREFIX}{gan}" if not generator and gan else None)
+    if encoder is None:
+        raise DseError("say which encoder to use",
+                       hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
+    if not generator and not gan:  # the generator the encoder was trained for
+        E = load_encoder(encoder, device=device)
+        spec = recorded_generator(E)
+        G = load_generator(spec, device=device)
+        check_encoder_matches(E, G, force=force)
+        return G, E, spec
+    spec = generator or f"{DEMO_PREFIX}{gan}"
+    G = load_generator(spec, gan=gan, device=device)
+    return G, load_encoder(encoder, gan=G.family, device=device, generator=G, force=force), spec

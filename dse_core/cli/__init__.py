@@ -15,9 +15,9 @@ import traceback
 import warnings
 
 from ..errors import DseError, DseWarning
-from . import convert, directions, edit, eval, generate, invert, plugins, push, registry, sample, train
+from . import app, convert, directions, edit, eval, generate, invert, plugins, push, registry, sample, train
 
-COMMANDS = (plugins, convert, sample, invert, eval, train, generate, edit, directions, registry, push)
+COMMANDS = (plugins, convert, sample, invert, eval, train, generate, edit, directions, app, registry, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import DseError
-from .common import device_arg, generator_spec, load_lpips_for, lpips_args, lpips_note, positive_int
+from .common import device_arg, load_lpips_for, lpips_args, lpips_note, positive_int
 
 
 def add_parser(sub) -> None:
@@ -27,6 +27,10 @@ def add_parser(sub) -> None:
     p.add_argument("--background", default=None, metavar="COLOUR",
                    help="what transparent pixels become: white, black, grey or #rrggbb (default: what the model's "
                    "images look like, as its folder records; else white)")
+    p.add_argument("--align", action="store_true",
+                   help="face photos: invert each one's FFHQ face crop (eyes level, where FFHQ has them, from dlib's "
+                   "landmarks; needs pip install \"dse-gan[align]\"), written to OUT/aligned/; a photo without a "
+                   "face is skipped and named")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -59,11 +63,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
+    from ..align import FaceDetector
     from ..data import parse_colour
     from ..device import resolve_device
     from ..invert import Inverter, invert_files, scan_for_inversion
     from ..models.format import generator_fingerprint
-    from ..loading import check_encoder_matches, load_encoder, load_generator, portable_spec, recorded_generator
+    from ..loading import load_pair, portable_spec
     from ..refine import make_refinement
 
     method = _refine_method(args.refine)
@@ -72,21 +77,14 @@ def run(args: argparse.Namespace) -> int:
                   shared_tune=args.shared_tune)
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
     background = None if args.background is None else parse_colour(args.background)
+    align = FaceDetector() if args.align else None  # before any model loads: without the extra, what to install
     device = resolve_device(args.device)
     encoder_spec = args.encoder or (f"demo:{args.gan}" if not args.generator and args.gan else None)
     if encoder_spec is None:
         raise DseError("say which encoder to use", hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
     scan = scan_for_inversion(args.inputs)  # no image to read: fail before any model loads or -o is made
     dist, device = distributed.init(device)
-    if args.encoder and not args.generator and not args.gan:  # the generator the encoder was trained for
-        encoder = load_encoder(encoder_spec, device=device)
-        spec = recorded_generator(encoder)
-        G = load_generator(spec, device=device)
-        check_encoder_matches(encoder, G, force=args.force)
-    else:
-        spec = generator_spec(args)
-        G = load_generator(spec, gan=args.gan, device=device)
-        encoder = load_encoder(encoder_spec, gan=G.family, device=device, generator=G, force=args.force)
+    G, encoder, spec = load_pair(args.generator, args.encoder, args.gan, device=device, force=args.force)
     c = None if args.class_ is None else G.class_vector([args.class_])
     try:
         lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
@@ -106,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                         refinement=make_refinement(**refine, lpips=lpips, progress=nested_bar))
     report = invert_files(scan, inverter, args.output, batch_size=args.batch_size,
                           formats=["safetensors", *args.format], lpips=lpips, lpips_note=lpips_note(lpips),
-                          metadata=metadata, c=c, background=background, dist=dist, progress=not args.quiet,
+                          metadata=metadata, c=c, background=background, align=align, dist=dist,
+                          progress=not args.quiet,
                           log=lambda m: print(m, file=sys.stderr))
     if dist.is_main:
         failed = f"{len(report.failed)} failed: " + ", ".join(str(f.path) for f in report.failed)

@@ -100,17 +100,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 def interpolate(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], steps: int,
                 z_space: Sequence[str] = ("z",)) -> list[dict[str, torch.Tensor]]:
-    """``steps`` latents from ``a`` to ``b`` (both ends included): slerp for the latents named in ``z_space``
-    (Gaussian inputs), linear for the others (ws, class vectors); fixed inputs (BigGAN's truncation) must agree."""
+    """``steps`` latents from ``a`` to ``b`` (both ends included): :func:`blend` at evenly spaced t."""
     if steps < 2:
         raise DseError(f"--steps {steps}: an interpolation needs at least 2 steps")
+    return [blend(a, b, t, z_space) for t in torch.linspace(0, 1, steps).tolist()]
+
+
+def blend(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], t: float,
+          z_space: Sequence[str] = ("z",)) -> dict[str, torch.Tensor]:
+    """The latents a fraction ``t`` of the way from ``a`` to ``b``: slerp for the latents named in ``z_space``
+    (Gaussian inputs), linear for the others (ws, class vectors); fixed inputs (BigGAN's truncation) must agree."""
     if set(a) != set(b):
         raise DseError(f"the two latents hold different inputs: {sorted(a)} and {sorted(b)}")
     if "truncation" in a and not torch.equal(a["truncation"], b["truncation"]):
         raise DseError("the two latents were inverted at different truncations: a path between them would cross "
                        "statistics neither was made with", hint="interpolate latents of one encoder")
-    out = []
-    for t in torch.linspace(0, 1, steps).tolist():
-        out.append({name: slerp(a[name], b[name], t) if name in z_space else torch.lerp(a[name], b[name], t)
-                    for name in a})
-    return out
+    return {name: slerp(a[name], b[name], t) if name in z_space else torch.lerp(a[name], b[name], t) for name in a}

@@ -15,8 +15,9 @@ from .apply import edit, interpolate as interpolate_latents, parse_layers, parse
 from .direction import Direction
 
 
-def _load(path: Path, generator: str | None, gan: str | None, device, models: dict) -> tuple[dict, object, dict]:
-    """(latents on device, G, the file's metadata) for one latents file; generators are loaded once per spec."""
+def open_latents(path: Path, generator: str | None, gan: str | None, device, models: dict) -> tuple[dict, object, dict]:
+    """(latents on device, G, the file's metadata) for one latents file: G is the generator the file records (or
+    ``generator``), loaded once per spec into ``models``."""
     from ..loading import load_generator
 
     file = read_latents(path)
@@ -58,9 +59,9 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         raise DseError(f"--steps {steps}: at least 2")
     paths = find_latents(latents_path)
     models: dict = {}
-    loaded = [(path, *_load(path, generator, gan, device, models)) for path in paths]  # every file read first
+    loaded = [(path, *open_latents(path, generator, gan, device, models)) for path in paths]  # every file read first
     if interpolate is not None:
-        target, G_target, target_meta = _load(Path(interpolate), generator, gan, device, models)
+        target, G_target, target_meta = open_latents(Path(interpolate), generator, gan, device, models)
         steps_t = torch.linspace(0, 1, steps or 9).tolist()
         labels = [f"{i:02d}_t{t:.4g}" for i, t in enumerate(steps_t)]
         applied = {"interpolate": str(Path(interpolate).resolve()), "t": steps_t,

@@ -1,0 +1,402 @@
+"""What ``dse app``'s page does, without the page: load models, invert uploads, make directions, render edits.
+
+Every action runs the code the CLI runs and writes what the CLI writes, into a folder of this app's (one per
+process, under the system's temporary folder unless ``--workdir`` says where), and returns the equivalent
+``dse`` command, so that every download can be reproduced from a terminal. Functions return plain data
+(paths, arrays, text), so the page (:mod:`dse_core.app.page`) only lays them out and the tests need no browser.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import attrs
+import numpy as np
+import torch
+
+from ..errors import DseError
+
+MAX_IMAGES = 16  # per upload: the page is for looking, dse invert is for folders
+DIRECTION_METHODS = ("sefa", "pca")  # made on demand from the generator alone
+DIRECTION_COMPONENTS = 10
+
+
+@attrs.frozen
+class ModelChoice:
+    """One entry of the page's model list: what ``dse invert`` would be given."""
+
+    label: str
+    gan: str | None = None
+    generator: str | None = None
+    encoder: str | None = None
+
+    def cli_args(self) -> list[str]:
+        return [flag for name, value in (("--gan", self.gan), ("--generator", self.generator),
+                                         ("--encoder", self.encoder)) if value for flag in (name, value)]
+
+
+def model_choices(gan: str | None = None, generator: str | None = None,
+                  encoder: str | None = None) -> list[ModelChoice]:
+    """The models the page offers: the one given on the command line first, then every installed family's demo."""
+    from ..plugins import get_host
+
+    choices = []
+    if generator or encoder:
+        shown = encoder or generator
+        choices.append(ModelChoice(f"{gan or 'model'}: {Path(str(shown)).name or shown}", gan, generator, encoder))
+    for name, family in sorted(get_host().families.items()):
+        if family.demo is not None and all((family.demo / kind).is_dir() for kind in ("generator", "encoder")):
+            choices.append(ModelChoice(f"{name} demo", gan=name))
+    choices += _cached_registry_pairs()
+    if gan and not (generator or encoder):  # --gan alone: its demo first
+        choices.sort(key=lambda choice: choice.gan != gan)
+    if not choices:
+        raise DseError("no model to show: no installed GAN plugin ships a demo",
+                       hint="pass --generator and --encoder, or pip install dse-plugin-stylegan2")
+    return choices
+
+
+def _cached_registry_pairs() -> list[ModelChoice]:
+    """Registry encoders (``dse models``) already in the Hub cache with the generator they invert: no download."""
+    from ..models import registry
+    from ..plugins import get_host
+
+    known = get_host().checkpoints
+    pairs = []
+    for entry in sorted(known.values(), key=lambda e: e.id):
+        target = known.get(entry.inverts or "")
+        if entry.kind == "encoder" and target is not None and all(registry.cached_path(e) for e in (entry, target)):
+            pairs.append(ModelChoice(f"{entry.id} (registry)", entry.family, target.id, entry.id))
+    return pairs
+
+
+@attrs.frozen
+class ModelInfo:
+    family: str
+    resolution: int
+    latents: str  # "ws (8, 64)"
+    num_ws: int  # 0: no per-layer ws (no layer range to edit)
+    class_names: tuple[str, ...]  # a conditional generator's classes ("3 three"); empty: unconditional
+    text: str  # one line for the page
+
+
+@attrs.frozen(eq=False)
+class Run:
+    """One inversion: ``dse invert``'s output folder, as the page shows it."""
+
+    out_dir: Path
+    model: str  # the ModelChoice's label
+    images: list[dict]  # metrics.json's "images": one row per inverted image (output name, metrics, class)
+    failed: list[dict]  # metrics.json's "failed": {"image", "reason"} for each file that could not be read
+    command: str
+
+    @property
+    def names(self) -> list[str]:
+        return [row["output"] for row in self.images]
+
+    def latents(self, name: str, suffix: str = ".safetensors") -> Path:
+        return self.out_dir / "latents" / f"{name}{suffix}"
+
+    def latent_files(self, name: str) -> list[Path]:
+        """Its latents as written: .safetensors (dse), .npz (every latent by name), .npy (a bare array, if one)."""
+        return [p for p in (self.latents(name, s) for s in (".safetensors", ".npz", ".npy")) if p.is_file()]
+
+    def reconstruction(self, name: str) -> Path:
+        return self.out_dir / "reconstructions" / f"{name}.png"
+
+    def input(self, name: str) -> Path:
+        """The image as inverted: the aligned crop with --align, else the file as uploaded."""
+        aligned = self.out_dir / "aligned" / f"{name}.png"
+        if aligned.is_file():
+            return aligned
+        return Path(next(row["image"] for row in self.images if row["output"] == name))
+
+
+class Studio:
+    """The app's models (loaded once, shared by every browser tab) and its folder of runs."""
+
+    def __init__(self, choices: Sequence[ModelChoice], device: str | torch.device = "cpu",
+                 workdir: str | Path | None = None, lpips=None, max_images: int = MAX_IMAGES):
+        self.choices = {choice.label: choice for choice in choices}
+        self.device = torch.device(device)
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dse-app-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.lpips, self.max_images = lpips, max_images
+        self._pairs: dict[str, tuple[Any, Any, str]] = {}
+        self._generators: dict[str, Any] = {}  # by spec, for latents files (tuned generators included)
+        self._directions: dict[tuple[str, str], tuple[Any, Path, str]] = {}
+        self._lock = threading.RLock()  # one model load / inversion at a time: CPU threads are shared anyway
+        self._counter = itertools.count(1)
+
+    # --- models -------------------------------------------------------------------------------------
+
+    def choice(self, label: str) -> ModelChoice:
+        if label not in self.choices:
+            raise DseError(f"unknown model {label!r}", hint=f"pick one of {', '.join(self.choices)}")
+        return self.choices[label]
+
+    def pair(self, label: str) -> tuple[Any, Any, str]:
+        """(G, E, G's spec) for a model choice, loaded on first use as ``dse invert`` loads them."""
+        from ..loading import load_pair
+
+        with self._lock:
+            if label not in self._pairs:
+                choice = self.choice(label)
+                self._pairs[label] = load_pair(choice.generator, choice.encoder, choice.gan, device=self.device)
+            return self._pairs[label]
+
+    def info(self, label: str) -> ModelInfo:
+        G, E, spec = self.pair(label)
+        shapes = ", ".join(f"{name} {tuple(shape)}" for name, shape in G.latent_shapes.items())
+        num_ws = G.latent_shapes["ws"][0] if "ws" in G.latent_shapes else 0
+        names = G.class_names or [str(i) for i in range(G.c_dim)]
+        classes = tuple(f"{i} {name}" if name != str(i) else name for i, name in enumerate(names)) if G.c_dim else ()
+        text = (f"**{G.family}** generator `{spec}`, {G.resolution} px; latents {shapes}"
+                + (f"; {G.c_dim} classes" if G.c_dim else ""))
+        return ModelInfo(G.family, G.resolution, shapes, num_ws, classes, text)
+
+    # --- inversion ----------------------------------------------------------------------------------
+
+    def invert(self, label: str, files: Sequence[str | Path], *, refine: str | None = None,
+               steps: int | None = None, class_: str | None = None, align: bool = False,
+               progress: bool = False) -> Run:
+        """Invert uploaded files as ``dse invert`` does into a new run folder; bad files are listed, not raised."""
+        from ..config import read_json
+        from ..data import IMAGE_SUFFIXES
+        from ..invert import Inverter, invert_files
+        from ..loading import portable_spec
+        from ..models.format import generator_fingerprint
+        from ..refine import make_refinement
+
+        files = [Path(f) for f in files]
+        if not files:
+            raise DseError("no image to invert", hint="upload one or more images (PNG, JPEG, WebP, BMP, TIFF)")
+        if len(files) > self.max_images:
+            raise DseError(f"{len(files)} images: the page inverts at most {self.max_images} at a time",
+                           hint="use dse invert for a folder")
+        refinement = make_refinement(refine, steps=steps)  # bad settings fail before any work
+        align_with = _face_detector() if align else None
+        with self._lock:
+            G, E, spec = self.pair(label)
+            run_dir = self.workdir / f"run-{next(self._counter):03d}"
+            inputs = run_dir / "inputs"
+            inputs.mkdir(parents=True)
+            for path in files:  # under their own names, so that the command below reads the same files
+                shutil.copyfile(path, _free_name(inputs, path.name))
+            c = None if not class_ else G.class_vector([_class_key(class_)])
+            choice = self.choice(label)
+            metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint":
+                        generator_fingerprint(G), "encoder": portable_spec(choice.encoder or f"demo:{choice.gan}"),
+                        "resolution": G.resolution}
+            inverter = Inverter(G, E, refinement=make_refinement(refine, steps=steps, lpips=self.lpips,
+                                                                 progress=progress))
+            out_dir = run_dir / "out"
+            formats = ["safetensors", "npz", *(["npy"] if len(G.latent_shapes) == 1 else [])]  # npy: one array only
+            invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips,
+                         metadata=metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
+        record = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else {}
+        images, failed = record.get("images") or [], record.get("failed") or []
+        seen = {str(Path(row["image"]).name) for row in [*images, *failed]}
+        failed += [{"image": str(p), "reason": f"not an image file dse reads ({', '.join(IMAGE_SUFFIXES)})"}
+                   for p in sorted(inputs.iterdir()) if p.name not in seen]  # dse invert skips these with a count
+        command = ["dse", "invert", *choice.cli_args(), str(inputs), "-o", str(out_dir), "--format", *formats[1:]]
+        if refinement is not None:
+            command += ["--refine", refine, *(["--refine-steps", str(steps)] if steps else [])]
+        if class_:
+            command += ["--class", _class_key(class_)]
+        if align:
+            command += ["--align"]
+        if self.lpips is None:
+            command += ["--no-lpips"]
+        return Run(out_dir, label, images, failed, shlex.join(command))
+
+    # --- directions ---------------------------------------------------------------------------------
+
+    def direction_methods(self, label: str) -> tuple[str, ...]:
+        """The methods that make directions for this model: SeFa only where G exposes its style weights."""
+        G, _, _ = self.pair(label)
+        try:
+            G.style_weights(None)
+        except NotImplementedError:
+            return tuple(m for m in DIRECTION_METHODS if m != "sefa")
+        return DIRECTION_METHODS
+
+    def directions(self, label: str, method: str) -> tuple[Any, Path, str]:
+        """(Direction, its folder, the ``dse directions`` command): SeFa or PCA, made once per model."""
+        from ..editing.compute import pca, sefa
+
+        if method not in DIRECTION_METHODS:
+            raise DseError(f"unknown direction method {method!r}", hint=f"use one of {', '.join(DIRECTION_METHODS)}")
+        with self._lock:
+            if (label, method) not in self._directions:
+                G, _, spec = self.pair(label)
+                folder = self.workdir / "directions" / f"{_slug(label)}-{method}"
+                if method == "sefa":
+                    direction = sefa(G, k=min(DIRECTION_COMPONENTS, _latent_width(G)), spec=spec)
+                else:
+                    direction = pca(G, k=DIRECTION_COMPONENTS, spec=spec)
+                direction.save(folder / "direction")  # where dse directions -o FOLDER writes it
+                command = shlex.join(["dse", "directions", *self.choice(label).cli_args()[:2],
+                                      *(["--generator", spec] if self.choice(label).generator else []),
+                                      "--method", method, "-n", str(len(direction)), "-o", str(folder)])
+                self._directions[label, method] = (direction, folder, command)
+            return self._directions[label, method]
+
+    def load_direction_file(self, label: str, path: str | Path) -> tuple[Any, Path, str]:
+        """A direction file a user uploads (InterFaceGAN, GANSpace, e4e, ... as ``dse edit`` reads them)."""
+        from ..editing import load_direction
+
+        G, _, _ = self.pair(label)
+        direction = load_direction(path, G)
+        return direction, Path(path), ""
+
+    # --- editing ------------------------------------------------------------------------------------
+
+    def latents_of(self, run: Run, name: str) -> tuple[dict[str, torch.Tensor], Any, dict]:
+        """(latents, the G that decodes them, metadata): a PTI run's tuned copy where it made one."""
+        from ..editing.files import open_latents
+
+        with self._lock:
+            return open_latents(run.latents(name), None, None, self.device, self._generators)
+
+    def render_edit(self, run: Run, name: str, direction, moves: Sequence[tuple[int, float]],
+                    layers: str | None = None) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        """The image (H, W, C uint8) and latents of ``name`` moved by ``strength`` along each ``(component,
+        strength)`` in turn (strengths in std where the direction knows it, as dse edit reads them)."""
+        from ..editing import edit
+        from ..editing.apply import parse_layers
+
+        latents, G, _ = self.latents_of(run, name)
+        num_ws = G.latent_shapes["ws"][0] if "ws" in G.latent_shapes else 0
+        layer_ids = parse_layers(layers, num_ws) if layers and num_ws else None
+        for component, strength in moves:
+            if strength:
+                latents = edit(latents, direction, [strength], component=component, layers=layer_ids)[0]
+        return _decode(G, latents), latents
+
+    def save_edit(self, run: Run, name: str, direction, direction_folder: Path, moves: Sequence[tuple[int, float]],
+                  layers: str | None = None) -> tuple[list[Path], str]:
+        """Write the edited latents (.safetensors, .npz) and image with ``dse edit``'s code, one ``dse edit`` per
+        move chained on the last one's latents; returns the files and the commands that reproduce them."""
+        from ..editing.files import edit_files
+
+        moves = [(c, s) for c, s in moves if s]
+        if not moves:
+            raise DseError("no edit to save: every strength is 0", hint="move a slider first")
+        source, commands = run.latents(name), []
+        base = self.workdir / "edits" / f"{run.out_dir.parent.name}-{_slug(name)}-{next(self._counter):03d}"
+        with self._lock:
+            for i, (component, strength) in enumerate(moves):
+                out = base / f"step{i + 1}"
+                edit_files(source, out, direction=str(direction_folder), component=component,
+                           strength=f"{strength:g}", layers=layers or None, device=self.device)
+                commands.append(shlex.join(["dse", "edit", str(source), "--direction", str(direction_folder),
+                                            "--component", str(component), "--strength", f"{strength:g}",
+                                            *(["--layers", layers] if layers else []), "-o", str(out)]))
+                source = next((out / source.stem).glob("*.safetensors"))
+        from ..latents import read_latents, write_latents
+
+        final = read_latents(source)
+        write_latents(source.parent, source.stem, final.tensors, final.metadata, ["npz"])
+        return [source, source.with_suffix(".npz"), source.with_suffix(".png")], "\n".join(commands)
+
+    def interpolate(self, run: Run, a: str, b: str, t: float) -> np.ndarray:
+        """The image a fraction ``t`` of the way from ``a``'s latents to ``b``'s (dse edit --interpolate's path)."""
+        from ..editing.apply import blend
+        from ..interfaces import StyleGenerator
+
+        la, G, _ = self.latents_of(run, a)
+        lb, Gb, _ = self.latents_of(run, b)
+        if G is not Gb:
+            raise DseError("these two images were inverted with different generators (one tuned copy each)",
+                           hint="interpolate images of a run without --refine generator")
+        return _decode(G, blend(la, lb, t, z_space=() if isinstance(G, StyleGenerator) else ("z",)))
+
+
+def _decode(G, latents: dict[str, torch.Tensor]) -> np.ndarray:
+    from ..images import to_uint8
+
+    with torch.no_grad():
+        image = G.decode(latents)[:1].cpu()
+    return to_uint8(image)[0]
+
+
+def _latent_width(G) -> int:
+    shape = G.latent_shapes.get("ws") or G.latent_shapes.get("z")
+    return int(shape[-1])
+
+
+def _face_detector():
+    from ..align import FaceDetector
+
+    return FaceDetector()
+
+
+def _class_key(text: str) -> str:
+    """The page lists classes as "207 golden retriever": dse's class readers take the index."""
+    head = str(text).strip().split(" ", 1)[0]
+    return head if head.isdigit() else str(text).strip()
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    stem, suffix = Path(name).stem, Path(name).suffix
+    path, n = folder / name, 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}{suffix}"
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+# --- what the page prints (markdown), kept here so that it is tested without gradio ---------------------------------
+
+def metrics_markdown(run: Run) -> str:
+    """The metrics ``dse invert`` prints, one row per image, as a markdown table (with the class where there is one)."""
+    from ..metrics import METRICS, class_label
+
+    if not run.images:
+        return "No image was inverted."
+    shown = [m for m in METRICS if any(row.get(m) is not None for row in run.images)]
+    classes = any("class" in row for row in run.images)
+    head = ["image", *[m.upper() if m != "cosine" else "cosine" for m in shown], *(["class"] if classes else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in run.images:
+        cells = [row["output"], *[_number(row.get(m)) for m in shown],
+                 *([class_label(row.get("class"))] if classes else [])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def class_markdown(run: Run) -> str:
+    """Each image's top-5 classes as the encoder's class head predicted them (empty for an unconditional model)."""
+    lines = []
+    for row in run.images:
+        entry = row.get("class")
+        if not entry or not entry.get("top5"):
+            continue
+        top = ", ".join(f"{_class_text(t)} {t['probability']:.0%}" for t in entry["top5"])
+        given = f" (decoded as the given class {_class_text(entry)})" if entry.get("given") else ""
+        lines.append(f"- **{row['output']}**: {top}{given}")
+    return "\n".join(lines)
+
+
+def failed_markdown(run: Run) -> str:
+    return "\n".join(f"- could not read **{Path(f['image']).name}**: {f['reason']}" for f in run.failed)
+
+
+def _class_text(entry: dict) -> str:
+    return f"{entry['index']} {entry['name']}" if entry.get("name") else str(entry["index"])
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.4g}"

@@ -1,0 +1,131 @@
+"""dse app end to end in a real headless browser: upload, invert, edit with a slider, download, dse generate.
+
+Needs the app extra (gradio), selenium and Debian's chromium + chromium-driver (.ci/run installs them); skipped,
+with the reason, only where one of them is missing. ``DSE_APP_SCREENSHOT=docs/app.png`` also saves the page's
+screenshot there (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dse_core.cli import main
+
+pytest.importorskip("gradio", reason="dse app needs the app extra: pip install 'dse-gan[app]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the dev extra)")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="no headless browser: apt-get install chromium chromium-driver")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digit-3.png"
+# as root in a sandbox, with no network: no first-run, sync or component traffic (each would be refused)
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1300")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app(tmp_path):
+    port = _free_port()
+    log = open(tmp_path / "app.log", "w")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "dse_core.cli", "app", "--gan", "stylegan2", "--port", str(port),
+                                "--workdir", str(tmp_path / "work"), "--no-lpips", "--device", "cpu"],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"dse app did not start: {(tmp_path / 'app.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _image(url: str, path: Path) -> np.ndarray:
+    urllib.request.urlretrieve(url, path)
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def test_upload_invert_edit_download_generate(app, browser, tmp_path):
+    wait = WebDriverWait(browser, 120)
+    browser.get(app)
+    wait.until(lambda d: "stylegan2" in d.find_element(By.ID, "model-info").text)
+
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
+    wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
+    browser.find_element(By.ID, "invert").click()
+    wait.until(lambda d: "PSNR" in d.find_element(By.ID, "metrics").text)
+    row = next(line for line in browser.find_element(By.ID, "metrics").text.splitlines() if line.startswith("digit-3"))
+    psnr = float(row.split()[1])
+    assert 15 < psnr < 40
+    assert browser.find_element(By.ID, "command").text.count("dse invert --gan stylegan2") == 1
+
+    # the latents, downloaded from the page, decode with dse generate to the page's reconstruction
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")]
+    latents = tmp_path / "digit-3.safetensors"
+    urllib.request.urlretrieve(next(h for h in links if h.endswith("/digit-3.safetensors")), latents)
+    reconstruction = _image(next(h for h in links if h.endswith("/digit-3.png")), tmp_path / "rec.png")
+    assert main(["generate", str(latents), "-o", str(tmp_path / "gen")]) == 0
+    generated = np.asarray(Image.open(next((tmp_path / "gen").rglob("*.png"))).convert("RGB")).astype(int)
+    assert np.abs(generated - reconstruction).max() <= 1
+
+    browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Edit')]").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#edited img"))
+    before_url = browser.find_element(By.CSS_SELECTOR, "#edited img").get_attribute("src")
+    before = _image(before_url, tmp_path / "before.png")
+    assert np.abs(before - reconstruction).max() <= 1  # strength 0: the reconstruction itself
+    slider = browser.find_element(By.CSS_SELECTOR, "#strength-0 input[type=range]")
+    ActionChains(browser).click_and_hold(slider).move_by_offset(120, 0).release().perform()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edited img").get_attribute("src") != before_url)
+    assert float(slider.get_attribute("value")) > 0
+    after = _image(browser.find_element(By.CSS_SELECTOR, "#edited img").get_attribute("src"), tmp_path / "after.png")
+    assert np.abs(after - before).mean() > 2  # the edit changed the image
+
+    browser.find_element(By.ID, "save-edit").click()
+    wait.until(lambda d: "dse edit" in d.find_element(By.ID, "edit-command").text)
+    saved = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#edit-downloads a")]
+    assert np.abs(_image(next(h for h in saved if h.endswith(".png")), tmp_path / "saved.png") - after).max() <= 1
+
+    shot = Path(os.environ.get("DSE_APP_SCREENSHOT") or tmp_path / "page.png")
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
