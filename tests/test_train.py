@@ -202,8 +202,9 @@ def test_an_ema_run_saves_the_average_and_its_checkpoints_keep_both(tiny_generat
     assert max((saved[k] - raw[k]).abs().max() for k in saved) > 1e-4  # the average lags the last weights
     header = json.loads((tmp_path / "r" / "encoder" / "config.json").read_text())
     assert header["source"]["ema_halflife"] == 4
-    assert get_preset("paper-s2").ema_halflife == 1000
-    assert all(get_preset(p).ema_halflife == 0 for p in ("code-s2", "code-s1", "paper-s1"))
+    # paper-s2's training choices beyond the paper, chosen by measurement (docs/preset-report); the others keep 0.0015
+    assert (get_preset("paper-s2").ema_halflife, get_preset("paper-s2").lr) == (1000, 0.003)
+    assert all((get_preset(p).ema_halflife, get_preset(p).lr) == (0, 0.0015) for p in ("code-s2", "code-s1", "paper-s1"))
 
 
 def test_presets_set_the_encoder_downsampling(tiny_generator):

@@ -27,6 +27,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -73,14 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         wall = _run(script, G, args, checkpoint, iterations, workdir)
     finally:
         os.chdir(cwd)
+        shutil.rmtree(workdir, ignore_errors=True)  # their iteration-0 grid and snapshot, the generator file
     E = encoders[-1]
     path = out / f"E_model_ep0_iter{iterations}.pth"
     torch.save(E.state_dict(), path)  # as their script saves it
     encoder_check = save_converted(E, path, G, out / "encoder", iterations * args.batch_size)
     record = {"tool": "tools/authors_baseline.py", "script": "E_align_s2.py train()", "baseline_dir": baseline,
-              "generator": DEMO, "iterations": iterations, "batch_size": args.batch_size, "samples": iterations * args.batch_size,
-              "lr": args.lr, "betas": [0.0, 0.99], "seed": args.seed, "threads": args.threads, "lpips": "off",
-              "wall_s": round(wall, 1), "generator_max_abs_diff": generator_check, "encoder_max_abs_diff": encoder_check,
+              "generator": DEMO, "iterations": iterations, "batch_size": args.batch_size,
+              "samples": iterations * args.batch_size, "lr": args.lr, "betas": [0.0, 0.99], "seed": args.seed,
+              "threads": args.threads, "lpips": "off", "wall_s": round(wall, 1),
+              "generator_max_abs_diff": generator_check, "encoder_max_abs_diff": encoder_check,
               "torch": torch.__version__, "machine": platform.processor() or platform.machine()}
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{iterations} iterations in {wall:.0f} s; their encoder {path.name}, converted: {out / 'encoder'}")
@@ -94,11 +97,11 @@ def genforce_twin(script, G):
     """Their genforce StyleGAN2Generator at the demo's sizes holding the demo's weights; returns it and the
     largest |difference| of its images from ours (same ws, constant noise), which must be float noise."""
     cfg = G.config
-    widths = set(cfg.channels.values())
-    base = max(res * c for res, c in cfg.channels.items() if c < max(widths)) if len(widths) > 1 else 4 * max(widths)
+    # genforce's width at res is min(fmaps_base // res, fmaps_max): the demo's 64, 64, 64, 32 are base 1024, max 64
+    base, widest = max(res * c for res, c in cfg.channels.items()), max(cfg.channels.values())
     cls = functools.partial(script.model_v2.StyleGAN2Generator, z_space_dim=cfg.z_dim, w_space_dim=cfg.w_dim,
                             mapping_layers=cfg.mapping_layers, mapping_fmaps=cfg.mapping_features or cfg.w_dim,
-                            mapping_lr_mul=cfg.mapping_lr_mul, fmaps_base=base, fmaps_max=max(widths))
+                            mapping_lr_mul=cfg.mapping_lr_mul, fmaps_base=base, fmaps_max=widest)
     theirs = cls(resolution=cfg.resolution)
     theirs.load_state_dict(to_genforce(G, theirs.state_dict()), strict=True)
     with torch.no_grad():
@@ -122,11 +125,13 @@ def to_genforce(G, template: dict) -> dict:
     Their filter kernels are buffers built from [1, 3, 3, 1], the demo's filter, and are kept."""
     ours = G.state_dict()
     pairs = {"truncation.w_avg": "mapping.w_avg", "synthesis.early_layer.const": "synthesis.b4.const"}
-    pairs.update({f"mapping.dense{i}.{p}": f"mapping.fc{i}.{p}" for i in range(G.config.mapping_layers) for p in ("weight", "bias")})
+    pairs.update({f"mapping.dense{i}.{p}": f"mapping.fc{i}.{p}"
+                  for i in range(G.config.mapping_layers) for p in ("weight", "bias")})
     layers = [("synthesis.layer0", "synthesis.b4.conv1"), ("synthesis.output0", "synthesis.b4.torgb")]
     for j, res in enumerate(G.synthesis.resolutions[1:]):
-        layers += [(f"synthesis.layer{2 * j + 1}", f"synthesis.b{res}.conv0"), (f"synthesis.layer{2 * j + 2}", f"synthesis.b{res}.conv1"),
-                   (f"synthesis.output{j + 1}", f"synthesis.b{res}.torgb")]
+        block = f"synthesis.b{res}"
+        layers += [(f"synthesis.layer{2 * j + 1}", f"{block}.conv0"), (f"synthesis.layer{2 * j + 2}", f"{block}.conv1"),
+                   (f"synthesis.output{j + 1}", f"{block}.torgb")]
     for theirs, mine in layers:
         for p in ("weight", "bias", "style.weight", "style.bias", "noise_strength", "noise"):
             key = f"{theirs}.{p}"

@@ -24,7 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int, default=None, help="training budget in samples (default 210000, the paper's "
                    "30000 x 7; with --resume, the run's own, so an interrupted run finishes where it meant to)")
     p.add_argument("--batch-size", type=int, default=None, help="per process (default 8 / 4 / 2 at 256 / 512 / 1024 px)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 0.0015)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's; paper-s2: "
+                   "0.003, the others the paper's 0.0015)")
     truncation_args(p, None, "truncation psi of the training samples (default: the preset's; code-*: 0.7 on 8 ws, "
                     "else 1; families with truncation only)")
     p.add_argument("--style-mixing", dest="style_mixing_prob", type=float, default=None,
@@ -34,7 +35,7 @@ def add_parser(sub) -> None:
                    "alone (the authors' code). Default: the preset's (code-*: separate)")
     p.add_argument("--ema-halflife", type=int, default=None, metavar="SAMPLES",
                    help="save an EMA of the encoder's weights, older weights' share halving every SAMPLES samples; 0: the "
-                   "last step's weights (default: the preset's; paper-s2: 1000, code-*: 0)")
+                   "last step's weights (default: the preset's; paper-s2: 1000, the others 0)")
     p.add_argument("--class-sampling", choices=["batch", "mixed"], default=None,
                    help="conditional generators: one class per batch (default, the authors' BigGAN training) or "
                    "one per sample")

@@ -33,7 +33,7 @@ class TrainConfig:
     preset: str = "paper-s2"  # named loss/encoder/training recipe (see dse_core.train.presets)
     samples: int = attrs.field(default=210_000, validator=_positive)  # training budget in generated samples, summed over ranks
     batch_size: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # per rank; None = default_batch_size(resolution)
-    lr: float = attrs.field(default=0.0015, validator=[attrs.validators.gt(0), attrs.validators.lt(math.inf)])  # Adam learning rate (paper)
+    lr: float = attrs.field(default=0.0015, validator=[attrs.validators.gt(0), attrs.validators.lt(math.inf)])  # Adam learning rate (paper; paper-s2: 0.003)
     betas: tuple[float, float] = (0.0, 0.99)  # Adam betas (paper)
     truncation_psi: float = attrs.field(default=1.0, validator=_psi)  # truncation of the training samples' latents (1 = none)
     truncation_cutoff: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))  # truncate only the first k ws (None = all)
@@ -65,5 +65,5 @@ def config_for_preset(preset: str, **options) -> TrainConfig:
     if "truncation_psi" not in options:
         options.setdefault("truncation_cutoff", chosen.truncation_cutoff)
     defaults = dict(truncation_psi=chosen.truncation_psi, style_mixing_prob=chosen.style_mixing_prob,
-                    latent_step=chosen.latent_step, ema_halflife=chosen.ema_halflife)
+                    latent_step=chosen.latent_step, ema_halflife=chosen.ema_halflife, lr=chosen.lr)
     return TrainConfig(preset=preset, **{**defaults, **options})

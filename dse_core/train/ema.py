@@ -2,7 +2,8 @@
 
 With the paper's Adam betas (0, 0.99) every step moves each weight by about the learning rate, so the
 last step's weights are one noisy point around where training has got to; their average over the last
-few hundred steps reconstructs better (docs/preset-report: +1 to +2 dB PSNR on the demo at 30,000 samples).
+hundred or so steps reconstructs better, and varies less from run to run (docs/preset-report: +0.1 to +1.7 dB
+PSNR on the demo at 30,000 samples).
 """
 
 from __future__ import annotations
