@@ -30,11 +30,15 @@ app: $(STAMP)
 	$(VENV)/bin/dse app --gan stylegan2
 
 # The committed quality-time reports, one per embedded demo (stylegan2: docs/demo-report, the others:
-# docs/demo-report-FAMILY): encoder + 20-step refinements vs optimisation alone (200 steps from the mean latent,
-# at lr 0.03, its best on the StyleGAN2 demo), on CPU with 2 threads so that their s/image stay comparable; a few
-# minutes each. One: make eval-demo DEMOS=pggan
+# docs/demo-report-FAMILY): encoder + 20-step refinements vs optimisation alone (200 steps from the mean latent),
+# on CPU with 2 threads so that their s/image stay comparable; a few minutes each. One: make eval-demo DEMOS=pggan
 EVAL_THREADS ?= 2
 DEMOS ?= stylegan2 stylegan pggan biggan
+# optimisation alone at its best learning rate per demo (200 steps; the sweep is in README's Evaluation section)
+OPTIMISE_LR_stylegan2 = 0.03
+OPTIMISE_LR_stylegan = 0.03
+OPTIMISE_LR_pggan = 0.3
+OPTIMISE_LR_biggan = 0.3
 EVAL_DEMOS := $(addprefix eval-demo-,$(DEMOS))
 .PHONY: $(EVAL_DEMOS)
 eval-demo: $(EVAL_DEMOS)
@@ -43,7 +47,7 @@ $(EVAL_DEMOS): eval-demo-%: $(STAMP)
 	OMP_NUM_THREADS=$(EVAL_THREADS) $(VENV)/bin/dse eval --gan $* --synthetic 64 --images examples/ \
 		--no-lpips --device cpu --quiet --refine none --refine latents --refine encoder --refine generator \
 		--refine latents+generator --refine-steps 20 --optimise-from-mean 20 --optimise-from-mean 200 \
-		--optimise-lr 0.03 -o docs/demo-report$(if $(filter stylegan2,$*),,-$*)
+		--optimise-lr $(OPTIMISE_LR_$*) -o docs/demo-report$(if $(filter stylegan2,$*),,-$*)
 
 bench: $(STAMP)
 	$(PY) benchmarks/generator_speed.py

@@ -132,7 +132,7 @@ class GradCam(nn.Module):
             raise UnknownNameError("Grad-CAM layer", layer, [name for name in modules if name],
                                    hint="name one of the classifier's modules, as print(model) shows them "
                                    "(--gradcam-layer), e.g. its last convolutional block")
-        self.model, self.layer, self.target = model, layer, modules[layer]
+        self.model, self.layer = model, layer
         self.mean, self.std = tuple(mean), tuple(std)
         self.requires_grad_(False)
         self.min_size = min_size or 2 ** sum(isinstance(m, nn.MaxPool2d) for m in model.modules())
@@ -161,7 +161,8 @@ class GradCam(nn.Module):
         image's argmax. Works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
         """
         captured = []
-        handle = self.target.register_forward_hook(lambda module, inputs, output: self._capture(output, captured))
+        target = self.model.get_submodule(self.layer)  # looked up, not stored: it would register twice
+        handle = target.register_forward_hook(lambda module, inputs, output: self._capture(output, captured))
         try:
             with _autograd_on():
                 logits = self.model(x.detach())  # no parameter requires grad: only the layer onwards is recorded
