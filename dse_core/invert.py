@@ -39,7 +39,8 @@ from .distributed import Dist, gather
 from .errors import DseError
 from .images import make_grid, save_image
 from .latents import check_formats, check_latent_shapes, encode, model_name, write_latents
-from .metrics import METRICS, class_label, format_table, image_metrics, summarize
+from .metrics import (IDENTITY, IDENTITY_DEFINITION, METRICS, class_label, format_table, image_metrics, per_image,
+                      summarize)
 from .refine import Refinement
 
 
@@ -188,6 +189,7 @@ def invert_files(
     c: torch.Tensor | None = None,
     background: tuple[int, int, int] | None = None,
     align: Callable | None = None,
+    identity: Callable | None = None,
     dist: Dist = Dist(),
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -200,7 +202,8 @@ def invert_files(
     head). ``background``: the RGB that transparent pixels are composited on (default:
     what the generator's folder records of its images, else white). ``align`` (a
     :class:`~dse_core.align.FaceDetector`): invert each image's FFHQ face crop (one without a face is skipped and
-    named). Ctrl-C stops after the image being
+    named). ``identity`` (a :class:`~dse_core.identity.FaceIdentity`): the identity metrics too (none for an image
+    without a face). Ctrl-C stops after the image being
     written: the run files then cover the images done (under torchrun, those of rank 0) and the report
     says ``interrupted``.
     """
@@ -216,6 +219,8 @@ def invert_files(
     meta = {"latents": ",".join(G.latent_shapes), **{k: str(v) for k, v in (metadata or {}).items()}}
     if align is not None:
         meta["aligned"] = "FFHQ face crop"  # the latents are of the crop, not of the whole photo
+    if identity is not None:
+        meta["identity"] = identity.model
     refinement = None
     if inverter.refinement is not None:
         refinement = {**inverter.refinement.record(), "batch_size": batch_size}
@@ -229,7 +234,7 @@ def invert_files(
     try:
         for batch in tqdm(batches, desc="inverting", unit="batch", disable=not progress or not dist.is_main):
             _invert_batch(batch, inverter, out_dir, formats, lpips, meta, rows, pairs, failed, c, background, log,
-                          align)
+                          align, identity)
     except KeyboardInterrupt:
         interrupted = True
         log(f"interrupted: writing the run files for the {len(rows)} image(s) done")
@@ -292,7 +297,8 @@ def _inputs(scan: ImageScan, dist: Dist, log: Callable[[str], None]):
 
 def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir: Path, formats: Sequence[str],
                   lpips, meta: dict, rows: list, pairs: list, failed: list, c: torch.Tensor | None,
-                  background: tuple[int, int, int], log: Callable[[str], None], align: Callable | None = None) -> None:
+                  background: tuple[int, int, int], log: Callable[[str], None], align: Callable | None = None,
+                  identity: Callable | None = None) -> None:
     """Read, invert and write one batch; appends each image's row once its files are written."""
     G = inverter.generator
     loaded: list[tuple[LoadedImage, str]] = []
@@ -308,7 +314,7 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
     c = None if c is None else c.expand(len(loaded), -1)
     result = _invert_fitting(inverter, images, c, log)
     x_rec = result.x_rec.cpu()
-    scores = image_metrics(images, x_rec, lpips=lpips)
+    scores = image_metrics(images, x_rec, lpips=lpips, identity=identity)
     classes = class_entries(G, result.class_probs, c)
     tuned_meta = {}  # per tuned G (by id): its folder and fingerprint, for its images' latents
     base = None if result.generators is None else _base_generator(G, meta)
@@ -326,7 +332,7 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
         save_image(x_rec[i], out_dir / "reconstructions" / f"{name}.png")
         if align is not None:  # what was inverted: the crop, not the photo
             save_image(images[i], out_dir / "aligned" / f"{name}.png")
-        row = {"image": str(item.path), "output": name, **{k: float(v[i]) for k, v in scores.items()},
+        row = {"image": str(item.path), "output": name, **per_image(scores, i),  # identity: none without a face
                "notes": "; ".join(item.notes)}
         if classes:
             row["class"] = classes[i]
@@ -409,8 +415,10 @@ def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: st
                          labels=labels if any(labels) else None)
         save_image(grid, out_dir / "grid.png")
     classes = any("class" in r for r in rows)
+    faces = "identity" in meta  # --identity
     write_json_atomic(out_dir / "metrics.json", {
         "definitions": "PSNR (peak 1), SSIM and MSE on pixels in [0, 1]; LPIPS (VGG) and cosine similarity on [-1, 1]"
+                       + (f"; {IDENTITY_DEFINITION}" if faces else "")
                        + (f"; class: {CLASS_DEFINITION}" if classes else ""),
         "lpips": lpips_note or "not computed",
         "summary": summary,
@@ -422,7 +430,9 @@ def _write_run_files(out_dir: Path, rows, failed, summary, pairs, lpips_note: st
     })
     buffer = io.StringIO()
     class_columns = ["class", "class_name", "class_probability", "class_given"] if classes else []
-    writer = csv.DictWriter(buffer, fieldnames=["image", "output", *METRICS, *class_columns, "notes"],
+    identity_columns = list(IDENTITY) if faces else []
+    writer = csv.DictWriter(buffer, fieldnames=["image", "output", *METRICS, *identity_columns, *class_columns,
+                                                "notes"],
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(_csv_row(r) for r in rows)

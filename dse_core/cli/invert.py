@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
                    help="face photos: invert each one's FFHQ face crop (eyes level, where FFHQ has them, from dlib's "
                    "landmarks; needs pip install \"dse-gan[align]\"), written to OUT/aligned/; a photo without a "
                    "face is skipped and named")
+    p.add_argument("--identity", action="store_true",
+                   help="faces: add the identity metrics, the cosine similarity of dlib's face descriptors of each "
+                   "image and its reconstruction (at the image's landmarks) and whether dlib judges them the same "
+                   "person (distance < 0.6); an image without a face has none (needs pip install \"dse-gan[align]\")")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,6 +68,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..align import FaceDetector
+    from ..identity import FaceIdentity
     from ..data import parse_colour
     from ..device import resolve_device
     from ..invert import Inverter, invert_files, scan_for_inversion
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
     background = None if args.background is None else parse_colour(args.background)
     align = FaceDetector() if args.align else None  # before any model loads: without the extra, what to install
+    identity = FaceIdentity() if args.identity else None
     device = resolve_device(args.device)
     encoder_spec = args.encoder or (f"demo:{args.gan}" if not args.generator and args.gan else None)
     if encoder_spec is None:
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                         refinement=make_refinement(**refine, lpips=lpips, progress=nested_bar))
     report = invert_files(scan, inverter, args.output, batch_size=args.batch_size,
                           formats=["safetensors", *args.format], lpips=lpips, lpips_note=lpips_note(lpips),
-                          metadata=metadata, c=c, background=background, align=align, dist=dist,
+                          metadata=metadata, c=c, background=background, align=align, identity=identity, dist=dist,
                           progress=not args.quiet,
                           log=lambda m: print(m, file=sys.stderr))
     if dist.is_main:
