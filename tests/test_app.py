@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dse_core.app.backend import (Studio, class_markdown, failed_markdown, metrics_markdown, model_choices)
+from dse_core.app.backend import (ModelChoice, Studio, class_markdown, failed_markdown, folder_choices,
+                                  metrics_markdown, model_choices, read_saved, weights_fingerprint)
 from dse_core.cli import main
-from dse_core.errors import DseError
+from dse_core.errors import DseError, DseWarning
 from dse_core.latents import read_latents
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -227,3 +232,172 @@ def test_help_lists_app_and_a_public_host_warns(monkeypatch, capsys):
     assert main(["app", "--gan", "stylegan2", "--host", "0.0.0.0", "--port", "9", "--no-lpips"]) == 0
     assert "no authentication" in capsys.readouterr().err
     assert launched["host"] == "0.0.0.0" and launched["port"] == 9
+
+
+# --- a direction file uploaded on the page -----------------------------------------------------------------------
+
+def _direction_file(tmp_path, gan: str = "stylegan2", method: str = "pca") -> Path:
+    """A direction written by dse directions, as a user would upload it (the page hands over a cached copy)."""
+    out = tmp_path / f"{gan}-{method}"
+    assert main(["directions", "--gan", gan, "--method", method, "-n", "3", "-o", str(out), "--device", "cpu"]) == 0
+    return out / "direction.safetensors"
+
+
+def test_an_uploaded_direction_file_edits_as_dse_edit_does(studio, run, tmp_path):
+    made = _direction_file(tmp_path)
+    direction, copy, _ = studio.load_direction_file("stylegan2 demo", made)
+    assert copy.is_relative_to(studio.workdir) and copy.read_bytes() == made.read_bytes()  # the commands name it
+    shown, _ = studio.render_edit(run, "digit-2", direction, [(1, 2.0)])
+    assert main(["edit", str(run.latents("digit-2")), "--direction", str(made), "--component", "1", "--strength", "2",
+                 "-o", str(tmp_path / "cli")]) == 0
+    assert np.abs(shown.astype(int) - _png(tmp_path / "cli" / "digit-2" / "00_+2.png")).max() <= 1
+    assert np.abs(shown.astype(int) - _png(run.reconstruction("digit-2"))).mean() > 2  # it did move
+    # a saved edit with the uploaded file is replayed by its command
+    files, commands = studio.save_edit(run, "digit-2", direction, copy, [(1, 2.0)])
+    assert f"--direction {copy}" in commands
+    argv = shlex.split(commands)[1:]
+    argv[argv.index("-o") + 1] = str(tmp_path / "replayed")
+    assert main(argv) == 0
+    assert np.abs(_png(tmp_path / "replayed" / "digit-2" / "00_+2.png") - _png(files[2])).max() <= 1
+
+
+def test_a_bad_direction_file_is_a_one_line_message(studio, tmp_path):
+    gr = pytest.importorskip("gradio", reason="the page needs the app extra")
+    from dse_core.app.page import _on_page
+
+    text = tmp_path / "smile.safetensors"
+    text.write_text("these are not the vectors you are looking for\n")
+    other = _direction_file(tmp_path, gan="pggan", method="sefa")  # z, 64: not the StyleGAN2 demo's ws
+    for path, reason in ((text, "not a direction file dse reads"), (other, "lives in z")):
+        with pytest.raises(DseError, match=reason) as caught:
+            studio.load_direction_file("stylegan2 demo", path)
+        assert "\n" not in caught.value.message
+        with pytest.raises(gr.Error) as shown:  # on the page: a message, not a traceback
+            _on_page(gr, studio.load_direction_file)("stylegan2 demo", path)
+        assert reason in str(shown.value) and "Traceback" not in str(shown.value)
+
+
+# --- converted folders and trained encoders: dse app --models DIR ------------------------------------------------
+
+def _demo(kind: str, family: str = "stylegan2") -> Path:
+    from dse_core.plugins import get_host
+
+    return get_host().families[family].demo / kind
+
+
+def _edit_config(folder: Path, change) -> None:
+    header = json.loads((folder / "config.json").read_text())
+    change(header)
+    (folder / "config.json").write_text(json.dumps(header))
+
+
+def _other_generator(folder: Path) -> Path:
+    """A StyleGAN2 generator of the demo's shape with other weights, saved as dse convert saves one."""
+    from dse_core.loading import load_generator
+
+    G = load_generator("demo:stylegan2")
+    with torch.no_grad():
+        next(G.parameters()).add_(1.0)
+    return G.save_pretrained(folder, source={"format": "test"}, card=False)
+
+
+def test_models_folder_pairs_each_encoder_with_its_generator_by_fingerprint(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(_demo("generator"), models / "ffhq-like")
+    _other_generator(models / "another")
+    shutil.copytree(_demo("encoder"), models / "e1" / "encoder")  # a dse train run: its encoder/, one level down
+    with pytest.warns(DseWarning, match="another: a stylegan2 generator with no encoder of it in --models"):
+        choices = folder_choices([models])
+    assert choices == [ModelChoice(f"stylegan2: {models / 'e1/encoder'} on {models / 'ffhq-like'}", "stylegan2",
+                                   str(models / "ffhq-like"), str(models / "e1/encoder"))]
+    # the pair loads as dse invert loads it (which checks the fingerprint again)
+    G, E, spec = Studio(choices, workdir=tmp_path / "work").pair(choices[0].label)
+    assert spec == str(models / "ffhq-like") and E.family == "stylegan2"
+
+
+def test_a_folders_fingerprint_is_read_from_its_weights_file_alone(tmp_path):
+    from dse_core.loading import load_generator
+    from dse_core.models.format import generator_fingerprint
+
+    for folder in (_demo("generator"), _other_generator(tmp_path / "other")):
+        assert weights_fingerprint(folder) == generator_fingerprint(load_generator(folder))
+
+
+def test_reading_a_models_folder_reads_configs_not_weights(tmp_path, monkeypatch):
+    import dse_core.app.backend as backend
+
+    models = tmp_path / "models"
+    shutil.copytree(_demo("generator"), models / "g")
+    (models / "g" / "model.safetensors").write_bytes(b"unreadable weights")  # never opened on this path
+    shutil.copytree(_demo("encoder"), models / "e")
+    _edit_config(models / "e", lambda h: h["source"]["generator"].update(id=str(models / "g")))  # as dse train records
+    monkeypatch.setattr(backend, "weights_fingerprint", lambda folder: pytest.fail(f"read the weights of {folder}"))
+    assert read_saved(models / "g").kind == "generator"
+    choices = folder_choices([models])
+    assert [(c.generator, c.encoder) for c in choices] == [(str(models / "g"), str(models / "e"))]
+
+
+def test_an_encoder_without_a_fingerprint_is_paired_only_when_unambiguous(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(_demo("generator"), models / "g")
+    shutil.copytree(_demo("encoder"), models / "e")
+    _edit_config(models / "e", lambda h: h["source"]["generator"].pop("fingerprint"))
+    assert [(c.gan, c.generator) for c in folder_choices([models])] == [("stylegan2", str(models / "g"))]
+    _other_generator(models / "g2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        alone = [c for c in folder_choices([models]) if c.encoder]
+    assert any("records no fingerprint and 2 stylegan2 generators" in str(w.message) for w in caught)
+    # listed alone, with the hint: dse invert --encoder loads the generator it records (here the demo)
+    assert alone == [ModelChoice(f"stylegan2: {models / 'e'} (its recorded generator)", encoder=str(models / "e"))]
+    G, _, spec = Studio(alone, workdir=tmp_path / "work").pair(alone[0].label)
+    assert spec == "demo:stylegan2" and G.family == "stylegan2"
+
+
+def test_bad_model_folders_are_skipped_with_a_warning(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(_demo("generator"), models / "g")
+    shutil.copytree(_demo("encoder"), models / "e")
+    for name in ("broken-json", "not-dse", "unknown-family", "no-config", "no-weights"):
+        shutil.copytree(_demo("generator"), models / name)
+    (models / "broken-json" / "config.json").write_text("{not json")
+    _edit_config(models / "not-dse", lambda h: h.pop("library_name"))
+    _edit_config(models / "unknown-family", lambda h: h.update(family="nosuchgan"))
+    (models / "no-config" / "config.json").unlink()
+    (models / "no-weights" / "model.safetensors").unlink()
+    (models / "notes").mkdir()  # not a model folder at all: no word about it
+    (models / "notes" / "config.json").write_text('{"hidden_size": 8}')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        choices = folder_choices([models])
+    said = "\n".join(str(w.message) for w in caught)
+    for name in ("broken-json", "not-dse", "unknown-family", "no-config", "no-weights"):
+        assert f"{models / name}: skipped" in said
+    assert "notes" not in said and "nosuchgan" in said
+    assert [(c.generator, c.encoder) for c in choices] == [(str(models / "g"), str(models / "e"))]
+    with pytest.raises(DseError, match="not a folder"):
+        folder_choices([tmp_path / "nowhere"])
+
+
+def test_dse_app_models_lists_the_folders_first(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    import dse_core.app.page as page
+
+    shutil.copytree(_demo("generator"), tmp_path / "models" / "g")
+    shutil.copytree(_demo("encoder"), tmp_path / "models" / "e")
+    launched = {}
+    monkeypatch.setattr(page, "launch", lambda studio, **kw: launched.update(studio=studio))
+    assert main(["app", "--models", str(tmp_path / "models"), "--no-lpips", "--workdir", str(tmp_path / "w")]) == 0
+    labels = list(launched["studio"].choices)
+    assert labels[0] == f"stylegan2: {tmp_path / 'models/e'} on {tmp_path / 'models/g'}" and "stylegan2 demo" in labels
+    assert main(["app", "--models", str(tmp_path / "nowhere"), "--no-lpips"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_app_help_imports_neither_torch_nor_gradio():
+    code = ("import sys\nfrom dse_core.cli import main\ntry:\n    main(['app', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'gradio')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--models DIR" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"

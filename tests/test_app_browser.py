@@ -1,4 +1,5 @@
-"""dse app end to end in a real headless browser: upload, invert, edit with a slider, download, dse generate.
+"""dse app end to end in a real headless browser: upload, invert (with its progress bar), edit with a slider,
+download, dse generate, then a direction file's edit.
 
 Needs the app extra (gradio), selenium and Debian's chromium + chromium-driver (.ci/run installs them); skipped,
 with the reason, only where one of them is missing. ``DSE_APP_SCREENSHOT=docs/app.png`` also saves the page's
@@ -24,9 +25,11 @@ from dse_core.cli import main
 
 pytest.importorskip("gradio", reason="dse app needs the app extra: pip install 'dse-gan[app]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the dev extra)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -34,6 +37,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="no headless browser: apt-get install chromium chromium-driver")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digit-3.png"
+REFINE_STEPS = 80
 # as root in a sandbox, with no network: no first-run, sync or component traffic (each would be refused)
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,1300")
@@ -80,9 +84,38 @@ def browser():
     driver.quit()
 
 
+def _progress_text(driver) -> str:
+    """What gradio's progress bars say (its status tracker's ``.progress-level``: one per tqdm bar, desc and count)."""
+    texts = []
+    for level in driver.find_elements(By.CSS_SELECTOR, ".progress-level"):
+        try:
+            bar = level.find_element(By.CSS_SELECTOR, "[role=progressbar]")
+            texts += [level.text, bar.get_attribute("aria-valuetext") or ""]
+        except StaleElementReferenceException:  # redrawn at every step
+            continue
+    return " ".join(texts)
+
+
 def _image(url: str, path: Path) -> np.ndarray:
     urllib.request.urlretrieve(url, path)
+    return _image_file(path)
+
+
+def _image_file(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def _settled(driver, wait, css: str = "#edited img", quiet: float = 1.5) -> str:
+    """The image's URL once no re-render has replaced it for ``quiet`` seconds (one control fires several)."""
+    last, since = None, time.monotonic()
+
+    def still(d):
+        nonlocal last, since
+        src = d.find_element(By.CSS_SELECTOR, css).get_attribute("src")
+        if src != last:
+            last, since = src, time.monotonic()
+        return src if time.monotonic() - since >= quiet else False
+    return wait.until(still)
 
 
 def test_upload_invert_edit_download_generate(app, browser, tmp_path):
@@ -92,8 +125,18 @@ def test_upload_invert_edit_download_generate(app, browser, tmp_path):
 
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
     wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
+    # with refinement: long enough (a few seconds on one CPU thread) for gradio's progress bar to show its steps
+    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'latents')]").click()
+    steps = browser.find_element(By.CSS_SELECTOR, "#steps input[type=number]")
+    steps.clear()
+    steps.send_keys(str(REFINE_STEPS), Keys.TAB)
     browser.find_element(By.ID, "invert").click()
+    # the refinement's own steps, as its tqdm bar counts them, while it runs
+    WebDriverWait(browser, 60, poll_frequency=0.05).until(
+        lambda d: "refining" in (text := _progress_text(d)) and f"/ {REFINE_STEPS} step" in text)
     wait.until(lambda d: "PSNR" in d.find_element(By.ID, "metrics").text)
+    assert not browser.find_elements(By.CSS_SELECTOR, ".progress-level")  # gone with the result
+    assert f"--refine latents --refine-steps {REFINE_STEPS}" in browser.find_element(By.ID, "command").text
     row = next(line for line in browser.find_element(By.ID, "metrics").text.splitlines() if line.startswith("digit-3"))
     psnr = float(row.split()[1])
     assert 15 < psnr < 40
@@ -129,3 +172,23 @@ def test_upload_invert_edit_download_generate(app, browser, tmp_path):
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+    # a direction file (dse directions' own), uploaded: its slider edits as dse edit does with that file
+    assert main(["directions", "--gan", "stylegan2", "--method", "pca", "-n", "3", "-o", str(tmp_path / "pca")]) == 0
+    browser.find_element(By.XPATH, "//*[@id='method']//label[contains(., 'file')]").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#direction-file input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#direction-file input[type=file]").send_keys(
+        str(tmp_path / "pca" / "direction.safetensors"))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-0 input").get_attribute("value") == "0: pca-0")
+    shown = _settled(browser, wait)
+    ActionChains(browser).click_and_hold(slider).move_by_offset(-250, 0).release().perform()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#edited img").get_attribute("src") != shown)
+    strength = float(slider.get_attribute("value"))
+    assert strength < 0
+    edited = _image(_settled(browser, wait), tmp_path / "file-edit.png")
+    assert main(["edit", str(latents), "--direction", str(tmp_path / "pca" / "direction.safetensors"),
+                 "--strength", f"{strength:g}", "-o", str(tmp_path / "cli-edit")]) == 0
+    assert np.abs(edited - _image_file(next((tmp_path / "cli-edit" / "digit-3").glob("00_*.png")))).max() <= 1
+    assert np.abs(edited - after).mean() > 2  # not the SeFa edit any more
+    browser.find_element(By.ID, "save-edit").click()  # replayable: the command names the page's copy of the file
+    wait.until(lambda d: "/directions/file-" in d.find_element(By.ID, "edit-command").text)

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,7 +22,7 @@ import attrs
 import numpy as np
 import torch
 
-from ..errors import DseError
+from ..errors import DseError, DseWarning
 
 MAX_IMAGES = 16  # per upload: the page is for looking, dse invert is for folders
 DIRECTION_METHODS = ("sefa", "pca")  # made on demand from the generator alone
@@ -43,14 +44,16 @@ class ModelChoice:
 
 
 def model_choices(gan: str | None = None, generator: str | None = None,
-                  encoder: str | None = None) -> list[ModelChoice]:
-    """The models the page offers: the one given on the command line first, then every installed family's demo."""
+                  encoder: str | None = None, folders: Sequence[str | Path] = ()) -> list[ModelChoice]:
+    """The models the page offers: the one given on the command line first, then the encoders found in
+    ``folders`` (``--models``), then every installed family's demo and the registry pairs in the cache."""
     from ..plugins import get_host
 
     choices = []
     if generator or encoder:
         shown = encoder or generator
         choices.append(ModelChoice(f"{gan or 'model'}: {Path(str(shown)).name or shown}", gan, generator, encoder))
+    choices += folder_choices(folders)
     for name, family in sorted(get_host().families.items()):
         if family.demo is not None and all((family.demo / kind).is_dir() for kind in ("generator", "encoder")):
             choices.append(ModelChoice(f"{name} demo", gan=name))
@@ -75,6 +78,146 @@ def _cached_registry_pairs() -> list[ModelChoice]:
         if entry.kind == "encoder" and target is not None and all(registry.cached_path(e) for e in (entry, target)):
             pairs.append(ModelChoice(f"{entry.id} (registry)", entry.family, target.id, entry.id))
     return pairs
+
+
+# --- converted folders and trained encoders (``--models DIR``) -----------------------------------------------------
+
+@attrs.frozen
+class SavedModel:
+    """A folder dse wrote (``config.json`` + ``model.safetensors``), as its config describes it: no weights read."""
+
+    path: Path
+    kind: str  # "generator" or "encoder"
+    family: str
+    resolution: int | None
+    trained_for: dict  # an encoder's record of its generator (``source.generator``: id, fingerprint, ...)
+
+
+def folder_choices(folders: Sequence[str | Path]) -> list[ModelChoice]:
+    """Every encoder saved in ``folders`` (each folder, its subfolders and theirs: a ``dse train`` run's
+    ``encoder/``), with the generator folder it was trained on where that one is found there too."""
+    found: dict[Path, SavedModel] = {}
+    for folder in folders:
+        for model in saved_models(folder):
+            found.setdefault(model.path.resolve(), model)  # a folder reached twice is listed once
+    generators = [m for m in found.values() if m.kind == "generator"]
+    encoders = [m for m in found.values() if m.kind == "encoder"]
+    choices, paired, fingerprints = [], set(), {}
+    for encoder in encoders:
+        generator, note = _generator_of(encoder, generators, fingerprints)
+        if generator is not None:
+            paired.add(generator.path)
+            choices.append(ModelChoice(f"{encoder.family}: {encoder.path} on {generator.path}", encoder.family,
+                                       str(generator.path), str(encoder.path)))
+        else:  # dse invert --encoder alone: the generator the encoder records (loaded when picked)
+            recorded = encoder.trained_for.get("id") or "none recorded"
+            warnings.warn(f"{encoder.path}: {note}: listed with the generator it records ({recorded})", DseWarning,
+                          stacklevel=2)
+            choices.append(ModelChoice(f"{encoder.family}: {encoder.path} (its recorded generator)",
+                                       encoder=str(encoder.path)))
+    for generator in generators:
+        if generator.path not in paired:  # inverting needs an encoder: say why this folder is not listed
+            warnings.warn(f"{generator.path}: a {generator.family} generator with no encoder of it in --models: "
+                          "not listed", DseWarning, stacklevel=2)
+    return choices
+
+
+def saved_models(folder: str | Path) -> list[SavedModel]:
+    """The dse folders in ``folder``, its subfolders and theirs (one level down: a run's ``encoder/``);
+    a folder that looks like one but cannot be read is skipped with a warning."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DseError(f"--models {folder}: not a folder", hint="pass a folder holding converted or trained models")
+    children = _subfolders(root)
+    models = []
+    for path in [root, *children, *(grand for child in children for grand in _subfolders(child))]:
+        try:
+            model = read_saved(path)
+        except DseError as exc:
+            warnings.warn(f"{path}: skipped: {exc.message}", DseWarning, stacklevel=2)
+            continue
+        if model is not None:
+            models.append(model)
+    return models
+
+
+def read_saved(path: Path) -> SavedModel | None:
+    """What the folder's ``config.json`` says it holds; None for a folder that is not a model's, a
+    :class:`DseError` for one that should be and cannot be read."""
+    from ..models.format import CONFIG_FILE, WEIGHTS_FILE, read_header
+    from ..plugins import get_host
+
+    has_config, has_weights = (path / CONFIG_FILE).is_file(), (path / WEIGHTS_FILE).is_file()
+    if not has_weights:
+        if has_config and _says_dse(path / CONFIG_FILE):
+            raise DseError(f"a dse config.json without its {WEIGHTS_FILE}")
+        return None  # not a model folder (other tools write config.json too)
+    if not has_config:
+        raise DseError(f"{WEIGHTS_FILE} without its config.json")
+    header = read_header(path)
+    kind, family = header.get("kind"), header.get("family")
+    if kind not in ("generator", "encoder"):
+        raise DseError(f"config.json's kind is {kind!r}, not generator or encoder")
+    if family not in get_host().families:
+        raise DseError(f"a {family} {kind}, and no installed plugin reads {family}")
+    record = (header.get("source") or {}).get("generator") if kind == "encoder" else None
+    return SavedModel(path, kind, family, header.get("resolution"), dict(record or {}))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:  # unreadable: skipped like a bad model folder
+        warnings.warn(f"{folder}: skipped: {exc.strerror or exc}", DseWarning, stacklevel=2)
+        return []
+
+
+def _says_dse(config: Path) -> bool:
+    import json
+
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("library_name") == "dse"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _generator_of(encoder: SavedModel, generators: Sequence[SavedModel],
+                  fingerprints: dict[Path, str | None]) -> tuple[SavedModel | None, str]:
+    """The generator folder ``encoder`` was trained on, or None and why: the folder it records by path, else the
+    one whose weights have its recorded fingerprint, else (no fingerprint recorded) the only one that fits.
+    ``fingerprints``: those read so far, by folder (each generator's weights are read once at most)."""
+    record = encoder.trained_for
+    fits = [g for g in generators if g.family == encoder.family and record.get("resolution") in (None, g.resolution)]
+    by_path = [g for g in fits if _same_path(record.get("id"), g.path)]
+    if by_path:
+        return by_path[0], ""
+    if record.get("fingerprint"):  # read only the weights of the generators that could be it
+        for g in fits:
+            if g.path not in fingerprints:
+                fingerprints[g.path] = weights_fingerprint(g.path)
+        match = [g for g in fits if fingerprints[g.path] == record["fingerprint"]]
+        return (match[0], "") if match else (None, "its generator (by fingerprint) is not in --models")
+    if len(fits) == 1:
+        return fits[0], ""
+    return None, (f"records no fingerprint and {len(fits)} {encoder.family} generators in --models fit it"
+                  if fits else f"no {encoder.family} generator in --models fits it")
+
+
+def _same_path(spec: str | None, path: Path) -> bool:
+    return bool(spec) and Path(spec).exists() and Path(spec).resolve() == path.resolve()
+
+
+def weights_fingerprint(folder: Path) -> str | None:
+    """The saved generator's fingerprint from its weights file alone; None, with a warning, if unreadable."""
+    from safetensors import SafetensorError
+
+    from ..models.format import WEIGHTS_FILE, saved_fingerprint
+
+    try:
+        return saved_fingerprint(folder)
+    except (SafetensorError, OSError, ValueError) as exc:
+        warnings.warn(f"{folder}: skipped: cannot read {WEIGHTS_FILE} ({exc})", DseWarning, stacklevel=2)
+        return None
 
 
 @attrs.frozen
@@ -250,12 +393,19 @@ class Studio:
             return self._directions[label, method]
 
     def load_direction_file(self, label: str, path: str | Path) -> tuple[Any, Path, str]:
-        """A direction file a user uploads (InterFaceGAN, GANSpace, e4e, ... as ``dse edit`` reads them)."""
+        """(Direction, its copy in the work folder, "") for a direction file a user uploads (InterFaceGAN, GANSpace,
+        e4e, dse, as ``dse edit --direction`` reads them): the copy is what saved edits' commands name, since
+        the upload itself lives in the page's cache. No command makes it, hence "" (a file's record is its own)."""
         from ..editing import load_direction
+        from ..editing.files import warn_if_made_for_another
 
         G, _, _ = self.pair(label)
-        direction = load_direction(path, G)
-        return direction, Path(path), ""
+        folder = self.workdir / "directions" / f"file-{next(self._counter):03d}"
+        folder.mkdir(parents=True)
+        copy = Path(shutil.copyfile(path, folder / Path(path).name))
+        direction = load_direction(copy, G)
+        warn_if_made_for_another(direction, G, Path(path).name)  # as dse edit warns: a note on the page
+        return direction, copy, ""
 
     # --- editing ------------------------------------------------------------------------------------
 

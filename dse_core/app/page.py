@@ -159,9 +159,6 @@ def build(studio: Studio):
         def save_edit(result, name, chosen, layer_text, *values):
             if result is None or not name or chosen is None:
                 raise DseError("nothing to save yet", hint="invert an image and pick directions first")
-            if not chosen[2]:
-                raise DseError("a direction file from the page cannot be replayed by a command",
-                               hint="save it with dse directions, or pick sefa / pca")
             out, commands = studio.save_edit(result, name, chosen[0], chosen[1], _moves(values),
                                              layers=_layers(layer_text))
             return [str(p) for p in out], commands
@@ -179,7 +176,8 @@ def build(studio: Studio):
         direction_inputs = [model, method, direction_file]
         direction_outputs = [direction, *components, direction_file]
         method.change(on_page(choose_directions), direction_inputs, direction_outputs)
-        direction_file.upload(on_page(choose_directions), direction_inputs, direction_outputs)
+        for trigger in (direction_file.upload, direction_file.clear):  # cleared: no file, no sliders
+            trigger(on_page(choose_directions), direction_inputs, direction_outputs)
         edit_inputs = [run, target, direction, layers, *components, *strengths]
         for trigger in (target.change, layers.submit, *[s.release for s in strengths], *[c.change for c in components]):
             trigger(on_page(render), edit_inputs, [original, edited])

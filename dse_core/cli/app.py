@@ -15,6 +15,10 @@ def add_parser(sub) -> None:
     p.add_argument("--gan", help="GAN family of --generator / --encoder (every installed demo is listed anyway)")
     p.add_argument("--generator", help="checkpoint, converted folder, Hub repo id or demo:FAMILY")
     p.add_argument("--encoder", help="encoder folder, Hub repo id or a family's encoder checkpoint")
+    p.add_argument("--models", action="append", default=[], metavar="DIR",
+                   help="list the encoders saved in DIR, in its subfolders and in theirs (dse train runs, dse convert "
+                        "folders), each with the generator folder there it was trained on (matched by the "
+                        "fingerprint the encoder records); repeatable")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only; the page has no authentication)")
     p.add_argument("--port", type=int, default=7860)
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOCAL:
         print(f"dse: warning: serving on {args.host}: anyone who can reach this address can use the page "
               "(it has no authentication) and write files into its work folder", file=sys.stderr)
-    choices = model_choices(args.gan, args.generator, args.encoder)
+    choices = model_choices(args.gan, args.generator, args.encoder, folders=args.models)
     try:
         lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
     except DseError as exc:

@@ -102,7 +102,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         else:
             if id(G) not in checked:  # each generator of the inputs, once
                 chosen.check(G, origin=f"{origin} (for {path})")
-                _warn_if_made_for_another(chosen, G, origin)
+                warn_if_made_for_another(chosen, G, origin)
                 checked.add(id(G))
             edited = edit(latents, chosen, alphas, component=component, layers=layer_ids, renormalize=renormalize)
         folder = out_dir / path.stem
@@ -124,7 +124,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
     return record
 
 
-def _warn_if_made_for_another(direction: Direction, G, origin) -> None:
+def warn_if_made_for_another(direction: Direction, G, origin) -> None:
     """A direction computed for other weights of the same shape still applies, but means something else: say so."""
     import warnings
 

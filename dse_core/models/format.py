@@ -86,10 +86,23 @@ def generator_fingerprint(model: torch.nn.Module) -> str:
     The same weights read from a rosinality ``.pt``, an NVlabs pickle or our safetensors give the same
     fingerprint; any changed tensor gives another.
     """
-    digest = hashlib.sha256()
     state = model.state_dict()
-    for name in sorted(state):
-        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+    return _fingerprint(sorted(state), state.__getitem__)
+
+
+def saved_fingerprint(folder: str | Path) -> str:
+    """:func:`generator_fingerprint` of a saved generator from its weights file alone, tensor by tensor: no model
+    is built (``dse app --models`` pairs encoders with generator folders this way)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / WEIGHTS_FILE), "pt") as f:  # "numpy" would read a 0-d tensor as shape (1,)
+        return _fingerprint(sorted(f.keys()), f.get_tensor)
+
+
+def _fingerprint(names, get) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        tensor = get(name).detach().to("cpu", torch.float32).contiguous()
         digest.update(name.encode() + b"\0" + repr(tuple(tensor.shape)).encode() + b"\0")
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
