@@ -19,8 +19,9 @@ the sampled class, on images the class given as ``dse invert`` takes it (``--cla
 the given class, as ``dse invert`` does, and E's prediction is what is scored). An encoder without a class head is
 given the sampled class on G(z) (it is not scored) and cannot run on images without ``--class``.
 
-Per method and set: every metric's mean, (population) std, n and 95% interval half-width of the mean by the
-normal approximation, ``1.96 * std / sqrt(n)``; and seconds per image: ``time.perf_counter`` around
+Per method and set: every metric's mean, (population) std, n and 95% interval half-width of the mean by Student's
+t, ``t(0.975, n - 1) * s / sqrt(n)`` with ``s`` the sample std (:func:`~dse_core.metrics.interval95`; none for n = 1);
+every image's scores too (``per_image.csv``); and seconds per image: ``time.perf_counter`` around
 E (+ refinement) + G only (not reading, not metrics), synchronised on CUDA, after one untimed warm-up batch
 of E + G and one step of each refinement method per encoder (first-call allocations and kernel selection are not
 the method's cost). The methods take turns batch by batch (the order reversed every other batch), so that a busy
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -54,17 +54,17 @@ from .data import IMAGE_SUFFIXES, describe_unsupported, load_image
 from .errors import DseError
 from .images import make_grid, save_image
 from .invert import Inversion, Inverter, image_background, output_names, scan_for_inversion
-from .metrics import IDENTITY, IDENTITY_DEFINITION, METRICS, image_metrics, per_image, summarize
+from .metrics import IDENTITY, IDENTITY_DEFINITION, METRICS, image_metrics, interval95, per_image, summarize
 from .refine import DEFAULT_LR, Refinement, mean_latents
 
 DEFAULT_SEED = 2026
-Z95 = 1.96  # the normal approximation's 95% quantile
 GRID_IMAGES = 8  # per set in grid.png
 MEAN_START = "mean latent"  # the encoder column of the baseline that has none
 DEFINITIONS = ("PSNR (peak 1), SSIM (Gaussian window 11) and MSE (raw) on pixels in [0, 1]; LPIPS (VGG) and cosine "
                "similarity of the flattened images on [-1, 1]; images clamped to [-1, 1]; per image, then mean and "
-               "population std over the set; ci95: half-width of the 95% interval of the mean, normal approximation "
-               "1.96 * std / sqrt(n); seconds_per_image: wall time of E (+ refinement) + G per image, no I/O; "
+               "population std over the set; ci95: half-width of the 95% interval of the mean, Student's t: "
+               "t(0.975, n - 1) * s / sqrt(n), s the sample std (ddof 1); none for n = 1; per_image.csv: every "
+               "image's scores; seconds_per_image: wall time of E (+ refinement) + G per image, no I/O; "
                "class_accuracy (conditional generators): 1 where the method's predicted class (argmax) is the true "
                "one (G(z): the sampled class; images: --class), else 0; not scored where the method is given the class")
 SCORED = (*METRICS, *IDENTITY, "class_accuracy")
@@ -80,6 +80,14 @@ class ImageSet:
     source: dict  # how it was made: seed, psi / the folder, its files and those skipped
     class_given: bool = False  # c is given to every method (--class); else only to an E without a class head
 
+    def image_names(self) -> list[str]:
+        """per_image.csv's image column: a folder's file names, G(z)'s seed and sample index, else the index."""
+        if self.source["kind"] == "folder":
+            return self.source["files"]
+        if self.source["kind"] == "synthetic":
+            return [f"seed {self.source['seed']} index {i}" for i in range(len(self.x))]
+        return [f"index {i}" for i in range(len(self.x))]
+
 
 @attrs.frozen
 class Result:
@@ -89,6 +97,7 @@ class Result:
     seconds_per_image: float
     x_rec: torch.Tensor  # the first GRID_IMAGES reconstructions, CPU
     classes: str | None = None  # "predicted" (scored in summary["class_accuracy"]) or "given"; None: no class / truth
+    rows: list[dict] = attrs.field(factory=list)  # per image, in the set's order: metric -> score (per_image.csv)
 
 
 @attrs.frozen
@@ -133,22 +142,29 @@ def folder_set(G, folder: str | Path, c: torch.Tensor | None = None,
     if scan.unsupported:
         log(f"skipped {describe_unsupported(scan.unsupported)} in {folder}: dse reads {', '.join(IMAGE_SUFFIXES)}")
     background = image_background(G)
-    images, names, skipped = [], [], []
+    images, names, files, skipped = [], [], [], []
     for path, name in zip(scan.found, output_names(scan.found, scan.roots)):
         try:
             images.append(load_image(path, G.resolution, G.img_channels, background, align=align).tensor)
             names.append(name)
+            files.append(_file_name(path, folder))
         except (ValueError, OSError) as exc:
             skipped.append({"image": str(path), "reason": str(exc)})
             log(f"skipped {path}: {exc}")
     if not images:
         raise DseError(f"no image in {folder} could be read: " + "; ".join(f"{s['image']}: {s['reason']}"
                                                                           for s in skipped))
-    source = {"kind": "folder", "n": len(images), "folder": str(folder), "images": names, "skipped": skipped,
-              "background": list(background)}
+    source = {"kind": "folder", "n": len(images), "folder": str(folder), "images": names, "files": files,
+              "skipped": skipped, "background": list(background)}
     if align is not None:  # dse eval --align: each photo's FFHQ face crop (dse_core.align)
         source["aligned"] = "FFHQ face crop"
     return _given_class(ImageSet(str(folder), torch.stack(images), None, source), c)
+
+
+def _file_name(path: Path, folder: str | Path) -> str:
+    """``path`` below ``folder`` (``sub/a.png``); its name where ``folder`` is the file itself."""
+    folder = Path(folder)
+    return Path(path).relative_to(folder).as_posix() if folder.is_dir() else Path(path).name
 
 
 def _given_class(image_set: ImageSet, c: torch.Tensor | None) -> ImageSet:
@@ -208,7 +224,8 @@ def method_name(encoder: str, refinement) -> str:
     if refinement is None:
         return encoder
     stages = getattr(refinement, "stages", [refinement])
-    return f"{encoder} + " + " then ".join(f"{s.method} ({s.steps} steps{_lr_note(s)})" for s in stages)
+    return f"{encoder} + " + " then ".join(f"{s.method} ({s.steps} step{'' if s.steps == 1 else 's'}{_lr_note(s)})"
+                                          for s in stages)
 
 
 def _lr_note(stage: Refinement) -> str:
@@ -232,6 +249,7 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
     if c is not None and images is None:
         raise DseError("a given class is the class of the images: G(z) samples keep their sampled class",
                        hint="pass --images FOLDER with --class, or drop --class")
+    names = method_names([name for name, _ in encoders], [r for _, r in refinements], mean_starts)  # before any work
     G = G.to(device).eval()
     psi = encoders[0][1].config.fixed_latents.get("truncation", 1.0)
     sets = []
@@ -253,14 +271,14 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
     fixed = getattr(encoders[0][1].config, "fixed_latents", {})
     runs += [(MEAN_START, r, MeanStart(G, r, fixed)) for r in mean_starts]
     methods = []
-    for encoder_name, refinement, inverter in runs:
-        methods.append({"name": method_name(encoder_name, refinement),
+    for name, (encoder_name, refinement, _) in zip(names, runs, strict=True):
+        methods.append({"name": name,
                         "encoder": None if encoder_name == MEAN_START else encoder_name,
                         "refinement": None if refinement is None else refinement.record()})
         if encoder_name == MEAN_START:
             methods[-1]["start"] = ("G's mean latent (no encoder): ws = w_avg; z = 0 (a G that normalises z: one z "
                                     "drawn from seed 0); c = 1 / c_dim")
-    named = [(m["name"], inverter) for m, (_, _, inverter) in zip(methods, runs)]
+    named = [(name, inverter) for name, (_, _, inverter) in zip(names, runs)]
     by_set = []
     for image_set in sets:
         log(f"evaluating {len(named)} method(s) on {image_set.name} ({len(image_set.x)} images), taking turns by batch")
@@ -268,6 +286,18 @@ def evaluate(G, encoders: Sequence[tuple[str, object]], refinements: Sequence[tu
     results = [result for i in range(len(named)) for result in (part[i] for part in by_set)]  # method by method
     return Report(describe_device(device), sets, methods, results, lpips_note, seed, batch_size,
                   None if identity is None else identity.model)
+
+
+def method_names(encoders: Sequence[str], refinements: Sequence, mean_starts: Sequence = ()) -> list[str]:
+    """Every method's name in the report's order (encoders x refinements, then the mean starts); a DseError where one
+    repeats: names are the report's keys (rows, numbers, CSV, grid), and the repeat would only redo the work."""
+    names = [method_name(e, r) for e in encoders for r in refinements] + [method_name(MEAN_START, r)
+                                                                           for r in mean_starts]
+    if repeated := next((n for i, n in enumerate(names) if n in names[:i]), None):
+        raise DseError(f"method {repeated!r} given twice: its rows would be indistinguishable",
+                       hint="drop the repeat; to compare step budgets give each its own (--refine latents:20 "
+                       "--refine latents:100)")
+    return names
 
 
 def _warm_up(inverter: Inverter, image_set: ImageSet, batch_size: int, refinements: Sequence[Refinement]) -> None:
@@ -325,11 +355,10 @@ class _Tally:
             self.recons.append(x_rec)
 
     def result(self) -> Result:
-        summary = {k: {**s, "ci95": Z95 * s["std"] / math.sqrt(s["n"])}
-                   for k, s in summarize(self.rows, SCORED).items()}
+        summary = {k: {**s, "ci95": interval95(s)} for k, s in summarize(self.rows, SCORED).items()}
         classes = "given" if self.given and not self.predicted else "predicted" if self.predicted else None
         return Result(self.name, self.image_set.name, summary, self.seconds / len(self.image_set.x),
-                      torch.cat(self.recons)[:GRID_IMAGES], classes)
+                      torch.cat(self.recons)[:GRID_IMAGES], classes, self.rows)
 
 
 def _timed(inverter: Inverter, x: torch.Tensor, c: torch.Tensor | None):
@@ -347,10 +376,11 @@ def _timed(inverter: Inverter, x: torch.Tensor, c: torch.Tensor | None):
 
 
 def write_report(report: Report, out_dir: str | Path) -> Path:
-    """report.md, report.csv, report.json and grid.png in ``out_dir``."""
+    """report.md, report.csv, per_image.csv, report.json and grid.png in ``out_dir``."""
     out_dir = Path(out_dir)
     write_bytes_atomic(out_dir / "report.md", (markdown(report) + "\n").encode())
     write_bytes_atomic(out_dir / "report.csv", to_csv(report).encode())
+    write_bytes_atomic(out_dir / "per_image.csv", per_image_csv(report).encode())
     write_json_atomic(out_dir / "report.json", to_json(report))
     save_image(grid(report), out_dir / "grid.png")
     return out_dir
@@ -359,7 +389,7 @@ def write_report(report: Report, out_dir: str | Path) -> Path:
 def header(report: Report) -> str:
     sets = "; ".join(_describe_set(s) for s in report.sets)
     return (f"Device: {report.device}. Sets: {sets}. LPIPS: {report.lpips_note}. "
-            f"± is the 95% interval of the mean (normal approximation, 1.96·std/√n); "
+            "± is the 95% interval of the mean (Student's t: t(0.975, n−1)·s/√n, s the sample std; n/a for n = 1); "
             f"s/image: E (+ refinement) + G only (mean latent: the optimisation + G), batches of {report.batch_size}, "
             "the methods taking turns batch by batch." + _identity_header(report))
 
@@ -369,7 +399,8 @@ def _identity_header(report: Report) -> str:
         return ""
     found = "; ".join(f"{s.name} {report.faces_found(s.name)} of {len(s.x)}" for s in report.sets)
     return (f" Identity: {report.identity}: cosine similarity of the input's and the reconstruction's face "
-            "descriptors (both at the input's landmarks); same person: descriptor distance < 0.6 (dlib's threshold); "
+            "descriptors (both at the input's landmarks; unrelated faces still score about 0.85, so same person "
+            "is the sharper figure); same person: descriptor distance < 0.6 (dlib's threshold); "
             f"over the inputs with a face found: {found} (the others left out).")
 
 
@@ -401,7 +432,8 @@ def markdown(report: Report) -> str:
     faces = list(IDENTITY) if report.identity is not None else []  # --identity: its two columns
     extra = ["class ↑"] if classes else []
     lines = [header(report), *notes(report), "",
-             "grid.png: per set, the inputs, then one row per method (#: its number here).", "",
+             "grid.png: per set, the inputs, then one row per method (#: its number here); per_image.csv: every "
+             "image's scores.", "",
              "| # | method | set | " + " | ".join([COLUMNS[m] for m in (*METRICS, *faces)] + extra) + " | s/image |",
              "|---:|---|---|" + "---:|" * (len(METRICS) + len(faces) + len(extra) + 1)]
     numbers = {m["name"]: i for i, m in enumerate(report.methods, 1)}
@@ -453,7 +485,8 @@ def _cell(stats: dict | None) -> str:
     if stats is None:
         return "–"
     digits = 2 if abs(stats["mean"]) >= 1 else 4
-    return f"{stats['mean']:.{digits}f} ± {stats['ci95']:.{digits}f}"
+    interval = "n/a" if stats["ci95"] is None else f"{stats['ci95']:.{digits}f}"  # n = 1: no interval
+    return f"{stats['mean']:.{digits}f} ± {interval}"
 
 
 def to_csv(report: Report) -> str:
@@ -466,6 +499,20 @@ def to_csv(report: Report) -> str:
             writer.writerow({"method": r.method, "set": r.set, "metric": metric, "mean": s["mean"], "std": s["std"],
                              "ci95": s["ci95"], "n": s["n"], "seconds_per_image": r.seconds_per_image,
                              "device": report.device})
+    return buffer.getvalue()
+
+
+def per_image_csv(report: Report) -> str:
+    """One row per method, set and image (a folder's file name; G(z)'s seed and sample index): every score, empty
+    where the image has none (identity: no face; class_accuracy: not scored)."""
+    metrics = [m for m in SCORED if any(m in row for r in report.results for row in r.rows)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["method", "set", "image", *metrics])
+    writer.writeheader()
+    names = {s.name: s.image_names() for s in report.sets}
+    for r in report.results:
+        for image, row in zip(names[r.set], r.rows, strict=True):
+            writer.writerow({"method": r.method, "set": r.set, "image": image, **row})
     return buffer.getvalue()
 
 

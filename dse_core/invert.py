@@ -13,7 +13,8 @@ metadata record the generator as a spec that loads from anywhere (an absolute
 path, or a registry / Hub id / ``demo:FAMILY``) plus its fingerprint, which
 ``dse generate`` (:func:`dse_core.latents.read_latents`) checks. A refinement that tunes G (PTI) writes
 each tuned copy to ``OUT/generators/<name>/`` (``OUT/generator/`` when one copy is shared), recording the
-generator it was tuned from, and that image's latents name the tuned copy instead. With a face detector
+tuning and the generator it was tuned from, and that image's latents name the tuned copy instead, relative
+to the latents file (``../generators/<name>``): OUT can be moved or copied whole. With a face detector
 (``dse invert --align``, :mod:`dse_core.align`) each photo's FFHQ face crop is what is inverted, written to
 ``OUT/aligned/<name>.png`` and shown in the grid.
 
@@ -215,6 +216,7 @@ def invert_files(
         raise DseError(f"invert_files: c is the one class of every image, (1, c_dim); got {tuple(c.shape)}")
     scan = inputs if isinstance(inputs, ImageScan) else scan_for_inversion(inputs)
     out_dir = Path(out_dir)
+    check_output_folder(out_dir)
     mine, failed = _inputs(scan, dist, log)
     meta = {"latents": ",".join(G.latent_shapes), **{k: str(v) for k, v in (metadata or {}).items()}}
     if align is not None:
@@ -226,6 +228,8 @@ def invert_files(
         refinement = {**inverter.refinement.record(), "batch_size": batch_size}
         meta["refinement"] = inverter.refinement.describe()
         _check_shared_tune(inverter.refinement, len(mine), batch_size, dist)
+        if dist.is_main:
+            _note_tuned_size(inverter.refinement, G, len(scan.found), out_dir, log)
     if background is None:
         background = image_background(G)
     rows, pairs = [], []
@@ -248,9 +252,11 @@ def invert_files(
             _write_run_files(out_dir, rows, failed, summary, pairs[:128], lpips_note, meta, refinement, interrupted)
         if refinement:
             rows_named = " then ".join(stage.record()["paper_row"] for stage in inverter.refinement.stages)
-            log(f"refined ({rows_named}): {meta['refinement']}, {refinement['preset']} image loss, "
-                f"LPIPS term {refinement['lpips']}")
+            losses = "; then ".join(stage.loss_name for stage in inverter.refinement.stages)
+            log(f"refined ({rows_named}): {meta['refinement']}; loss {losses}; LPIPS term {refinement['lpips']}")
         log(format_table(summary, lpips_note, rows) if rows else "no image was inverted: no metrics")
+        if identity is not None and (faceless := sum(IDENTITY[0] not in r for r in rows)):
+            log(f"note: {faceless} of {len(rows)} input(s) had no face found, so no identity metrics")
     return InversionReport(len(rows), failed, summary, out_dir, interrupted)
 
 
@@ -262,16 +268,51 @@ def _check_shared_tune(refinement: Refinement, count: int, batch_size: int, dist
                        hint=f"pass --batch-size {count} on one process, or drop --shared-tune (one G per image)")
 
 
-def _write_tuned(tuned, out_dir: Path, name: str, shared: bool, base: dict, image: str) -> dict:
-    """Save a tuned G beside the latents; the latents' metadata that make ``dse generate`` decode with it."""
+def check_output_folder(out_dir: Path) -> None:
+    """A :class:`DseError` naming ``out_dir`` unless it is a writable folder, or one that can be made: before
+    any model loads or any image is inverted (tuning G would otherwise fail at its first save). Makes nothing."""
+    import os
+
+    existing = next(p for p in (out_dir.absolute(), *out_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == out_dir.absolute() else f"cannot be made: {existing} is a file"
+        raise DseError(f"-o {out_dir} {what}", hint="pass a folder (new or existing) for the outputs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DseError(f"-o {out_dir}: {existing} is not writable", hint="pass a folder you can write to")
+
+
+def _note_tuned_size(refinement: Refinement, G, count: int, out_dir: Path, log: Callable[[str], None]) -> None:
+    """Per-image tuning writes a whole G per image: say what that costs on disk, once, before tuning."""
+    if not refinement.tunes_generator or refinement.stages[-1].shared_tune or count < 2:
+        return
+    size = sum(v.numel() * 4 for v in G.state_dict().values())  # save_pretrained writes float32
+    log(f"note: --refine generator writes one tuned G per image to {out_dir / 'generators'}: {size / 1e6:.1f} MB "
+        f"each, {count * size / 1e6:.1f} MB for {count} images (--shared-tune: one G for the batch)")
+
+
+def _write_tuned(tuned, out_dir: Path, name: str, stage: Refinement, base: dict, image: str) -> dict:
+    """Save a tuned G beside the latents; the latents' metadata that make ``dse generate`` decode with it: its
+    folder relative to the latents file, so that OUT can be moved or copied whole."""
+    import os
+
     from .models.format import generator_fingerprint
 
-    folder = (out_dir / "generator") if shared else (out_dir / "generators" / name)
-    source = {**(getattr(tuned, "source", None) or {}), "tuned_from": base,
-              "tuned_on": "the images of this run" if shared else image}
-    tuned.save_pretrained(folder, source=source)
-    return {"generator": str(folder.resolve()), "generator_fingerprint": generator_fingerprint(tuned),
+    folder = (out_dir / "generator") if stage.shared_tune else (out_dir / "generators" / name)
+    tuned.save_pretrained(folder, source=_tuned_source(tuned, stage, base, image))
+    relative = Path(os.path.relpath(folder.absolute(), (out_dir / "latents").absolute())).as_posix()
+    return {"generator": relative, "generator_fingerprint": generator_fingerprint(tuned),
             "tuned_from": base.get("generator") or base["fingerprint"]}
+
+
+def _tuned_source(tuned, stage: Refinement, base: dict, image: str) -> dict:
+    """A tuned G's record: the tuning, and the base generator it is a copy of with the base's own record (its
+    training is not the copy's); the base's image record kept, as the copy makes the same kind of images."""
+    base_source = getattr(tuned, "source", None) or {}  # a deep copy of the base: its record
+    tuning = {k: v for k, v in stage.record().items() if k not in ("paper_row", "preset", "loss_config", "then")}
+    return {"format": "tuned", "tuning": {**tuning, "method": "PTI (pivotal tuning, Roich et al. 2022)"},
+            "tuned_on": "the images of this run" if stage.shared_tune else image,
+            "tuned_from": {**base, "source": base_source},
+            **({"images": base_source["images"]} if base_source.get("images") else {})}
 
 
 def image_background(G) -> tuple[int, int, int]:
@@ -323,8 +364,8 @@ def _invert_batch(batch: Sequence[tuple[Path, str]], inverter: Inverter, out_dir
         if result.generators is not None:  # each tuned G written once (shared: the first image writes it)
             tuned = result.generators[i]
             if id(tuned) not in tuned_meta:
-                shared = inverter.refinement.stages[-1].shared_tune
-                tuned_meta[id(tuned)] = _write_tuned(tuned, out_dir, name, shared, base, str(item.path))
+                stage = inverter.refinement.stages[-1]
+                tuned_meta[id(tuned)] = _write_tuned(tuned, out_dir, name, stage, base, str(item.path))
             latents_meta = {**meta, **tuned_meta[id(tuned)]}
         else:
             latents_meta = meta

@@ -244,6 +244,48 @@ def recorded_generator(encoder, entry=None) -> str:
     return spec
 
 
+def latents_generator(path: Path, metadata: dict, generator: str | None = None, gan: str | None = None) -> str:
+    """The spec of the generator that decodes a latents file: ``generator`` (an override), else the one its
+    ``metadata`` record, else ``gan``'s demo.
+
+    A recorded path relative to the file (``../generators/NAME``: a tuned G written beside the latents by
+    ``dse invert --refine generator``) is resolved against the file's folder; older runs record it absolute.
+    A recorded folder that is gone is a :class:`DseError` saying so.
+    """
+    import os
+
+    if generator:
+        return generator
+    recorded = metadata.get("generator")
+    if recorded and recorded.startswith(("./", "../")):
+        recorded = os.path.normpath(Path(path).absolute().parent / recorded)
+    if recorded and Path(recorded).is_absolute() and not Path(recorded).exists():
+        raise DseError(f"{path}: the generator it records, {recorded}, is gone",
+                       hint="a tuned G (dse invert --refine generator) lives in the run folder beside latents/: "
+                       "move or copy the run folder whole; or pass --generator (--force for another generator)")
+    if not recorded and not gan:
+        raise DseError(f"{path}: no generator recorded (a {path.suffix} file without its .safetensors beside it)",
+                       hint="pass --generator with the generator the latents were inverted with "
+                            "(--gan FAMILY alone: its demo generator)")
+    return recorded or f"{DEMO_PREFIX}{gan}"
+
+
+def check_latents_generator(path: Path, metadata: dict, G, spec: str, force: bool = False) -> None:
+    """Latents decode as they were inverted only with the generator ``dse invert`` recorded (its fingerprint):
+    another is a :class:`DseError` (``force``: a warning). Latents of older dse versions record none."""
+    recorded = metadata.get("generator_fingerprint")
+    found = generator_fingerprint(G) if recorded else None
+    if found == recorded:
+        return
+    wanted = describe_generator({"id": metadata.get("generator"), "fingerprint": recorded})
+    message = (f"{path}: these latents were inverted with generator {wanted}, not with "
+               f"{describe_generator({'id': spec, 'fingerprint': found})}")
+    if not force:
+        raise DseError(message, hint="pass --generator with the generator they were inverted with, "
+                       "or --force to decode them with this one anyway")
+    warnings.warn(message + "; decoding anyway (--force)", DseWarning, stacklevel=2)
+
+
 def portable_spec(spec: str | Path) -> str:
     """A model spec that loads from any working directory: local paths made absolute, ids kept as they are."""
     text = str(spec)

@@ -1,9 +1,9 @@
-"""Refining the inversion of real images (paper Table III): optimise the latents, or fine-tune E.
+"""Refining the inversion of real images (paper Table III): optimise the latents, fine-tune E, or tune G.
 
-Both minimise the DSE image loss between the real image y and G(latents): a preset's
-Eq. 6-7 image terms with gradients on (``detach_images`` is forced off, or the
-``*-s1`` presets would give no gradient) and no latent term (a real image has no
-true w). LPIPS is a term only when a module is given; without one its weight is 0.
+The latents and encoder refinements minimise the DSE image loss between the real image y and G(latents): a
+preset's Eq. 6-7 image terms with gradients on (``detach_images`` is forced off, or the ``*-s1`` presets would
+give no gradient) and no latent term (a real image has no true w). Tuning G minimises PTI's loss instead
+(:func:`pti_loss`). LPIPS is a term only when a module is given; without one its weight is 0.
 
 - ``refine_latents``, the paper's "In-domain (W)" row (after In-Domain GAN): start from
   E's latents (ws, z, a predicted class: whatever the family's encoder predicts) and optimise
@@ -20,8 +20,9 @@ true w). LPIPS is a term only when a module is given; without one its weight is 
 
 - ``tune_generator``, pivotal tuning (PTI, Roich et al. 2022; not in the DSE paper): the latents
   (E's, or refined ones: the pivots) stay fixed and a deep copy of G's weights is tuned with Adam so
-  that it decodes them to the image, plus a locality regulariser: at latents sampled a short step
-  from the pivot, the tuned G's images are pulled (same image loss, weight ``locality``, PTI's 0.1)
+  that it decodes them to the image with PTI's loss (MSE, PTI's l2, + LPIPS, weight 1 each, over the
+  whole image; the DSE areas and terms are not PTI's), plus a locality regulariser: at latents sampled a
+  short step from the pivot, the tuned G's images are pulled (same loss, weight ``locality``, PTI's 0.1)
   towards the original G's, so G changes near the pivot and little elsewhere. The step follows PTI's
   ``locality_regularization``: towards a random latent (ws: ``G.mapping`` at psi 0.5; z: a fresh z),
   ``alpha`` long; PTI's 30 is in 18 x 512 ws, so the default keeps its per-element length
@@ -29,7 +30,8 @@ true w). LPIPS is a term only when a module is given; without one its weight is 
   One copy per image (``shared_tune``: one per batch).
 
 Stages chain (``Refinement("latents", then=Refinement("generator"))``): each starts from what the
-previous one gave; tuning G must be the last.
+previous one gave; tuning G must be the last, and fine-tuning E the first (it re-encodes the images, so
+whatever an earlier stage gave would be thrown away).
 
 None touches G's or the original E's parameters or their ``.grad``: gradients
 are taken only with respect to what is optimised. Each call seeds its own RNG
@@ -47,6 +49,7 @@ import torch
 from .errors import DseError
 from .latents import encode
 from .loss import DSELoss
+from .loss.config import ImageWeights, LossConfig
 from .train.presets import DEFAULT_PRESET, get_preset
 
 METHODS = ("latents", "encoder", "generator")
@@ -60,11 +63,19 @@ PTI_ALPHA_PER_ELEMENT = 30 / (18 * 512) ** 0.5  # PTI's step (30) in its 18 x 51
 
 
 def image_loss(preset: str = DEFAULT_PRESET, lpips=None) -> DSELoss:
-    """The refinement loss: ``preset``'s image terms with gradients on; LPIPS only when ``lpips`` is given."""
+    """The latents and encoder refinements' loss: ``preset``'s image terms with gradients on; LPIPS only when
+    ``lpips`` is given."""
     config = attrs.evolve(get_preset(preset).loss, detach_images=False)
     if lpips is None:
         config = attrs.evolve(config, image=attrs.evolve(config.image, lpips=0.0))
     return DSELoss(config, lpips=lpips)
+
+
+def pti_loss(lpips=None) -> DSELoss:
+    """Tuning G's loss, PTI's: per image MSE (its l2) + LPIPS (when ``lpips`` is given), weight 1 each, over the
+    whole image only (no AT1 / AT2, no latent term)."""
+    image = ImageWeights(kl=0.0, mse=1.0, cos=0.0, lpips=1.0 if lpips is not None else 0.0, ssim=0.0)
+    return DSELoss(LossConfig(image=image, area_weights=(1.0, 0.0, 0.0), latent_weight=0.0), lpips=lpips)
 
 
 def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss, names: Sequence[str],
@@ -115,6 +126,7 @@ def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
                    alpha: float | None = None, noise_mode: str = "const", seed: int = 0, progress: bool = False):
     """A deep copy of G tuned so that it decodes ``latents`` (fixed pivots) to ``images``; returned frozen, G unchanged.
 
+    ``loss``: :func:`pti_loss` (what :class:`Refinement` passes), for the image and the regulariser alike.
     ``locality`` weighs the regulariser (0: none); ``alpha`` its step from the pivot (None: PTI's, scaled to
     this G, see the module notes). ``images`` (N, C, H, W) in [-1, 1] on G's device; all N tune the one copy.
     """
@@ -230,12 +242,19 @@ class Refined:
 
 
 def _then_valid(instance, attribute, value) -> None:
+    """Stages that would undo each other are refused (dse invert's --then and dse eval's A+B alike)."""
     if value is None:
         return
-    if instance.method == "generator":
-        raise ValueError("tuning G must be the last stage: nothing can follow it")
-    if value.method == instance.method:
-        raise ValueError(f"stage {value.method} follows itself: give it more steps instead")
+    first, then = instance.method, value.method
+    order = f"--refine {then} --then {first} (dse eval: {then}+{first})"
+    if first == "generator":
+        raise DseError(f"{then} after generator: tuning G must be the last stage, nothing can follow it",
+                       hint=f"put it first: {order}")
+    if then == first:
+        raise DseError(f"stage {first} follows itself", hint="give it more steps instead")
+    if then == "encoder":  # it re-encodes the images: the earlier stage's latents would be thrown away
+        raise DseError(f"encoder after {first}: fine-tuning E re-encodes the images, discarding what {first} gave",
+                       hint=f"put it first: {order}")
 
 
 @attrs.frozen(eq=False)
@@ -252,7 +271,7 @@ class Refinement:
     method: str = attrs.field(validator=attrs.validators.in_(METHODS))
     steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     lr: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
-    preset: str = DEFAULT_PRESET  # whose image terms make the loss
+    preset: str = DEFAULT_PRESET  # whose image terms make the loss (not "generator"'s: PTI's loss)
     lpips: object = None  # an LPIPS module (e.g. load_lpips()) for the loss's LPIPS term; None: no LPIPS term
     seed: int = 0
     progress: bool = False  # a progress bar over the steps
@@ -260,10 +279,11 @@ class Refinement:
     locality: float = attrs.field(default=LOCALITY, validator=attrs.validators.ge(0))  # "generator": regulariser weight
     alpha: float | None = None  # "generator": the regulariser's step from the pivot (None: PTI's, scaled)
     then: "Refinement | None" = attrs.field(default=None, validator=_then_valid)
-    loss: DSELoss = attrs.field(init=False)
+    loss: DSELoss = attrs.field(init=False)  # "generator": PTI's (``preset`` unused); else the DSE image loss
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "loss", image_loss(self.preset, self.lpips))
+        loss = pti_loss(self.lpips) if self.method == "generator" else image_loss(self.preset, self.lpips)
+        object.__setattr__(self, "loss", loss)
         if self.steps is None:
             object.__setattr__(self, "steps", STEPS[self.method])
         if self.lr is None:
@@ -317,6 +337,13 @@ class Refinement:
             generators += [tuned.cpu() if x.device.type != "cpu" else tuned] * len(x)
         return Refined(latents, generators, torch.cat(x_rec))
 
+    @property
+    def loss_name(self) -> str:
+        """The loss this stage minimises, in words."""
+        if self.method == "generator":
+            return "PTI's: MSE" + (" + LPIPS" if self.loss.lpips is not None else "") + ", whole image"
+        return f"{self.preset} DSE image loss (Eq. 6-7), no latent term"
+
     def describe(self) -> str:
         """One line for the latents' metadata: each stage's method, steps and lr."""
         return "; then ".join(f"{s.method}, {s.steps} steps, lr {s.lr}" for s in self.stages)
@@ -330,8 +357,8 @@ class Refinement:
             "steps": self.steps,
             "lr": self.lr,
             "optimizer": "Adam",
-            "preset": self.preset,
-            "loss": "DSE image loss (Eq. 6-7), no latent term",
+            "preset": None if self.method == "generator" else self.preset,
+            "loss": self.loss_name,
             "lpips": "not used" if lpips is None else ("VGG, trained backbone" if getattr(lpips, "trained", True)
                                                         else "VGG, UNTRAINED backbone"),
             "loss_config": attrs.asdict(self.loss.config),
@@ -344,7 +371,7 @@ class Refinement:
         if self.method == "generator":
             record.update(latents="fixed (the pivots)", locality_weight=self.locality,
                           locality_alpha="PTI's 30 scaled to the latent's size" if self.alpha is None else self.alpha,
-                          locality_loss="the image loss between the tuned and the original G at latents near the pivot")
+                          locality_loss="the same loss between the tuned and the original G at latents near the pivot")
         if self.then is not None:
             record["then"] = self.then.record()
         return record
@@ -368,11 +395,6 @@ def make_refinement(method: str | None, steps: int | None = None, lr: float | No
         return None
     if then is None and (then_steps is not None or then_lr is not None):
         raise DseError("--then-steps / --then-lr given without --then", hint="add --then generator (or another stage)")
-    if then == method:
-        raise DseError(f"--then {then} repeats --refine {method}", hint="give it more --refine-steps instead")
-    if method == "generator" and then is not None:
-        raise DseError(f"--then {then} after --refine generator: tuning G must be the last stage",
-                       hint=f"--refine {then} --then generator")
     if shared_tune and "generator" not in (method, then):
         raise DseError("--shared-tune needs a generator stage", hint="add --refine generator or --then generator")
     common = dict(lpips=lpips, progress=progress, **({"preset": preset} if preset is not None else {}))

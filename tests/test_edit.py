@@ -189,3 +189,39 @@ def test_close_strengths_get_distinct_ordered_files(inverted, tmp_path):
                  "0:0.01", "--steps", "5", "-o", str(out), "--device", "cpu"]) == 0
     names = sorted(p.stem for p in (out / "digit-2").glob("*.png"))
     assert names == ["00_+0", "01_+0.0025", "02_+0.005", "03_+0.0075", "04_+0.01"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory) -> Path:
+    """digit-2 inverted with its own tuned copy of the demo G (PTI, 1 step)."""
+    out = tmp_path_factory.mktemp("tuned")
+    assert main(["invert", "--gan", "stylegan2", str(EXAMPLES / "digit-2.png"), "-o", str(out), "--device", "cpu",
+                 "--quiet", "--no-lpips", "--refine", "generator", "--refine-steps", "1"]) == 0
+    return out
+
+
+def test_a_direction_of_the_base_g_edits_its_tuned_copies_without_a_warning(tuned, tmp_path):
+    import warnings
+
+    from dse_core.editing import edit_files
+    from dse_core.models.format import generator_fingerprint
+
+    base = generator_fingerprint(load_generator("demo:stylegan2"))
+    d = Direction(torch.randn(1, 64), "ws", generator={"family": "stylegan2", "fingerprint": base})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        edit_files(tuned / "latents" / "digit-2.safetensors", tmp_path / "e", direction=d, strength="1")
+    assert not [w for w in caught if "made for another generator" in str(w.message)]
+
+
+def test_edit_checks_another_generator_as_generate_does(inverted, tuned, tmp_path, capsys):
+    d = Direction(torch.randn(1, 64), "ws").save(tmp_path / "d")
+    other = str(tuned / "generators" / "digit-2")  # same shapes, other weights
+    args = ["edit", str(inverted / "latents" / "digit-3.safetensors"), "--direction", str(d), "--strength", "1",
+            "--generator", other, "--device", "cpu"]
+    assert main([*args, "-o", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "these latents were inverted with generator 'demo:stylegan2'" in err and "--force" in err
+    assert not (tmp_path / "e").exists()
+    assert main([*args, "--force", "-o", str(tmp_path / "e")]) == 0
+    assert "decoding anyway (--force)" in capsys.readouterr().err

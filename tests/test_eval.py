@@ -26,10 +26,16 @@ def report_dir(tmp_path, capsys):
     return out
 
 
+REPORT_FILES = ["grid.png", "per_image.csv", "report.csv", "report.json", "report.md"]
+
+
 def test_eval_writes_the_report_and_matches_dse_invert(report_dir, tmp_path, capsys):
-    assert sorted(p.name for p in report_dir.iterdir()) == ["grid.png", "report.csv", "report.json", "report.md"]
+    from dse_core.metrics import t_quantile
+
+    assert sorted(p.name for p in report_dir.iterdir()) == REPORT_FILES
     report = json.loads((report_dir / "report.json").read_text())
-    assert report["lpips"] == "not computed" and report["device"].startswith("cpu") and "1.96" in report["definitions"]
+    assert report["lpips"] == "not computed" and report["device"].startswith("cpu")
+    assert "Student's t" in report["definitions"] and "1.96" not in report["definitions"]
     assert [m["name"] for m in report["methods"]] == [DEMO, REFINED]
     assert report["methods"][0]["refinement"] is None and report["methods"][1]["refinement"]["steps"] == 5
     assert [(s["name"], s["n"]) for s in report["sets"]] == [("G(z)", 16), (str(EXAMPLES), 4)]
@@ -49,8 +55,11 @@ def test_eval_writes_the_report_and_matches_dse_invert(report_dir, tmp_path, cap
 
     for r in report["results"]:
         assert r["seconds_per_image"] > 0
-        for stats in r["summary"].values():
-            assert stats["ci95"] == pytest.approx(1.96 * stats["std"] / math.sqrt(stats["n"]), rel=1e-12)
+        for stats in r["summary"].values():  # Student's t on the sample std (summary's std: the population one)
+            n = stats["n"]
+            sample_std = stats["std"] * math.sqrt(n / (n - 1))
+            assert stats["ci95"] == pytest.approx(t_quantile(n - 1) * sample_std / math.sqrt(n), rel=1e-12)
+    assert t_quantile(3) == pytest.approx(3.182, abs=1e-3)  # the 4 examples: wider than 1.96 by 62%
     for set_name in ("G(z)", str(EXAMPLES)):  # 5 steps of latent refinement beat E alone
         refined, plain = results[(REFINED, set_name)]["summary"], results[(DEMO, set_name)]["summary"]
         assert refined["psnr"]["mean"] > plain["psnr"]["mean"] + 0.5
@@ -64,6 +73,23 @@ def test_eval_writes_the_report_and_matches_dse_invert(report_dir, tmp_path, cap
     psnr = results[(DEMO, "G(z)")]["summary"]["psnr"]
     assert f"| 1 | {DEMO} | G(z) | {psnr['mean']:.2f} ± {psnr['ci95']:.2f} |" in md
     assert "LPIPS: not computed" in md and "n = 16, seed 2026" in md and "| – |" in md
+    assert "Student's t" in md.splitlines()[0] and "per_image.csv: every image's scores" in md
+
+
+def test_per_image_rows_average_to_the_summary(report_dir):
+    report = json.loads((report_dir / "report.json").read_text())
+    rows = list(csv.DictReader((report_dir / "per_image.csv").open()))
+    assert list(rows[0]) == ["method", "set", "image", "psnr", "ssim", "mse", "cosine"]
+    assert len(rows) == 2 * (16 + 4)  # methods x images
+    images = [r["image"] for r in rows if (r["method"], r["set"]) == (DEMO, str(EXAMPLES))]
+    assert images == sorted(p.name for p in EXAMPLES.glob("*.png"))  # a folder's file names
+    assert [r["image"] for r in rows if (r["method"], r["set"]) == (DEMO, "G(z)")][:2] == \
+        ["seed 2026 index 0", "seed 2026 index 1"]
+    for result in report["results"]:
+        mine = [r for r in rows if (r["method"], r["set"]) == (result["method"], result["set"])]
+        for metric, stats in result["summary"].items():
+            values = [float(r[metric]) for r in mine]
+            assert len(values) == stats["n"] and sum(values) / len(values) == pytest.approx(stats["mean"], rel=1e-9)
 
 
 def test_evaluate_figures_recomputed_by_hand():
@@ -96,6 +122,21 @@ def test_evaluate_figures_recomputed_by_hand():
     (["--refine-steps", "5"], "--refine-steps given without --refine"),
     (["--optimise-lr", "0.03"], "--optimise-lr given without --optimise-from-mean"),
     (["--optimise-from-mean", "5", "--optimise-lr", "-1"], "lr"),
+    # the same method twice: refused before any model loads (the encoder named does not exist)
+    (["--encoder", "no-such-encoder", "--encoder", "no-such-encoder"],
+     "method 'no-such-encoder' given twice: its rows would be indistinguishable"),
+    (["--refine", "none", "--refine", "none"], "method 'demo:stylegan2' given twice"),
+    (["--refine", "latents:100", "--refine", "latents"], "method 'demo:stylegan2 + latents (100 steps)' given twice"),
+    (["--refine", "latents:5", "--refine-steps", "5", "--refine", "latents"], "latents (5 steps)' given twice"),
+    (["--optimise-from-mean", "3", "--optimise-from-mean", "3"], "'mean latent + latents (3 steps)' given twice"),
+    # per-method steps
+    (["--refine", "latents:abc"], "--refine latents:abc: latents's steps must be a whole number >= 1, not 'abc'"),
+    (["--refine", "latents:0"], "not '0'"),
+    (["--refine", "latents:"], "not ''"),
+    (["--refine", "latents:5+generator:-1"], "generator's steps must be a whole number >= 1, not '-1'"),
+    (["--refine", "none:5"], "--refine none:5: none is no refinement"),
+    (["--refine", "latents+encoder+generator"], "--refine latents+encoder+generator: at most two stages"),
+    (["--refine", "latents:5+latents:7"], "stage latents follows itself"),
 ])
 def test_eval_errors_are_one_line(tmp_path, capsys, args, message):
     out = tmp_path / "report"
@@ -103,7 +144,75 @@ def test_eval_errors_are_one_line(tmp_path, capsys, args, message):
                  *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dse: error: ") and message in err and "Traceback" not in err
+    assert all(line.startswith("  hint: ") for line in err.strip().splitlines()[1:])  # one line, then its hint
     assert not out.exists()
+
+
+def test_refine_w_says_it_is_latents_old_name_as_dse_invert_does(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "--encoder", "no-such-encoder", "--refine", "latents", "--refine", "w", "-o", str(out),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.splitlines()  # its note, then the repeat it makes (before the encoder loads)
+    assert err[0] == "dse: warning: --refine w is now --refine latents (it refines whatever latents the family has)"
+    assert err[1].startswith("dse: error: method 'no-such-encoder + latents (100 steps)' given twice")
+
+
+@pytest.mark.parametrize("blocker", ["report", "report/sub"])
+def test_eval_checks_the_output_folder_before_loading_anything(tmp_path, capsys, blocker):
+    (tmp_path / "report").write_text("a file")
+    out = tmp_path / blocker
+    assert main(["eval", "--encoder", str(tmp_path / "nope"), "--synthetic", "2", "--no-lpips", "--device", "cpu",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dse: error: -o {out}: {tmp_path / 'report'} is a file, not a folder")
+    assert err.strip().splitlines()[1].startswith("  hint: pass a new or existing folder")
+    assert len(err.strip().splitlines()) == 2 and (tmp_path / "report").read_text() == "a file"
+
+
+def test_each_refinement_has_its_own_steps(tmp_path, capsys):
+    import argparse
+
+    from dse_core.cli.eval import _method, _refinements
+
+    def stages(specs, steps=None):
+        args = argparse.Namespace(refine=specs, refine_steps=steps, refine_lr=None, refine_preset=None,
+                                  optimise_from_mean=[])
+        return [[(s.method, s.steps) for s in r.stages] for _, r in _refinements(args, [_method(m) for m in specs],
+                                                                                  None)]
+
+    assert stages(["latents:20+generator", "generator:50", "encoder"]) == \
+        [[("latents", 20), ("generator", 300)], [("generator", 50)], [("encoder", 100)]]
+    assert stages(["latents:20+generator", "latents"], steps=7) == [[("latents", 20), ("generator", 7)],
+                                                                    [("latents", 7)]]
+
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--synthetic", "4", "--no-lpips", "--refine", "latents:2",
+                 "--refine", "latents:5", "--device", "cpu", "--quiet", "-o", str(out)]) == 0
+    capsys.readouterr()
+    saved = json.loads((out / "report.json").read_text())
+    two, five = "demo:stylegan2 + latents (2 steps)", "demo:stylegan2 + latents (5 steps)"
+    assert [m["name"] for m in saved["methods"]] == [two, five]
+    assert [m["refinement"]["steps"] for m in saved["methods"]] == [2, 5]
+    psnr = {r["method"]: r["summary"]["psnr"]["mean"] for r in saved["results"]}
+    assert psnr[five] > psnr[two] + 0.1  # 3 more Adam steps still help
+    md = (out / "report.md").read_text()
+    assert f"| 1 | {two} | G(z) |" in md and f"| 2 | {five} | G(z) |" in md
+
+
+def test_one_image_has_no_interval(tmp_path, capsys):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "digit-2.png").write_bytes((EXAMPLES / "digit-2.png").read_bytes())
+    out = tmp_path / "report"
+    assert main(["eval", "--gan", "stylegan2", "--images", str(folder), "--no-lpips", "--device", "cpu", "--quiet",
+                 "-o", str(out)]) == 0
+    capsys.readouterr()
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert result["summary"]["psnr"]["n"] == 1 and result["summary"]["psnr"]["ci95"] is None
+    assert f"| {result['summary']['psnr']['mean']:.2f} ± n/a |" in (out / "report.md").read_text()
+    assert {r["ci95"] for r in csv.DictReader((out / "report.csv").open())} == {""}
+    (row,) = csv.DictReader((out / "per_image.csv").open())
+    assert row["image"] == "digit-2.png" and float(row["psnr"]) == pytest.approx(result["summary"]["psnr"]["mean"])
 
 
 MEAN0, MEAN5 = "mean latent + latents (0 steps)", "mean latent + latents (5 steps)"
@@ -194,7 +303,7 @@ def test_the_demo_reports_are_one_make_target_and_the_readme_shows_them():
     for family in FAMILIES:
         folder = "demo-report" if family == "stylegan2" else f"demo-report-{family}"
         report = ROOT / "docs" / folder
-        assert sorted(p.name for p in report.iterdir()) == ["grid.png", "report.csv", "report.json", "report.md"]
+        assert sorted(p.name for p in report.iterdir()) == REPORT_FILES
         assert json.loads((report / "report.json").read_text())["methods"][0]["name"] == f"demo:{family}"
         assert f"(docs/{folder}/report.md)" in readme
     table = [line for line in (ROOT / "docs" / "demo-report" / "report.md").read_text().splitlines()
@@ -323,8 +432,9 @@ def test_eval_identity_adds_the_columns_over_the_inputs_with_a_face(tmp_path, ca
     assert 0.8 < identity["mean"] < 0.95 and same["mean"] == 0
     md = (out / "report.md").read_text()
     assert f"over the inputs with a face found: {folder} 1 of 2 (the others left out)" in md
+    assert "unrelated faces still score about 0.85, so same person is the sharper figure" in md
     assert "| cosine ↑ | identity ↑ | same person ↑ | s/image |" in md
-    assert f"| {identity['mean']:.4f} ± 0.0000 | 0% (0/1) |" in md
+    assert f"| {identity['mean']:.4f} ± n/a | 0% (0/1) |" in md  # one face: no interval
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert [float(r["mean"]) for r in rows if r["metric"] == "identity"] == [identity["mean"]]
 
@@ -377,3 +487,15 @@ def test_identity_without_the_extra_says_what_to_install(monkeypatch, tmp_path, 
     finally:
         _dlib_models.cache_clear()
         _models.cache_clear()
+
+
+def test_evaluate_refuses_a_method_twice_before_any_work():
+    from dse_core.errors import DseError
+    from dse_core.evaluate import evaluate
+
+    class Unused:  # evaluate must refuse before it touches G or E
+        def __getattr__(self, name):
+            raise AssertionError(f"touched {name}")
+
+    with pytest.raises(DseError, match="method 'E' given twice"):
+        evaluate(Unused(), [("E", Unused()), ("E", Unused())], [("none", None)], synthetic=2)

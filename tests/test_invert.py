@@ -412,3 +412,19 @@ def test_invert_files_takes_one_class_for_every_image(pair, tmp_path):
     G, E = pair
     with pytest.raises(DseError, match=r"c is the one class of every image, \(1, c_dim\); got \(3, 4\)"):
         invert_files([tmp_path], Inverter(G, E), tmp_path / "out", c=torch.zeros(3, 4), progress=False)
+
+
+def _has_dlib() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("dlib", "face_recognition_models"))
+
+
+@pytest.mark.skipif(not _has_dlib(), reason='the identity metric needs the align extra: pip install -e ".[align]"')
+def test_identity_on_inputs_without_a_face_says_how_many_had_none(tmp_path, capsys):
+    digits = [str(_example_digit()), str(_example_digit().with_name("digit-2.png"))]  # no face in a digit
+    assert main(["invert", "--gan", "stylegan2", *digits, "--identity", "--no-lpips", "--device", "cpu", "--quiet",
+                 "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("had no face found") == 1 and "note: 2 of 2 input(s) had no face found" in err
+    assert all("identity" not in row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["images"])

@@ -48,3 +48,22 @@ def test_the_table_lists_each_image_then_mean_and_std():
     assert table[3] == "... 1 more in metrics.csv"
     assert table[5].split() == ["metric", "mean", "std"] and table[6].split()[:2] == ["psnr", "11.0000"]
 
+
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (3, 3.182), (10, 2.228), (30, 2.042),
+                                          (1000, 1.962), (100000, 1.960)])
+def test_t_quantile_matches_the_tables(df, expected):
+    from dse_core.metrics import t_quantile
+
+    assert t_quantile(df) == pytest.approx(expected, abs=5e-4)
+
+
+def test_interval_uses_students_t_and_the_sample_std():
+    from dse_core.metrics import interval95
+
+    rows = [{"psnr": v} for v in (10.0, 12.0, 17.0, 21.0)]
+    stats = summarize(rows)["psnr"]
+    sample_std = torch.tensor([10.0, 12.0, 17.0, 21.0]).std(unbiased=True).item()
+    assert stats["std"] == pytest.approx(sample_std * math.sqrt(3 / 4))  # summarize keeps dse invert's std
+    assert interval95(stats) == pytest.approx(3.182446 * sample_std / 2, rel=1e-6)  # t(0.975, 3) s / sqrt(4)
+    assert interval95({"mean": 5.0, "std": 0.0, "n": 1}) is None  # one value: no interval

@@ -59,3 +59,16 @@ def lpips_note(lpips) -> str:
     if lpips is None:
         return "not computed"
     return "VGG, trained backbone" if lpips.trained else "VGG, UNTRAINED backbone (not the published metric)"
+
+
+def refine_method(name: str | None) -> str | None:
+    """--refine / --then: ``w`` is latents' old name (said once, as a warning)."""
+    if name == "w":
+        import warnings
+
+        from ..errors import DseWarning
+
+        warnings.warn("--refine w is now --refine latents (it refines whatever latents the family has)", DseWarning,
+                      stacklevel=2)
+        return "latents"
+    return name

@@ -96,10 +96,12 @@ def _spec(args: argparse.Namespace) -> str:
     """--generator; for svm the generator recorded in the latents; else the --gan family's demo."""
     if not args.generator and args.method == "svm":
         from ..latents import find_latents, read_latents
+        from ..loading import latents_generator
 
-        recorded = read_latents(find_latents(args.latents)[0]).metadata.get("generator")
-        if recorded:
-            return recorded
+        first = find_latents(args.latents)[0]
+        metadata = read_latents(first).metadata
+        if metadata.get("generator"):  # a tuned G's path is recorded relative to the file
+            return latents_generator(first, metadata)
     return generator_spec(args)
 
 

@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
                    "to norm sqrt(z_dim) before the edit and after it (InterFaceGAN's z edits; for generators that "
                    "normalize z, as PGGAN does, the image is unchanged by the first scaling)")
     p.add_argument("--generator", help="override the generator recorded in the latents")
+    p.add_argument("--force", action="store_true", help="edit with --generator even if it is not the recorded one")
     p.add_argument("--gan", help="GAN family (default: recorded in the latents)")
     device_arg(p)
     p.set_defaults(func=run)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     record = edit_files(args.latents, Path(args.output), direction=args.direction, interpolate=args.interpolate,
                         component=args.component, strength=args.strength, steps=args.steps, layers=args.layers,
                         renormalize=args.renormalize, generator=args.generator, gan=args.gan,
-                        device=resolve_device(args.device))
+                        force=args.force, device=resolve_device(args.device))
     print(f"edited {len(record['inputs'])} latent(s) x {len(record['steps'])} step(s) -> {args.output} "
           f"(grid.png, edit.json)")
     return 0

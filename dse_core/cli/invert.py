@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import DseError
-from .common import device_arg, load_lpips_for, lpips_args, lpips_note, positive_int
+from .common import device_arg, load_lpips_for, lpips_args, lpips_note, positive_int, refine_method
 
 
 def add_parser(sub) -> None:
@@ -44,21 +45,23 @@ def add_parser(sub) -> None:
                        help="latents: optimise the encoder's latents per image (the paper's In-domain row; w is "
                        "the old name); encoder: fine-tune a copy of E on each batch, then re-encode it (DSE (E); "
                        "results depend on --batch-size); generator: tune a copy of G per image with the latents "
-                       "fixed (PTI), written to OUT/generators/NAME/ for dse generate")
+                       "fixed (PTI, with its loss: MSE + LPIPS), written to OUT/generators/NAME/ for dse generate")
     group.add_argument("--refine-steps", type=int, default=None,
                        help="Adam steps (default 100; 300 for generator)")
     group.add_argument("--refine-lr", type=float, default=None,
                        help="Adam learning rate (default 0.01 for latents, 1e-3 for encoder, 3e-4 for generator)")
     group.add_argument("--then", choices=["latents", "encoder", "generator", "w"], default=None,
                        help="a second stage, starting from the first's latents: e.g. --refine latents --then "
-                       "generator (PTI: optimise the pivots, then tune G on them)")
+                       "generator (PTI: optimise the pivots, then tune G on them); generator comes last, encoder "
+                       "first (it re-encodes the images)")
     group.add_argument("--then-steps", type=int, default=None, help="the second stage's steps (default as above)")
     group.add_argument("--then-lr", type=float, default=None, help="the second stage's learning rate")
     group.add_argument("--shared-tune", action="store_true",
                        help="tune one G on the whole batch (one batch only; written to OUT/generator/) instead of "
                        "one per image")
     group.add_argument("--refine-preset", default=None,
-                       help="whose image loss terms to minimise: paper-s2 (default), paper-s1, code-s2, code-s1; "
+                       help="whose image loss terms the latents and encoder stages minimise (tuning G minimises "
+                       "PTI's): paper-s2 (default), paper-s1, code-s2, code-s1; "
                        "LPIPS is a term only with trained VGG16 weights or --allow-untrained-lpips, never with --no-lpips")
     lpips_args(p)
     device_arg(p)
@@ -71,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
     from ..identity import FaceIdentity
     from ..data import parse_colour
     from ..device import resolve_device
-    from ..invert import Inverter, invert_files, scan_for_inversion
+    from ..invert import Inverter, check_output_folder, invert_files, scan_for_inversion
     from ..models.format import generator_fingerprint
     from ..loading import load_pair, portable_spec
     from ..refine import make_refinement
 
-    method = _refine_method(args.refine)
+    method = refine_method(args.refine)
     refine = dict(method=method, steps=args.refine_steps, lr=args.refine_lr, preset=args.refine_preset,
-                  then=_refine_method(args.then), then_steps=args.then_steps, then_lr=args.then_lr,
+                  then=refine_method(args.then), then_steps=args.then_steps, then_lr=args.then_lr,
                   shared_tune=args.shared_tune)
     make_refinement(**refine)  # bad --refine-* options fail before anything loads
     background = None if args.background is None else parse_colour(args.background)
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if encoder_spec is None:
         raise DseError("say which encoder to use", hint="pass --encoder PATH (a trained run's encoder/ folder, or a Hub repo id)")
     scan = scan_for_inversion(args.inputs)  # no image to read: fail before any model loads or -o is made
+    check_output_folder(Path(args.output))  # an unusable -o: fail before loading, not after tuning a batch
     dist, device = distributed.init(device)
     G, encoder, spec = load_pair(args.generator, args.encoder, args.gan, device=device, force=args.force)
     c = None if args.class_ is None else G.class_vector([args.class_])
@@ -125,15 +129,3 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     return 1 if report.failed else 0
-
-
-def _refine_method(name: str | None) -> str | None:
-    if name == "w":
-        import warnings
-
-        from ..errors import DseWarning
-
-        warnings.warn("--refine w is now --refine latents (it refines whatever latents the family has)", DseWarning,
-                      stacklevel=2)
-        return "latents"
-    return name

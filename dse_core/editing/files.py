@@ -15,20 +15,26 @@ from .apply import edit, interpolate as interpolate_latents, parse_layers, parse
 from .direction import Direction
 
 
-def open_latents(path: Path, generator: str | None, gan: str | None, device, models: dict) -> tuple[dict, object, dict]:
-    """(latents on device, G, the file's metadata) for one latents file: G is the generator the file records (or
-    ``generator``), loaded once per spec into ``models``."""
-    from ..loading import load_generator
+def open_latents(path: Path, generator: str | None, gan: str | None, device, models: dict,
+                 checked: set | None = None, force: bool = False) -> tuple[dict, object, dict]:
+    """(latents on device, G, the file's metadata with "generator" the spec used) for one latents file: G is the
+    generator the file records (:func:`~dse_core.loading.latents_generator`), or ``generator``, loaded once per
+    spec into ``models``.
+
+    ``checked``: G is compared with the fingerprint the file records (as ``dse generate`` does; ``force``: a
+    warning, not an error), once per (spec, fingerprint) pair, added to it; None: not compared.
+    """
+    from ..loading import check_latents_generator, latents_generator, load_generator
 
     file = read_latents(path)
-    spec = generator or file.metadata.get("generator") or (f"demo:{gan}" if gan else None)
-    if not spec:
-        raise DseError(f"{path}: no generator recorded (a {path.suffix} file without its .safetensors beside it)",
-                       hint="pass --generator with the generator the latents were inverted with")
+    spec = latents_generator(path, file.metadata, generator, gan)
     if spec not in models:
         models[spec] = load_generator(spec, gan=gan or file.metadata.get("family"), device=device)
     G = models[spec]
     latents = {k: v.to(device) for k, v in match_latents(file, G, spec).items()}
+    if checked is not None and (spec, file.metadata.get("generator_fingerprint")) not in checked:
+        check_latents_generator(path, file.metadata, G, spec, force)
+        checked.add((spec, file.metadata.get("generator_fingerprint")))
     return latents, G, {**file.metadata, "generator": spec}
 
 
@@ -38,9 +44,12 @@ GRID_ROWS = 16  # inputs shown in grid.png (every input still gets its folder of
 def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Direction | None = None,
                interpolate: str | None = None, component: int = 0, strength: str | None = None,
                steps: int | None = None, layers: str | None = None, renormalize: bool = False,
-               generator: str | None = None, gan: str | None = None,
+               generator: str | None = None, gan: str | None = None, force: bool = False,
                device: torch.device = torch.device("cpu")) -> dict:
     """Edit every latents file under ``latents_path``; write the images, latents, grid and record into ``out_dir``.
+
+    Each file's G must be the one it records (its fingerprint), as for ``dse generate``; ``force``: another
+    ``generator`` is used anyway, with a warning.
 
     Step files are numbered (``00_-3``, ``01_-2``, ...: in order, and distinct however close the strengths);
     ``out_dir`` must be new or empty, so that no step of an earlier edit is taken for one of this edit.
@@ -59,9 +68,11 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         raise DseError(f"--steps {steps}: at least 2")
     paths = find_latents(latents_path)
     models: dict = {}
-    loaded = [(path, *open_latents(path, generator, gan, device, models)) for path in paths]  # every file read first
+    checked: set = set()
+    # every file read (and its G checked) first
+    loaded = [(path, *open_latents(path, generator, gan, device, models, checked, force)) for path in paths]
     if interpolate is not None:
-        target, G_target, target_meta = open_latents(Path(interpolate), generator, gan, device, models)
+        target, G_target, target_meta = open_latents(Path(interpolate), generator, gan, device, models, checked, force)
         steps_t = torch.linspace(0, 1, steps or 9).tolist()
         labels = [f"{i:02d}_t{t:.4g}" for i, t in enumerate(steps_t)]
         applied = {"interpolate": str(Path(interpolate).resolve()), "t": steps_t,
@@ -96,7 +107,8 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         if interpolate is not None:
             if G is not G_target:
                 raise DseError(f"{path} and {interpolate} were inverted with different generators "
-                               f"({meta['generator']} and {target_meta['generator']})")
+                               f"({meta['generator']} and {target_meta['generator']})",
+                               hint=_interpolate_hint(G, G_target))
             z_space = () if isinstance(G, StyleGenerator) else ("z",)
             edited = interpolate_latents(latents, target, len(labels), z_space=z_space)
         else:
@@ -124,14 +136,29 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
     return record
 
 
+def _interpolate_hint(*generators) -> str:
+    """Latents decode only with their own G: how two images' latents can share one."""
+    bases = [(getattr(G, "source", None) or {}).get("tuned_from") for G in generators]
+    base = next((b for b in bases if b), None)
+    if base is None:
+        return "interpolate between latents inverted with one generator"
+    spec = base.get("generator") or "BASE"
+    return ("each image has its own tuned G (dse invert --refine generator): invert both in one batch with "
+            f"--shared-tune (one G for both), or interpolate the pivots with the base G: --generator {spec} --force")
+
+
 def warn_if_made_for_another(direction: Direction, G, origin) -> None:
-    """A direction computed for other weights of the same shape still applies, but means something else: say so."""
+    """A direction computed for other weights of the same shape still applies, but means something else: say so.
+
+    A tuned copy of G (PTI) is not another generator for it: directions of the G it was tuned from are what
+    PTI edits with."""
     import warnings
 
     from ..errors import DseWarning
     from ..models.format import generator_fingerprint
 
     made_for = direction.generator.get("fingerprint")
-    if made_for and made_for != generator_fingerprint(G):
+    tuned_from = ((getattr(G, "source", None) or {}).get("tuned_from") or {}).get("fingerprint")
+    if made_for and made_for != tuned_from and made_for != generator_fingerprint(G):
         warnings.warn(f"{origin} was made for another generator ({direction.generator.get('spec') or made_for[:12]}); "
                       "its edits may mean something else here", DseWarning, stacklevel=3)

@@ -84,6 +84,8 @@ def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[st
             lines.append("| (not recorded) | |")
         lines.append("")
         lines += _generator_license_lines(source)
+    elif source.get("tuning"):
+        lines += _tuned_lines(source)
     else:
         fmt = source.get("format", "dse")
         lines += [f"Generator weights in dse's format (converted from `{fmt}`"
@@ -108,6 +110,20 @@ def _card_body(directory: Path, header: Mapping[str, Any], generator: Mapping[st
         gen = (generator or {}).get("registry_id") or (generator or {}).get("repo_id") or "GENERATOR"
         lines += ["```sh", f"dse invert --generator {gen} --encoder {ref} photos/ -o out/", "```", ""]
     return "\n".join(lines)
+
+
+def _tuned_lines(source: Mapping[str, Any]) -> list[str]:
+    """A tuned copy (``dse invert --refine generator``): what it was tuned on, how, and from which generator; the
+    base's own training stays in config.json under ``tuned_from``, as it is not this copy's."""
+    tuning, base = source["tuning"], source.get("tuned_from") or {}
+    lines = [f"A per-image tuned copy of the generator below, made by `dse invert --refine generator` "
+             f"with {tuning.get('method', 'PTI')}, tuned on `{source.get('tuned_on', 'unrecorded images')}`: it "
+             "decodes that inversion's latents (its pivots); for other images use the base generator.", "",
+             "| base generator | |", "|---|---|"]
+    lines += [f"| {key} | `{base[key]}` |" for key in ("generator", "family", "fingerprint") if base.get(key)]
+    settings = {k: tuning[k] for k in ("steps", "lr", "optimizer", "loss", "lpips", "locality_weight",
+                                       "locality_alpha", "seed", "scope") if tuning.get(k) is not None}
+    return lines + ["", "Tuning: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".", ""]
 
 
 def _loss_line(source: Mapping[str, Any]) -> str:
