@@ -97,6 +97,25 @@ def test_a_bad_upload_is_a_message_and_the_good_ones_are_inverted(studio, tmp_pa
     assert result.names == ["digit-5"]
     message = failed_markdown(result)
     assert "broken.png" in message and "notes.txt" in message and "not an image file dse reads" in message
+    assert "broken.png**: not a readable image" in message  # its own reason, as dse invert logs it
+
+
+def test_when_no_upload_inverts_each_file_says_why_as_dse_invert_does(studio, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(2000))
+    result = studio.invert("stylegan2 demo", [corrupt])
+    assert result.names == [] and "cannot identify image file" in failed_markdown(result)
+    assert "not an image file" not in failed_markdown(result)
+    assert main(["invert", "--gan", "stylegan2", str(corrupt), "-o", str(tmp_path / "cli"), "--no-lpips"]) == 1
+    logged = capsys.readouterr()
+    reason = result.failed[0]["reason"].replace(result.failed[0]["image"], str(corrupt))  # the page's copy
+    assert f"skipped {corrupt}: {reason}" in logged.err  # the very text the CLI gives
+
+
+def test_align_without_a_face_says_so(studio):
+    pytest.importorskip("dlib", reason="face alignment needs the align extra")
+    result = studio.invert("stylegan2 demo", [EXAMPLES / "digit-3.png"], align=True)
+    assert result.names == [] and "digit-3.png**: no face found (--align needs a face" in failed_markdown(result)
 
 
 def test_too_many_or_no_images_are_refused(studio, tmp_path):
@@ -166,13 +185,30 @@ def test_generator_tuning_edits_decode_with_the_tuned_copy(studio):
     assert np.abs(still.astype(int) - _png(tuned.reconstruction("digit-8"))).max() <= 1
 
 
-def test_uploads_gather_files_paste_and_drawing():
+def _editor_value(strokes: bool) -> dict:
+    """What gradio's Sketchpad (type numpy) hands over: the page's black background, a transparent layer with the
+    strokes (white, as the default brush draws), and their composite."""
+    background = np.zeros((64, 64, 4), np.uint8)
+    background[..., 3] = 255
+    layer = np.zeros((64, 64, 4), np.uint8)
+    if strokes:
+        layer[20:44, 30:34] = (255, 255, 255, 255)
+    composite = background.copy()
+    composite[layer[..., 3] > 0] = layer[layer[..., 3] > 0]
+    return {"background": background, "layers": [layer], "composite": composite}
+
+
+def test_uploads_gather_files_paste_and_the_drawing_as_drawn(studio):
     from dse_core.app.page import uploads
 
-    assert uploads(None, None, None) == []
-    assert uploads(["a.png", "b.png"], "c.png", {"background": None, "layers": [], "composite": "d.png"}) == \
-        ["a.png", "b.png", "c.png", "d.png"]
-    assert uploads([], None, {"composite": None}) == []
+    assert uploads(studio, None, None, None) == []
+    assert uploads(studio, ["a.png", "b.png"], "c.png", _editor_value(strokes=False)) == ["a.png", "b.png", "c.png"]
+    *given, drawn = uploads(studio, [], "c.png", _editor_value(strokes=True))
+    assert given == ["c.png"] and Path(drawn).is_relative_to(studio.workdir)
+    pixels = _png(drawn)
+    assert (pixels[20:44, 30:34] == 255).all() and (pixels[:, :20] == 0).all()  # white strokes on black, as drawn
+    result = studio.invert("stylegan2 demo", [drawn])
+    assert result.images[0]["psnr"] > 12  # a stroke like the demo's digits: a real reconstruction
 
 
 def test_the_page_builds_with_every_control(studio):
@@ -401,3 +437,280 @@ def test_app_help_imports_neither_torch_nor_gradio():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--models DIR" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- the page's wiring and what it shows around a model change ---------------------------------------------------
+
+def _page(studio):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    from dse_core.app.page import build
+
+    return build(studio)
+
+
+def _handler(page, name: str):
+    """(the handler as the page calls it, its inputs, its outputs) for the first event bound to ``name``."""
+    block = next(f for f in page.fns.values() if f.name == name)
+    return block.fn, block.inputs, block.outputs
+
+
+def test_no_handler_listens_to_change_of_a_control_another_handler_sets(studio):
+    # a programmatic update fires .change with stale values (gradio's "Value ... is not in the list of choices")
+    page = _page(studio)
+    set_by_handlers = {id(block) for f in page.fns.values() for block in f.outputs}
+    for f in page.fns.values():
+        for block, event in f.targets:
+            assert not (event == "change" and id(block) in set_by_handlers), f"{f.name} on {block.elem_id}.change"
+
+
+def test_a_model_change_clears_what_belonged_to_the_previous_model(studio, run):
+    page = _page(studio)
+    show_model, _, outputs = _handler(page, "show_model")
+    shown = show_model("pggan demo")
+    assert set(shown) == set(outputs)  # every control the model change sets is an output of the event
+    by_id = {block.elem_id: value for block, value in shown.items() if block.elem_id}
+    assert "pggan" in by_id["model-info"]
+    assert by_id["layers"]["visible"] is False and by_id["layers"]["value"] == ""  # z only: no layer range
+    for name in ("recon", "downloads", "original", "edited", "edit-downloads", "between"):
+        assert by_id[name] is None, name
+    assert by_id["metrics"] == by_id["failed"] == by_id["command"] == by_id["edit-command"] == ""
+    for name in ("target", "from", "to", "component-0", "component-3"):
+        assert by_id[name]["choices"] == [] and by_id[name]["value"] is None, name
+    assert by_id["strength-0"] == 0
+    states = [value for block, value in shown.items() if type(block).__name__ == "State"]
+    assert states == [None, None]  # the run and the directions
+    stylegan2 = {block.elem_id: value for block, value in show_model("stylegan2 demo").items()}
+    assert stylegan2["layers"]["visible"] is True
+
+
+def test_layers_on_a_model_without_per_layer_ws_are_refused_as_dse_edit_refuses_them(studio):
+    from dse_core.app.page import model_view
+
+    assert not model_view(studio, "pggan demo").layers and not model_view(studio, "biggan demo").layers
+    assert model_view(studio, "stylegan2 demo").layers
+    result = studio.invert("pggan demo", [EXAMPLES / "digit-2.png"])
+    direction, folder, _ = studio.directions("pggan demo", "sefa")
+    with pytest.raises(DseError, match="--layers 0-1: the pggan generator has no per-layer ws"):
+        studio.render_edit(result, "digit-2", direction, [(0, 1.0)], layers="0-1")
+    with pytest.raises(DseError, match="--layers 0-1: the pggan generator has no per-layer ws"):
+        studio.save_edit(result, "digit-2", direction, folder, [(0, 1.0)], layers="0-1")
+
+
+def test_picking_directions_sets_choices_and_values_together_and_renders(studio, run):
+    page = _page(studio)
+    choose, _, outputs = _handler(page, "choose_directions")
+    shown = dict(zip([b.elem_id for b in outputs], choose("stylegan2 demo", "pca", None, run, "digit-2", "",
+                                                          1.0, 0, 0, 0)))
+    assert shown["component-1"]["value"] == "1: pca-1" and "1: pca-1" in shown["component-1"]["choices"]
+    assert shown["directions-command"]["value"].startswith("dse directions --gan stylegan2 --method pca")
+    assert shown["edited"] is not None  # rendered with the new components, not by a .change of each dropdown
+    cleared = dict(zip([b.elem_id for b in outputs], choose("stylegan2 demo", "file", None, run, "digit-2", "",
+                                                            1.0, 0, 0, 0)))
+    assert all(cleared[f"component-{i}"] == {"__type__": "update", "choices": [], "value": None} for i in range(4))
+    assert cleared["edited"] is None and cleared["directions-command"]["visible"] is False
+
+
+def test_a_stale_component_value_is_no_move(studio):
+    from dse_core.app.page import _moves
+
+    direction, _, _ = studio.directions("stylegan2 demo", "pca")
+    assert _moves(["0: pca-0", "1: sefa-1", None, "", 2.0, 1.0, 1.0, 1.0], direction) == [(0, 2.0)]
+
+
+def test_the_shown_directions_command_writes_the_pages_direction(studio, tmp_path):
+    from dse_core.editing import load_direction
+    from dse_core.loading import load_generator
+
+    for label, method in (("stylegan2 demo", "sefa"), ("biggan demo", "pca")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DseWarning)  # BigGAN's PCA of isotropic z: said on the page
+            direction, _, command = studio.directions(label, method)
+        argv = shlex.split(command)[1:]
+        argv[argv.index("-o") + 1] = str(tmp_path / method)
+        assert main([*argv, "--device", "cpu"]) == 0
+        theirs = load_direction(tmp_path / method / "direction.safetensors", load_generator(f"demo:{label.split()[0]}"))
+        torch.testing.assert_close(theirs.vectors, direction.vectors)
+
+
+def test_an_encoder_alone_gets_a_directions_command_for_its_recorded_generator(tmp_path):
+    from dse_core.editing import load_direction
+
+    shutil.copytree(_demo("encoder"), tmp_path / "models" / "e")  # no generator there: its recorded one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DseWarning)
+        [alone] = folder_choices([tmp_path / "models"])
+    studio = Studio([alone], workdir=tmp_path / "work")
+    direction, _, command = studio.directions(alone.label, "sefa")
+    assert "--encoder" not in command and command.startswith("dse directions --gan stylegan2 --method sefa")
+    argv = shlex.split(command)[1:]
+    argv[argv.index("-o") + 1] = str(tmp_path / "cli")
+    assert main([*argv, "--device", "cpu"]) == 0
+    G = studio.pair(alone.label)[0]
+    torch.testing.assert_close(load_direction(tmp_path / "cli" / "direction.safetensors", G).vectors,
+                               direction.vectors)
+
+
+def test_a_generator_tuning_run_downloads_as_one_zip_that_decodes_elsewhere(studio, tmp_path, monkeypatch):
+    import zipfile
+
+    tuned = studio.invert("pggan demo", [EXAMPLES / "digit-5.png"], refine="generator", steps=2)
+    archive = studio.archive(tuned)
+    assert archive.is_relative_to(studio.workdir) and studio.archive(tuned) == archive  # made once
+    assert not list(archive.parent.glob(".*partial"))
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        opened.extractall(tmp_path / "unzipped")
+    assert {"latents/digit-5.safetensors", "reconstructions/digit-5.png", "generators/digit-5/model.safetensors",
+            "generators/digit-5/config.json", "metrics.json"} <= names
+    shutil.rmtree(tuned.out_dir)  # the work folder is gone (the app stopped): the zip alone decodes
+    monkeypatch.chdir(tmp_path)  # from any folder: the latents name their tuned G relative to themselves
+    assert main(["generate", "unzipped/latents/digit-5.safetensors", "-o", str(tmp_path / "gen")]) == 0
+    generated = _png(next((tmp_path / "gen").rglob("*.png")))
+    assert np.abs(generated - _png(tmp_path / "unzipped" / "reconstructions" / "digit-5.png")).max() <= 1
+
+
+# --- temporary files ---------------------------------------------------------------------------------------------
+
+def test_a_temporary_work_folder_is_removed_and_a_chosen_one_kept(tmp_path):
+    import atexit
+
+    made = Studio(model_choices())
+    assert made.workdir.is_dir()
+    made.close()
+    assert not made.workdir.exists()
+    chosen = Studio(model_choices(), workdir=tmp_path / "mine")
+    chosen.close()
+    assert chosen.workdir.is_dir()
+    registered = []
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(atexit, "register", registered.append)
+    try:
+        at_exit = Studio(model_choices())
+    finally:
+        monkey.undo()
+    registered[0]()  # what runs at exit, if close() was never called
+    assert not at_exit.workdir.exists()
+
+
+def test_dse_app_removes_its_temporary_folder_when_it_stops(monkeypatch):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    import dse_core.app.page as page
+
+    seen = {}
+    monkeypatch.setattr(page, "launch", lambda studio, **kw: seen.update(workdir=studio.workdir,
+                                                                         there=studio.workdir.is_dir()))
+    assert main(["app", "--gan", "stylegan2", "--no-lpips", "--port", str(_free_port())]) == 0
+    assert seen["there"] and not seen["workdir"].exists()
+
+
+def test_loaded_generators_are_bounded_least_recently_used_first():
+    from dse_core.app.backend import LruDict
+
+    cache = LruDict(2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache["a"] == 1
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"]
+
+
+def test_gradios_cache_of_shown_images_is_cleaned(studio):
+    from dse_core.app.page import CACHE_CLEANUP
+
+    assert _page(studio).delete_cache == CACHE_CLEANUP
+
+
+def test_an_uploaded_direction_file_is_copied_once(tmp_path):
+    studio = Studio(model_choices(), workdir=tmp_path / "work")
+    made = _direction_file(tmp_path)
+    first = studio.load_direction_file("stylegan2 demo", made)
+    assert studio.load_direction_file("stylegan2 demo", made) is first
+    assert len(list((studio.workdir / "directions").glob("file-*"))) == 1
+
+
+def test_examples_are_offered_where_the_checkout_has_them(studio, tmp_path):
+    from dse_core.app.backend import example_images
+
+    assert [p.name for p in example_images()] == ["digit-2.png", "digit-3.png", "digit-5.png", "digit-8.png"]
+    assert example_images(tmp_path / "nowhere") == []  # installed without them: no examples, no error
+    ids = {b.elem_id for b in _page(studio).blocks.values() if getattr(b, "elem_id", None)}
+    assert "examples" in ids
+
+
+# --- the command line ---------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_port_out_of_range_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["app", "--port", "70000"])
+    err = capsys.readouterr().err
+    assert "a port is 1..65535, got 70000" in err and "Traceback" not in err
+
+
+def test_a_port_in_use_is_refused_before_any_model_loads(monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    import socket
+
+    import dse_core.app.backend as backend
+
+    monkeypatch.setattr(backend, "model_choices", lambda *a, **k: pytest.fail("loaded models first"))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["app", "--port", str(port), "--no-lpips"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dse: error: port {port} is in use: pass --port ") and "\n" not in err
+    assert "GRADIO_SERVER_PORT" not in err
+
+
+def test_listening_on_every_address_prints_an_address_to_open(monkeypatch, capsys):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    import dse_core.app.page as page
+    from dse_core.cli.app import page_address
+
+    monkeypatch.setattr(page, "launch", lambda studio, **kw: None)
+    port = _free_port()
+    assert main(["app", "--gan", "stylegan2", "--host", "0.0.0.0", "--port", str(port), "--no-lpips"]) == 0
+    err = capsys.readouterr().err
+    assert f"dse app: http://127.0.0.1:{port} (listening on every address: 0.0.0.0)" in err
+    assert page_address("::", 8000) == "http://[::1]:8000"
+    assert page_address("example.org", 80) == "http://example.org:80"
+
+
+def test_dse_app_stopped_with_kill_removes_its_temporary_folder(tmp_path):
+    pytest.importorskip("gradio", reason="the page needs the app extra")
+    import os
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "dse_core.cli", "app", "--gan", "stylegan2", "--port",
+                                    str(port), "--no-lpips", "--device", "cpu"], stderr=log, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()
+                time.sleep(0.3)
+        workdir = Path(re.search(r"files in (.+?), removed", (tmp_path / "log").read_text()).group(1))
+        assert workdir.is_dir()
+        process.send_signal(signal.SIGTERM)
+        # exited as from Ctrl-C (gradio's loop: 0; elsewhere dse's 130), not killed by the signal (-15)
+        assert process.wait(timeout=30) in (0, 130)
+    finally:
+        process.kill()
+    assert not workdir.exists()

@@ -49,12 +49,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app(tmp_path):
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """One page for the module, started as `dse app` is by default: every demo, BigGAN's first (PCA only)."""
+    tmp_path = tmp_path_factory.mktemp("app")
     port = _free_port()
     log = open(tmp_path / "app.log", "w")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "dse_core.cli", "app", "--gan", "stylegan2", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "dse_core.cli", "app", "--port", str(port),
                                 "--workdir", str(tmp_path / "work"), "--no-lpips", "--device", "cpu"],
                                stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -73,7 +75,7 @@ def app(tmp_path):
     process.wait(timeout=30)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     options = webdriver.ChromeOptions()
     for flag in FLAGS:
@@ -82,6 +84,24 @@ def browser():
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
+
+
+def _toasts(driver, kind: str) -> list[str]:
+    """The texts of gradio's notes of one kind on the page (``error``, ``warning``)."""
+    texts = []
+    for toast in driver.find_elements(By.CSS_SELECTOR, f".toast-body.{kind}"):
+        try:
+            texts.append(toast.text)
+        except StaleElementReferenceException:  # closed meanwhile
+            continue
+    return texts
+
+
+def _pick_model(driver, wait, label: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, "#model input").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"li[role=option][aria-label='{label}']"))[0].click()
+    family = label.split()[0]
+    wait.until(lambda d: d.find_element(By.ID, "model-info").text.startswith(f"{family} generator"))
 
 
 def _progress_text(driver) -> str:
@@ -118,10 +138,40 @@ def _settled(driver, wait, css: str = "#edited img", quiet: float = 1.5) -> str:
     return wait.until(still)
 
 
+def test_switching_models_and_directions_raises_no_error(app, browser, tmp_path):
+    wait = WebDriverWait(browser, 60)
+    browser.get(app)  # the first page of this app: BigGAN's directions are made now, with PCA's one note
+    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
+    wait.until(lambda d: _toasts(d, "warning"))
+    time.sleep(1.5)  # a second note would be here by now
+    warnings = _toasts(browser, "warning")
+    assert len(warnings) == 1 and warnings[0].count("isotropic") == 1, warnings
+    browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Edit')]").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value") == "1: pca-1")
+    for label in ("stylegan demo", "stylegan2 demo", "pggan demo"):  # new directions, new choices for each
+        _pick_model(browser, wait, label)
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value")
+                   == "1: sefa-1")
+        time.sleep(1)  # the errors came from events fired after the update
+        assert not _toasts(browser, "error"), label
+    assert not browser.find_elements(By.ID, "layers")  # PGGAN: z only, no layer range
+    browser.find_element(By.XPATH, "//*[@id='method']//label[contains(., 'file')]").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#direction-file input[type=file]"))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value") == "")
+    bad = tmp_path / "smile.npy"
+    bad.write_bytes(b"not a direction")
+    browser.find_element(By.CSS_SELECTOR, "#direction-file input[type=file]").send_keys(str(bad))
+    wait.until(lambda d: _toasts(d, "error"))
+    time.sleep(1)
+    errors = _toasts(browser, "error")
+    assert len(errors) == 1 and "smile.npy" in errors[0] and "list of choices" not in errors[0], errors
+
+
 def test_upload_invert_edit_download_generate(app, browser, tmp_path):
     wait = WebDriverWait(browser, 120)
     browser.get(app)
-    wait.until(lambda d: "stylegan2" in d.find_element(By.ID, "model-info").text)
+    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
+    _pick_model(browser, wait, "stylegan2 demo")
 
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
     wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)

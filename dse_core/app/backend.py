@@ -8,7 +8,11 @@ process, under the system's temporary folder unless ``--workdir`` says where), a
 
 from __future__ import annotations
 
+import atexit
+import collections
+import functools
 import itertools
+import os
 import re
 import shlex
 import shutil
@@ -27,6 +31,8 @@ from ..errors import DseError, DseWarning
 MAX_IMAGES = 16  # per upload: the page is for looking, dse invert is for folders
 DIRECTION_METHODS = ("sefa", "pca")  # made on demand from the generator alone
 DIRECTION_COMPONENTS = 10
+TUNED_KEPT = MAX_IMAGES  # generators kept loaded for editing (a PTI run's tuned copies): about one run's worth
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # a checkout's examples/ (make demo's); not installed
 
 
 @attrs.frozen
@@ -237,7 +243,7 @@ class Run:
     out_dir: Path
     model: str  # the ModelChoice's label
     images: list[dict]  # metrics.json's "images": one row per inverted image (output name, metrics, class)
-    failed: list[dict]  # metrics.json's "failed": {"image", "reason"} for each file that could not be read
+    failed: list[dict]  # {"image", "reason"} for each file that could not be read, with dse invert's reason
     command: str
 
     @property
@@ -271,12 +277,24 @@ class Studio:
         self.device = torch.device(device)
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dse-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # a folder of our own is removed at exit (a --workdir the user chose is kept)
+        self._remove = None if workdir else functools.partial(shutil.rmtree, self.workdir, ignore_errors=True)
+        if self._remove is not None:
+            atexit.register(self._remove)
         self.lpips, self.max_images = lpips, max_images
         self._pairs: dict[str, tuple[Any, Any, str]] = {}
-        self._generators: dict[str, Any] = {}  # by spec, for latents files (tuned generators included)
+        self._generators = LruDict(TUNED_KEPT)  # by spec, for latents files: tuned copies would pile up otherwise
         self._directions: dict[tuple[str, str], tuple[Any, Path, str]] = {}
+        self._direction_files: dict[tuple[str, str], tuple[Any, Path, str]] = {}  # by (model, uploaded path)
         self._lock = threading.RLock()  # one model load / inversion at a time: CPU threads are shared anyway
         self._counter = itertools.count(1)
+
+    def close(self) -> None:
+        """Remove the work folder if this Studio made it (``--workdir`` folders are the user's and kept)."""
+        if self._remove is not None:
+            self._remove()
+            atexit.unregister(self._remove)
+            self._remove = None
 
     # --- models -------------------------------------------------------------------------------------
 
@@ -312,7 +330,6 @@ class Studio:
                progress: bool = False) -> Run:
         """Invert uploaded files as ``dse invert`` does into a new run folder; bad files are listed, not raised."""
         from ..config import read_json
-        from ..data import IMAGE_SUFFIXES
         from ..invert import Inverter, invert_files
         from ..loading import portable_spec
         from ..models.format import generator_fingerprint
@@ -342,13 +359,12 @@ class Studio:
                                                                  progress=progress))
             out_dir = run_dir / "out"
             formats = ["safetensors", "npz", *(["npy"] if len(G.latent_shapes) == 1 else [])]  # npy: one array only
-            invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips,
-                         metadata=metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
-        record = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else {}
-        images, failed = record.get("images") or [], record.get("failed") or []
-        seen = {str(Path(row["image"]).name) for row in [*images, *failed]}
-        failed += [{"image": str(p), "reason": f"not an image file dse reads ({', '.join(IMAGE_SUFFIXES)})"}
-                   for p in sorted(inputs.iterdir()) if p.name not in seen]  # dse invert skips these with a count
+            report = invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips,
+                                  metadata=metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
+        # not one image read: no metrics.json, but the report holds each file's reason, as dse invert logs it
+        images = (read_json(out_dir / "metrics.json").get("images") or []) if report.inverted else []
+        failed = [{"image": str(bad.path), "reason": bad.reason} for bad in report.failed]
+        failed += _unsupported(inputs, [*images, *failed])
         command = ["dse", "invert", *choice.cli_args(), str(inputs), "-o", str(out_dir), "--format", *formats[1:]]
         if refinement is not None:
             command += ["--refine", refine, *(["--refine-steps", str(steps)] if steps else [])]
@@ -359,6 +375,38 @@ class Studio:
         if self.lpips is None:
             command += ["--no-lpips"]
         return Run(out_dir, label, images, failed, shlex.join(command))
+
+    def archive(self, run: Run) -> Path:
+        """The run's output folder as one .zip beside it (latents, reconstructions, grid, metrics and, for
+        ``--refine generator``, the tuned generators, which the latents name relative to themselves), so that
+        every download decodes elsewhere. Written atomically, once per run."""
+        import zipfile
+
+        target = run.out_dir.parent / f"{run.out_dir.parent.name}.zip"
+        if target.is_file():
+            return target
+        partial = target.with_name(f".{target.name}.partial")
+        with zipfile.ZipFile(partial, "w") as archive:
+            for path in sorted(p for p in run.out_dir.rglob("*") if p.is_file()):
+                stored = path.suffix in (".safetensors", ".png", ".npz")  # compressed already, or barely
+                archive.write(path, path.relative_to(run.out_dir).as_posix(),
+                              compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+        os.replace(partial, target)
+        return target
+
+    def save_drawing(self, editor_value) -> Path | None:
+        """The drawing pad's picture (gradio's EditorValue: background, layers, composite as RGBA arrays) as a
+        PNG in the work folder; None when nothing was drawn (an untouched pad is not an image to invert)."""
+        from PIL import Image
+
+        composite = editor_value.get("composite") if isinstance(editor_value, dict) else None
+        if composite is None or not _drawn(editor_value):
+            return None
+        folder = self.workdir / "drawings"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"drawing-{next(self._counter):03d}.png"
+        Image.fromarray(np.asarray(composite, dtype=np.uint8)).save(path)
+        return path
 
     # --- directions ---------------------------------------------------------------------------------
 
@@ -386,26 +434,34 @@ class Studio:
                 else:
                     direction = pca(G, k=DIRECTION_COMPONENTS, spec=spec)
                 direction.save(folder / "direction")  # where dse directions -o FOLDER writes it
-                command = shlex.join(["dse", "directions", *self.choice(label).cli_args()[:2],
-                                      *(["--generator", spec] if self.choice(label).generator else []),
-                                      "--method", method, "-n", str(len(direction)), "-o", str(folder)])
+                command = shlex.join(["dse", "directions", *_generator_args(G, spec), "--method", method,
+                                      "-n", str(len(direction)), "-o", str(folder)])
                 self._directions[label, method] = (direction, folder, command)
             return self._directions[label, method]
 
     def load_direction_file(self, label: str, path: str | Path) -> tuple[Any, Path, str]:
         """(Direction, its copy in the work folder, "") for a direction file a user uploads (InterFaceGAN, GANSpace,
         e4e, dse, as ``dse edit --direction`` reads them): the copy is what saved edits' commands name, since
-        the upload itself lives in the page's cache. No command makes it, hence "" (a file's record is its own)."""
+        the upload itself lives in the page's cache. No command makes it, hence "" (a file's record is its own).
+        Copied once per upload and model (each upload has its own path in the page's cache)."""
         from ..editing import load_direction
         from ..editing.files import warn_if_made_for_another
 
+        key = (label, str(path))
+        if key in self._direction_files:
+            return self._direction_files[key]
         G, _, _ = self.pair(label)
         folder = self.workdir / "directions" / f"file-{next(self._counter):03d}"
         folder.mkdir(parents=True)
         copy = Path(shutil.copyfile(path, folder / Path(path).name))
-        direction = load_direction(copy, G)
+        try:
+            direction = load_direction(copy, G)
+        except DseError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         warn_if_made_for_another(direction, G, Path(path).name)  # as dse edit warns: a note on the page
-        return direction, copy, ""
+        self._direction_files[key] = (direction, copy, "")
+        return self._direction_files[key]
 
     # --- editing ------------------------------------------------------------------------------------
 
@@ -425,7 +481,9 @@ class Studio:
 
         latents, G, _ = self.latents_of(run, name)
         num_ws = G.latent_shapes["ws"][0] if "ws" in G.latent_shapes else 0
-        layer_ids = parse_layers(layers, num_ws) if layers and num_ws else None
+        if layers and not num_ws:  # what saving it (dse edit) would say
+            raise DseError(f"--layers {layers}: the {G.family} generator has no per-layer ws", hint="clear the layers")
+        layer_ids = parse_layers(layers, num_ws) if layers else None
         for component, strength in moves:
             if strength:
                 latents = edit(latents, direction, [strength], component=component, layers=layer_ids)[0]
@@ -468,6 +526,57 @@ class Studio:
             raise DseError("these two images were inverted with different generators (one tuned copy each)",
                            hint="interpolate images of a run without --refine generator")
         return _decode(G, blend(la, lb, t, z_space=() if isinstance(G, StyleGenerator) else ("z",)))
+
+
+class LruDict(collections.OrderedDict):
+    """A dict that keeps its ``size`` most recently used entries (the loaded generators, tuned copies included)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def __getitem__(self, key):
+        self.move_to_end(key)
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+def _generator_args(G, spec: str) -> list[str]:
+    """``dse directions``' options for the generator ``spec`` (the one an encoder records, for an encoder alone)."""
+    from ..loading import DEMO_PREFIX, portable_spec
+
+    demo = spec == f"{DEMO_PREFIX}{G.family}"
+    return ["--gan", G.family, *([] if demo else ["--generator", portable_spec(spec)])]
+
+
+def _unsupported(inputs: Path, listed: Sequence[dict]) -> list[dict]:
+    """The uploads dse invert skips for their suffix (it counts them; the page names each)."""
+    from ..data import IMAGE_SUFFIXES
+
+    seen = {Path(row["image"]).name for row in listed}
+    reason = f"not an image file dse reads ({', '.join(IMAGE_SUFFIXES)})"
+    return [{"image": str(p), "reason": reason} for p in sorted(inputs.iterdir()) if p.name not in seen]
+
+
+def _drawn(editor_value: dict) -> bool:
+    """Whether anything was drawn: a layer with a painted pixel (else, without layers, a composite that is not
+    one flat colour)."""
+    layers = [np.asarray(layer) for layer in editor_value.get("layers") or [] if layer is not None]
+    if layers:
+        return any(layer.ndim == 3 and layer.shape[-1] == 4 and layer[..., 3].any() for layer in layers)
+    composite = np.asarray(editor_value["composite"])
+    return bool((composite != composite.reshape(-1, composite.shape[-1])[0]).any())
+
+
+def example_images(folder: Path = EXAMPLES) -> list[Path]:
+    """The example pictures of a checkout (``examples/*.png``, what ``make demo`` inverts); none when dse was
+    installed without them."""
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
 def _decode(G, latents: dict[str, torch.Tensor]) -> np.ndarray:
