@@ -42,6 +42,7 @@ from .images import make_grid, save_image
 from .latents import check_formats, check_latent_shapes, encode, model_name, write_latents
 from .metrics import (IDENTITY, IDENTITY_DEFINITION, METRICS, class_label, format_table, image_metrics, per_image,
                       summarize)
+from .progress import progress_bar
 from .refine import Refinement
 
 
@@ -206,10 +207,10 @@ def invert_files(
     named). ``identity`` (a :class:`~dse_core.identity.FaceIdentity`): the identity metrics too (none for an image
     without a face). Ctrl-C stops after the image being
     written: the run files then cover the images done (under torchrun, those of rank 0) and the report
-    says ``interrupted``.
+    says ``interrupted``. ``progress``: a bar over the batches on stderr (rank 0's; see
+    :func:`~dse_core.progress.progress_bar`: redrawn on a terminal, a few plain lines in a log), beside the
+    refinement's own bars when it has ``progress``.
     """
-    from tqdm import tqdm
-
     G = inverter.generator
     check_formats(G, formats)
     if c is not None and (c.ndim != 2 or c.shape[0] != 1):
@@ -236,9 +237,11 @@ def invert_files(
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     interrupted = False
     try:
-        for batch in tqdm(batches, desc="inverting", unit="batch", disable=not progress or not dist.is_main):
-            _invert_batch(batch, inverter, out_dir, formats, lpips, meta, rows, pairs, failed, c, background, log,
-                          align, identity)
+        with progress_bar(len(batches), "inverting", unit="batch", enabled=progress and dist.is_main) as bar:
+            for batch in batches:
+                _invert_batch(batch, inverter, out_dir, formats, lpips, meta, rows, pairs, failed, c, background,
+                              log, align, identity)
+                bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
         log(f"interrupted: writing the run files for the {len(rows)} image(s) done")

@@ -33,6 +33,9 @@ Stages chain (``Refinement("latents", then=Refinement("generator"))``): each sta
 previous one gave; tuning G must be the last, and fine-tuning E the first (it re-encodes the images, so
 whatever an earlier stage gave would be thrown away).
 
+Progress (``progress=True``; off by default): one bar per stage and call, counting that stage's steps over all
+its images (tuning G one copy per image: steps x images, "image k/n" beside it); :mod:`dse_core.progress` draws it.
+
 None touches G's or the original E's parameters or their ``.grad``: gradients
 are taken only with respect to what is optimised. Each call seeds its own RNG
 (only ``noise_mode="random"`` draws from it) and leaves the caller's untouched.
@@ -40,6 +43,7 @@ are taken only with respect to what is optimised. Each call seeds its own RNG
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable, Sequence
 
@@ -48,6 +52,7 @@ import torch
 
 from .errors import DseError
 from .latents import encode
+from .progress import progress_bar
 from .loss import DSELoss
 from .loss.config import ImageWeights, LossConfig
 from .train.presets import DEFAULT_PRESET, get_preset
@@ -60,6 +65,9 @@ DEFAULT_LR = {"latents": 0.01, "encoder": 1e-3,  # Adam; latents: In-Domain GAN'
               "generator": 3e-4}  # PTI's
 LOCALITY = 0.1  # PTI's regulariser weight (its regulizer_l2_lambda and regulizer_lpips_lambda)
 PTI_ALPHA_PER_ELEMENT = 30 / (18 * 512) ** 0.5  # PTI's step (30) in its 18 x 512 ws, per element
+def _bar_for(bar, steps: int, desc: str, progress: bool):
+    """``bar`` (a stage's, shared by its calls) as is; else a bar of the call's own over ``steps`` when ``progress``."""
+    return contextlib.nullcontext(bar) if bar is not None else progress_bar(steps, desc, enabled=progress, nested=True)
 
 
 def image_loss(preset: str = DEFAULT_PRESET, lpips=None) -> DSELoss:
@@ -80,8 +88,11 @@ def pti_loss(lpips=None) -> DSELoss:
 
 def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss, names: Sequence[str],
                    steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["latents"], noise_mode: str = "const",
-                   seed: int = 0, progress: bool = False) -> dict[str, torch.Tensor]:
+                   seed: int = 0, progress: bool = False, bar=None) -> dict[str, torch.Tensor]:
     """Adam on ``latents[names]`` (what the encoder predicted); returns new, detached latents.
+
+    ``progress``: a bar over the steps; ``bar``: a bar to advance by one per step instead (a stage's, see
+    :class:`Refinement`).
 
     ``images`` (N, C, H, W) in [-1, 1] on G's device; ``latents`` every input of ``G.decode`` (the
     others, a given class or fixed inputs, stay as they are). A predicted class ``c`` (probabilities)
@@ -98,18 +109,20 @@ def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
     def reconstruct() -> torch.Tensor:
         return G.decode(current(), noise_mode=noise_mode)
 
-    _optimise(reconstruct, images, loss, list(free.values()), steps, lr, seed, progress, f"refining {', '.join(names)}")
+    with _bar_for(bar, steps, f"refining {', '.join(names)}", progress) as bar:
+        _optimise(reconstruct, images, loss, list(free.values()), steps, lr, seed, bar)
     with torch.no_grad():
         return {k: v.detach() for k, v in current().items()}
 
 
 def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | None = None,
                    steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["encoder"], noise_mode: str = "const",
-                   seed: int = 0, progress: bool = False):
+                   seed: int = 0, progress: bool = False, bar=None):
     """A deep copy of E fine-tuned on ``images`` in eval mode (see the module notes), returned frozen.
 
     E itself is unchanged. ``images`` (N, C, H, W) in [-1, 1] on E's and G's device; ``c`` the given
-    class (it conditions a conditional E and replaces E's predicted class).
+    class (it conditions a conditional E and replaces E's predicted class). ``progress`` / ``bar``: as
+    :func:`refine_latents`'.
     """
     tuned = copy.deepcopy(E).eval().requires_grad_(True)
     params = list(tuned.parameters())
@@ -117,18 +130,21 @@ def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | 
     def reconstruct() -> torch.Tensor:
         return G.decode(encode(G, tuned, images, c)[0], noise_mode=noise_mode)
 
-    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, "fine-tuning E")
+    with _bar_for(bar, steps, "fine-tuning E", progress) as bar:
+        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar)
     return tuned.requires_grad_(False)
 
 
 def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss,
                    steps: int = STEPS["generator"], lr: float = DEFAULT_LR["generator"], locality: float = LOCALITY,
-                   alpha: float | None = None, noise_mode: str = "const", seed: int = 0, progress: bool = False):
+                   alpha: float | None = None, noise_mode: str = "const", seed: int = 0, progress: bool = False,
+                   bar=None):
     """A deep copy of G tuned so that it decodes ``latents`` (fixed pivots) to ``images``; returned frozen, G unchanged.
 
     ``loss``: :func:`pti_loss` (what :class:`Refinement` passes), for the image and the regulariser alike.
     ``locality`` weighs the regulariser (0: none); ``alpha`` its step from the pivot (None: PTI's, scaled to
     this G, see the module notes). ``images`` (N, C, H, W) in [-1, 1] on G's device; all N tune the one copy.
+    ``progress`` / ``bar``: as :func:`refine_latents`' (:class:`Refinement` gives one bar to all its images' copies).
     """
     if locality < 0:
         raise DseError(f"tune_generator: locality must be >= 0, got {locality}")
@@ -144,8 +160,8 @@ def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
             x = G.decode(near, noise_mode=noise_mode)
         return locality * loss.per_sample(x, tuned.decode(near, noise_mode=noise_mode))["total"].sum()
 
-    _optimise(reconstruct, images, loss, params, steps, lr, seed, progress, "tuning G",
-              extra=regulariser if locality else None)
+    with _bar_for(bar, steps, "tuning G", progress) as bar:
+        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar, extra=regulariser if locality else None)
     return tuned.requires_grad_(False)
 
 
@@ -209,12 +225,11 @@ def nearby_latents(G, latents: dict[str, torch.Tensor], alpha: float | None = No
 
 
 def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, loss: DSELoss,
-              params: list[torch.Tensor], steps: int, lr: float, seed: int, progress: bool, desc: str,
+              params: list[torch.Tensor], steps: int, lr: float, seed: int, bar,
               extra: Callable[[], torch.Tensor] | None = None) -> None:
-    """``steps`` Adam steps on ``params`` against the summed per-image loss (+ ``extra()``, a regulariser);
-    gradients reach ``params`` only (``backward(inputs=params)``: nothing else's ``.grad`` is touched)."""
-    from tqdm import tqdm
-
+    """``steps`` Adam steps on ``params`` against the summed per-image loss (+ ``extra()``, a regulariser), each
+    advancing ``bar`` by one; gradients reach ``params`` only (``backward(inputs=params)``: nothing else's ``.grad``
+    is touched)."""
     if steps < 0 or lr <= 0:
         raise DseError(f"refinement needs steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
     loss = loss.to(images.device)
@@ -222,12 +237,13 @@ def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, los
     devices = [images.device] if images.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         torch.manual_seed(seed)
-        for _ in tqdm(range(steps), desc=desc, unit="step", leave=False, position=1, disable=not progress):
+        for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
             loss.per_sample(images, reconstruct())["total"].sum().backward(inputs=params)
             if extra is not None:  # its own backward, added in place: one graph through G held at a time, not two
                 extra().backward(inputs=params)
             optimizer.step()
+            bar.update(1)
     for p in params:
         p.grad = None
 
@@ -274,7 +290,7 @@ class Refinement:
     preset: str = DEFAULT_PRESET  # whose image terms make the loss (not "generator"'s: PTI's loss)
     lpips: object = None  # an LPIPS module (e.g. load_lpips()) for the loss's LPIPS term; None: no LPIPS term
     seed: int = 0
-    progress: bool = False  # a progress bar over the steps
+    progress: bool = False  # per call (batch), one bar per stage over its steps x the copies it tunes
     shared_tune: bool = False  # "generator": one tuned copy per batch instead of one per image
     locality: float = attrs.field(default=LOCALITY, validator=attrs.validators.ge(0))  # "generator": regulariser weight
     alpha: float | None = None  # "generator": the regulariser's step from the pivot (None: PTI's, scaled)
@@ -306,31 +322,37 @@ class Refinement:
             c: torch.Tensor | None = None, noise_mode: str = "const") -> Refined:
         """Every stage in turn: ``latents`` (for ``G.decode``) are where ``"latents"`` starts, ``names`` what it
         optimises (what E predicted); ``"encoder"`` re-encodes with a tuned copy of E (``c``: a given class);
-        ``"generator"`` tunes G on the latents it is given."""
-        if self.method == "generator":
-            refined = self._tune(G, images, latents, noise_mode)
-        else:
-            refined = Refined(self._refine(G, E, images, latents, names, c, noise_mode))
+        ``"generator"`` tunes G on the latents it is given. With ``progress``, one bar per stage: its steps over
+        all the images (one copy of G per image: steps x images)."""
+        copies = len(images) if self.method == "generator" and not self.shared_tune else 1
+        desc = {"latents": f"refining {', '.join(names)}", "encoder": "fine-tuning E", "generator": "tuning G"}
+        with progress_bar(self.steps * copies, desc[self.method], enabled=self.progress, nested=True) as bar:
+            if self.method == "generator":
+                refined = self._tune(G, images, latents, noise_mode, bar)
+            else:
+                refined = Refined(self._refine(G, E, images, latents, names, c, noise_mode, bar))
         return refined if self.then is None else self.then.run(G, E, images, refined.latents, names, c, noise_mode)
 
-    def _kwargs(self, noise_mode: str) -> dict:
-        return dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, progress=self.progress)
+    def _kwargs(self, noise_mode: str, bar) -> dict:
+        return dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, bar=bar)
 
-    def _refine(self, G, E, images, latents, names, c, noise_mode) -> dict[str, torch.Tensor]:
+    def _refine(self, G, E, images, latents, names, c, noise_mode, bar) -> dict[str, torch.Tensor]:
         if self.method == "latents":
-            return refine_latents(G, latents, images, self.loss, names, **self._kwargs(noise_mode))
-        tuned = refine_encoder(G, E, images, self.loss, c, **self._kwargs(noise_mode))
+            return refine_latents(G, latents, images, self.loss, names, **self._kwargs(noise_mode, bar))
+        tuned = refine_encoder(G, E, images, self.loss, c, **self._kwargs(noise_mode, bar))
         with torch.no_grad():
             return encode(G, tuned, images, c)[0]
 
-    def _tune(self, G, images, latents, noise_mode) -> Refined:
+    def _tune(self, G, images, latents, noise_mode, bar) -> Refined:
         """One tuned copy per image (or per batch), each decoding its image at once and then kept on the CPU:
-        the device holds G and one copy (with Adam's state) at a time."""
-        kwargs = dict(locality=self.locality, alpha=self.alpha, **self._kwargs(noise_mode))
+        the device holds G and one copy (with Adam's state) at a time. All advance ``bar``."""
+        kwargs = dict(locality=self.locality, alpha=self.alpha, **self._kwargs(noise_mode, bar))
         parts = [(images, latents)] if self.shared_tune else \
             [(images[i : i + 1], {k: v[i : i + 1] for k, v in latents.items()}) for i in range(len(images))]
         generators, x_rec = [], []
-        for x, part in parts:
+        for k, (x, part) in enumerate(parts, 1):
+            if len(parts) > 1:
+                bar.set_postfix_str(f"image {k}/{len(parts)}", refresh=False)
             tuned = tune_generator(G, part, x, self.loss, **kwargs)
             with torch.no_grad():
                 x_rec.append(tuned.decode(part, noise_mode=noise_mode))

@@ -428,3 +428,83 @@ def test_identity_on_inputs_without_a_face_says_how_many_had_none(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("had no face found") == 1 and "note: 2 of 2 input(s) had no face found" in err
     assert all("identity" not in row for row in json.loads((tmp_path / "out" / "metrics.json").read_text())["images"])
+
+
+class RecordedBar:
+    """tqdm's stand-in: records each bar made (desc, total, steps counted, postfixes, closed)."""
+
+    made: list = []
+
+    def __init__(self, iterable=None, desc=None, total=None, **kwargs):
+        self.iterable, self.desc, self.total, self.kwargs = iterable, desc, total, kwargs
+        self.n, self.postfixes, self.closed, self.disable = 0, [], False, kwargs.get("disable", False)
+        if total is None and iterable is not None:
+            self.total = len(iterable)
+        RecordedBar.made.append(self)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.n += 1
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix_str(self, s="", refresh=True):
+        self.postfixes.append(s)
+
+    def refresh(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_refining_shows_one_bar_per_stage_counting_all_its_images(pair, tmp_path, monkeypatch, capsys):
+    """dse invert on a terminal, --refine latents --then generator on a 2-image batch: the batch bar, then one bar
+    per stage (not one per tuned copy of G): latents its steps, tuning G its steps x the images."""
+    import sys
+
+    write_inputs(pair[0], tmp_path / "in", n=2)
+    RecordedBar.made = []
+    monkeypatch.setattr("tqdm.tqdm", RecordedBar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal
+    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", tmp_path / "in" / "img1.png", "--batch-size", "2",
+                      "--refine", "latents", "--refine-steps", "3", "--then", "generator", "--then-steps", "2") == 0
+    shown = [(bar.desc, bar.total, bar.n) for bar in RecordedBar.made if not bar.disable]
+    assert shown == [("inverting", 1, 1), ("refining ws", 3, 3), ("tuning G", 2 * 2, 2 * 2)]
+    tuning = next(bar for bar in RecordedBar.made if bar.desc == "tuning G")
+    assert tuning.postfixes == ["image 1/2", "image 2/2"]
+    assert all(bar.closed for bar in RecordedBar.made)
+
+    RecordedBar.made = []
+    assert run_invert(tmp_path, tmp_path / "in" / "img0.png", "--refine", "latents", "--refine-steps", "2", "--quiet",
+                      out="quiet") == 0
+    assert not [bar for bar in RecordedBar.made if not bar.disable]  # --quiet: no bar at all
+
+
+def bar_lines(err: str, desc: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(f"{desc}:")]
+
+
+def test_a_log_gets_plain_lines_and_each_bars_final_state_once(pair, tmp_path, monkeypatch, capsys):
+    """stderr not a terminal (2>log): no "\\r" redraws or cursor moves, and the final state (100%) once, not twice."""
+    write_inputs(pair[0], tmp_path / "in", n=3)
+    images = [tmp_path / "in" / f"img{i}.png" for i in range(3)]
+    assert run_invert(tmp_path, *images, "--batch-size", "1", "--refine", "latents", "--refine-steps", "2") == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    inverting = bar_lines(err, "inverting")
+    assert inverting and "3/3" in inverting[-1] and sum("100%" in line for line in inverting) == 1
+    assert sum("100%" in line for line in bar_lines(err, "refining ws")) == 3  # one stage bar per batch
+
+    monkeypatch.setattr("dse_core.progress.LOG_INTERVAL", 0)  # a line at every update: still no state twice
+    assert run_invert(tmp_path, *images, "--batch-size", "1", out="every") == 0
+    inverting = bar_lines(capsys.readouterr().err, "inverting")
+    assert [line.split("|")[2].split()[0] for line in inverting] == ["0/3", "1/3", "2/3", "3/3"]

@@ -153,3 +153,53 @@ def test_refine_w_is_the_old_name_of_refine_latents(pair, tmp_path, capsys):
                  "-o", str(tmp_path / "out")]) == 0
     assert "--refine w is now --refine latents" in capsys.readouterr().err
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["refinement"]["method"] == "latents"
+
+
+class Bars:
+    """tqdm's stand-in recording each bar made: [desc, total, steps counted, closed]."""
+
+    made: list = []
+    disable, n = False, 0
+
+    def __init__(self, iterable=None, desc=None, total=None, **kwargs):
+        self.record = [desc, total, 0, False]
+        Bars.made.append(self.record)
+
+    def update(self, n=1):
+        self.n += n
+        self.record[2] += n
+
+    def set_postfix_str(self, s="", refresh=True):
+        pass
+
+    def refresh(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        self.record[3] = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_progress_is_one_bar_per_stage_and_off_unless_asked(pair, real_like, monkeypatch):
+    G, E = pair
+    Bars.made = []
+    monkeypatch.setattr("tqdm.tqdm", Bars)
+    x = real_like[:2]
+    chain = lambda progress, shared: Refinement("latents", steps=3, progress=progress, then=Refinement(
+        "generator", steps=2, progress=progress, shared_tune=shared, locality=0))
+    Inverter(G, E, refinement=chain(False, False))(x)
+    refine_latents(G, encoded(E, x), x, image_loss(), ["ws"], steps=2)
+    assert Bars.made == []  # library calls draw nothing unless asked
+    Inverter(G, E, refinement=chain(True, False))(x)
+    assert Bars.made == [["refining ws", 3, 3, True], ["tuning G", 2 * 2, 2 * 2, True]]  # one G copy per image
+    Bars.made = []
+    Inverter(G, E, refinement=chain(True, True))(x)
+    assert Bars.made == [["refining ws", 3, 3, True], ["tuning G", 2, 2, True]]  # one copy for the batch
+    Bars.made = []
+    refine_encoder(G, E, x, image_loss(), steps=2, progress=True)
+    assert Bars.made == [["fine-tuning E", 2, 2, True]]

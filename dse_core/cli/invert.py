@@ -38,7 +38,9 @@ def add_parser(sub) -> None:
                    "person (distance < 0.6); an image without a face has none (needs pip install \"dse-gan[align]\")")
     p.add_argument("--noise-mode", choices=["const", "random", "none"], default="const")
     p.add_argument("--no-lpips", action="store_true", help="skip the LPIPS metric (and the refinement loss's LPIPS term)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (else: one over the batches and, refining, one per stage of each batch; "
+                   "on a terminal redrawn in place, in a log a line every few seconds and each bar's final state)")
     p.add_argument("--force", action="store_true", help="use an encoder trained for another generator anyway")
     group = p.add_argument_group("refinement of each inversion (paper Table III); everything written is after it")
     group.add_argument("--refine", choices=["latents", "encoder", "generator", "w"],
@@ -108,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
         lpips = lpips.to(device)
     metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint": generator_fingerprint(G),
                 "encoder": portable_spec(encoder_spec), "resolution": G.resolution}
-    # the per-step bar sits under the batch bar: only a terminal can redraw two lines (else "\x1b[A" litter)
-    nested_bar = not args.quiet and dist.is_main and sys.stderr.isatty()
+    # each stage's bar sits under the batch bar on a terminal; in a log both are plain lines (progress.progress_bar)
+    stage_bars = not args.quiet and dist.is_main
     inverter = Inverter(G, encoder, noise_mode=args.noise_mode,
-                        refinement=make_refinement(**refine, lpips=lpips, progress=nested_bar))
+                        refinement=make_refinement(**refine, lpips=lpips, progress=stage_bars))
     report = invert_files(scan, inverter, args.output, batch_size=args.batch_size,
                           formats=["safetensors", *args.format], lpips=lpips, lpips_note=lpips_note(lpips),
                           metadata=metadata, c=c, background=background, align=align, identity=identity, dist=dist,
