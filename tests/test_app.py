@@ -157,9 +157,9 @@ def test_saved_edit_is_reproduced_by_its_commands_and_by_dse_generate(studio, ru
 
 
 def test_interpolation_ends_are_the_two_reconstructions(studio, run):
-    a = studio.interpolate(run, "digit-2", "digit-3", 0.0)
-    b = studio.interpolate(run, "digit-2", "digit-3", 1.0)
-    middle = studio.interpolate(run, "digit-2", "digit-3", 0.5)
+    a = studio.interpolate((run, "digit-2"), (run, "digit-3"), 0.0)
+    b = studio.interpolate((run, "digit-2"), (run, "digit-3"), 1.0)
+    middle = studio.interpolate((run, "digit-2"), (run, "digit-3"), 0.5)
     assert np.abs(a.astype(int) - _png(run.reconstruction("digit-2"))).max() <= 1
     assert np.abs(b.astype(int) - _png(run.reconstruction("digit-3"))).max() <= 1
     assert np.abs(middle.astype(int) - a.astype(int)).mean() > 1
@@ -167,7 +167,7 @@ def test_interpolation_ends_are_the_two_reconstructions(studio, run):
 
 def test_conditional_model_reports_top5_and_takes_a_class(studio):
     info = studio.info("biggan demo")
-    assert len(info.class_names) == 10 and studio.direction_methods("biggan demo") == ("pca",)
+    assert len(info.class_names) == 10 and studio.direction_methods("biggan demo") == ("pca", "class")
     predicted = studio.invert("biggan demo", [EXAMPLES / "digit-3.png"])
     entry = predicted.images[0]["class"]
     assert not entry["given"] and len(entry["top5"]) == 5
@@ -478,7 +478,7 @@ def test_a_model_change_clears_what_belonged_to_the_previous_model(studio, run):
         assert by_id[name]["choices"] == [] and by_id[name]["value"] is None, name
     assert by_id["strength-0"] == 0
     states = [value for block, value in shown.items() if type(block).__name__ == "State"]
-    assert states == [None, None]  # the run and the directions
+    assert states == [None, None, []]  # the run, the directions, every run of the model (none now)
     stylegan2 = {block.elem_id: value for block, value in show_model("stylegan2 demo").items()}
     assert stylegan2["layers"]["visible"] is True
 
@@ -499,13 +499,13 @@ def test_layers_on_a_model_without_per_layer_ws_are_refused_as_dse_edit_refuses_
 def test_picking_directions_sets_choices_and_values_together_and_renders(studio, run):
     page = _page(studio)
     choose, _, outputs = _handler(page, "choose_directions")
-    shown = dict(zip([b.elem_id for b in outputs], choose("stylegan2 demo", "pca", None, run, "digit-2", "",
+    shown = dict(zip([b.elem_id for b in outputs], choose("stylegan2 demo", "pca", None, run, "digit-2", "", None, 0,
                                                           1.0, 0, 0, 0)))
     assert shown["component-1"]["value"] == "1: pca-1" and "1: pca-1" in shown["component-1"]["choices"]
     assert shown["directions-command"]["value"].startswith("dse directions --gan stylegan2 --method pca")
     assert shown["edited"] is not None  # rendered with the new components, not by a .change of each dropdown
     cleared = dict(zip([b.elem_id for b in outputs], choose("stylegan2 demo", "file", None, run, "digit-2", "",
-                                                            1.0, 0, 0, 0)))
+                                                            None, 0, 1.0, 0, 0, 0)))
     assert all(cleared[f"component-{i}"] == {"__type__": "update", "choices": [], "value": None} for i in range(4))
     assert cleared["edited"] is None and cleared["directions-command"]["visible"] is False
 
@@ -714,3 +714,107 @@ def test_dse_app_stopped_with_kill_removes_its_temporary_folder(tmp_path):
     finally:
         process.kill()
     assert not workdir.exists()
+
+
+# --- a class move, the Stop button, interpolation across runs ------------------------------------------------------
+
+def test_a_class_move_renders_as_dse_edit_with_dse_directions_class(studio, tmp_path):
+    from dse_core.app.page import model_view
+
+    assert "class" in model_view(studio, "biggan demo").methods  # conditional models only
+    assert not {"class"} & {*model_view(studio, "stylegan2 demo").methods, *model_view(studio, "pggan demo").methods}
+    result = studio.invert("biggan demo", [EXAMPLES / "digit-3.png"])
+    own = result.image_class("digit-3")
+    classes = studio.info("biggan demo").class_names
+    to = classes[(own + 1) % len(classes)]  # as the class list offers it
+    render, _, outputs = _handler(_page(studio), "render")
+
+    def shown(strength: float) -> dict:
+        values = render(result, "digit-3", None, "", "class", to, strength, *[None] * 4, *[0] * 4)
+        return dict(zip([b.elem_id for b in outputs], values))
+
+    moved = shown(1.0)
+    command = moved["directions-command"]["value"]
+    assert command.startswith(f"dse directions --gan biggan --method class --classes {own} {(own + 1) % len(classes)}")
+    argv = shlex.split(command)[1:]
+    argv[argv.index("-o") + 1] = str(tmp_path / "class")
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert main(["edit", str(result.latents("digit-3")), "--direction", str(tmp_path / "class"), "--strength", "1",
+                 "-o", str(tmp_path / "cli")]) == 0
+    cli = _png(tmp_path / "cli" / "digit-3" / "00_+1.png")
+    assert np.abs(moved["edited"].astype(int) - cli).max() <= 1
+    assert np.abs(cli - _png(result.reconstruction("digit-3"))).mean() > 1  # the class did change the image
+    still = shown(0.0)["edited"]
+    assert np.abs(still.astype(int) - _png(result.reconstruction("digit-3"))).max() <= 1
+    # saved, it is dse edit with the page's class direction; its own class is no move
+    save, _, _ = _handler(_page(studio), "save_edit")
+    _, commands = save(result, "digit-3", moved[None], "", "class", to, 1.0, *[None] * 4, *[0] * 4)
+    assert commands.startswith("dse edit ") and f"-class-{own}-" in commands and "--strength 1" in commands
+    assert studio.class_move(result, "digit-3", classes[own]) is None
+
+
+def _target(page, target) -> tuple[str, str]:
+    """(elem_id, event) of an event's trigger (gradio keeps the block's id)."""
+    block, event = target
+    return page.blocks[block].elem_id if isinstance(block, int) else block.elem_id, event
+
+
+def test_stop_ends_a_running_inversion_and_frees_the_studio(studio):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from dse_core.app.backend import InversionCancelled
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(InversionCancelled, match="inversion cancelled"):  # the Studio's word for it
+        studio.invert("stylegan2 demo", [EXAMPLES / "digit-2.png"], stop=stop)
+    gr = pytest.importorskip("gradio", reason="the page needs the app extra")
+    page = _page(studio)
+    invert_index = next(i for i, f in page.fns.items() if f.name == "invert")
+    cancelling = [f for f in page.fns.values() if invert_index in f.cancels]
+    assert [_target(page, t) for f in cancelling for t in f.targets] == [("stop", "click")]
+    cancel = next(f for f in page.fns.values() if f.name == "cancel")  # and tells the Studio: gradio lets it run on
+    assert [_target(page, t) for t in cancel.targets] == [("stop", "click")]
+    before = set(studio.workdir.glob("run-*"))
+    tab, other = SimpleNamespace(session_hash="tab"), SimpleNamespace(session_hash="other")
+    threading.Timer(0.5, cancel.fn, [other]).start()  # another tab's Stop: not this tab's inversion
+    threading.Timer(1.0, cancel.fn, [tab]).start()  # long before 300 steps are done
+    args = ("stylegan2 demo", [str(EXAMPLES / "digit-2.png")], None, None, "latents", 300, "", False, [])
+    started = time.monotonic()
+    assert page.fns[invert_index].fn(*args, tab) == gr.skip()  # stopped: the page keeps what it showed
+    assert time.monotonic() - started >= 1.0  # by its own tab's Stop
+    assert set(studio.workdir.glob("run-*")) == before  # nothing half-written left
+    done = []  # the lock is free: another thread inverts at once (this tab's Stop is not the next run's)
+    worker = threading.Thread(target=lambda: done.append(page.fns[invert_index].fn(*args[:4], "none", 1, "", False,
+                                                                                     [], tab)))
+    worker.start()
+    worker.join(timeout=60)
+    assert done and done[0][0].names == ["digit-2"]
+
+
+def test_interpolation_across_runs_and_dse_edits_refusal_of_two_tuned_generators(studio, run, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    page = _page(studio)
+    invert = next(f.fn for f in page.fns.values() if f.name == "invert")
+    out = invert("stylegan2 demo", [str(EXAMPLES / "digit-5.png")], None, None, "none", 1, "", False, [run],
+                 SimpleNamespace(session_hash="tab"))
+    other, every, first = out[0], out[1], out[-2]
+    assert every == [run, other] and first["choices"] == [run.label("digit-2"), run.label("digit-3"),
+                                                          other.label("digit-5")]
+    assert first["value"] == other.label("digit-5") and run.label("digit-2").startswith("run-")
+    blend, _, _ = _handler(page, "blend")
+    ends = [blend(every, run.label("digit-2"), other.label("digit-5"), t) for t in (0.0, 1.0)]
+    assert np.abs(ends[0].astype(int) - _png(run.reconstruction("digit-2"))).max() <= 1
+    assert np.abs(ends[1].astype(int) - _png(other.reconstruction("digit-5"))).max() <= 1
+    # two runs tuned per image (PTI): dse edit --interpolate's one-line message, with its hint
+    a, b = (studio.invert("pggan demo", [EXAMPLES / f"digit-{i}.png"], refine="generator", steps=1) for i in (2, 8))
+    with pytest.raises(DseError, match="were inverted with different generators") as caught:
+        studio.interpolate((a, "digit-2"), (b, "digit-8"), 0.5)
+    assert "\n" not in caught.value.message and "--shared-tune" in caught.value.hint
+    assert main(["edit", str(a.latents("digit-2")), "--interpolate", str(b.latents("digit-8")),
+                 "-o", str(tmp_path / "cli")]) == 2
+    said = capsys.readouterr().err
+    assert f"dse: error: {caught.value.message}\n" in said and caught.value.hint in said  # the very words

@@ -1,5 +1,5 @@
 """dse app end to end in a real headless browser: upload, invert (with its progress bar), edit with a slider,
-download, dse generate, then a direction file's edit.
+download, dse generate, then a direction file's edit; a long refinement stopped, then the next inversion.
 
 Needs the app extra (gradio), selenium and Debian's chromium + chromium-driver (.ci/run installs them); skipped,
 with the reason, only where one of them is missing. ``DSE_APP_SCREENSHOT=docs/app.png`` also saves the page's
@@ -50,9 +50,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def tmp_app(tmp_path_factory) -> Path:
+    """The app's folder: its log, and its work folder (``work/``: its runs)."""
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_app):
     """One page for the module, started as `dse app` is by default: every demo, BigGAN's first (PCA only)."""
-    tmp_path = tmp_path_factory.mktemp("app")
+    tmp_path = tmp_app
     port = _free_port()
     log = open(tmp_path / "app.log", "w")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -148,6 +154,10 @@ def test_switching_models_and_directions_raises_no_error(app, browser, tmp_path)
     assert len(warnings) == 1 and warnings[0].count("isotropic") == 1, warnings
     browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Edit')]").click()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value") == "1: pca-1")
+    # BigGAN is conditional: a class move, with its own target and slider in place of the component rows
+    browser.find_element(By.XPATH, "//*[@id='method']//label[contains(., 'class')]").click()
+    wait.until(lambda d: d.find_elements(By.ID, "to-class") and not d.find_elements(By.ID, "component-0"))
+    assert browser.find_elements(By.ID, "class-strength") and not _toasts(browser, "error")
     for label in ("stylegan demo", "stylegan2 demo", "pggan demo"):  # new directions, new choices for each
         _pick_model(browser, wait, label)
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value")
@@ -155,6 +165,7 @@ def test_switching_models_and_directions_raises_no_error(app, browser, tmp_path)
         time.sleep(1)  # the errors came from events fired after the update
         assert not _toasts(browser, "error"), label
     assert not browser.find_elements(By.ID, "layers")  # PGGAN: z only, no layer range
+    assert not browser.find_elements(By.ID, "to-class")  # unconditional: no class move
     browser.find_element(By.XPATH, "//*[@id='method']//label[contains(., 'file')]").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#direction-file input[type=file]"))
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#component-1 input").get_attribute("value") == "")
@@ -242,3 +253,30 @@ def test_upload_invert_edit_download_generate(app, browser, tmp_path):
     assert np.abs(edited - after).mean() > 2  # not the SeFa edit any more
     browser.find_element(By.ID, "save-edit").click()  # replayable: the command names the page's copy of the file
     wait.until(lambda d: "/directions/file-" in d.find_element(By.ID, "edit-command").text)
+
+
+def test_stop_ends_a_long_refinement_and_the_next_inversion_runs(app, tmp_app, browser):
+    wait = WebDriverWait(browser, 60)
+    browser.get(app)
+    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
+    _pick_model(browser, wait, "stylegan2 demo")
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
+    wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
+    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'latents')]").click()
+    steps = browser.find_element(By.CSS_SELECTOR, "#steps input[type=number]")
+    steps.clear()
+    steps.send_keys("300", Keys.TAB)  # a minute or more on one CPU thread
+    before = set((tmp_app / "work").glob("run-*"))
+    browser.find_element(By.ID, "invert").click()
+    WebDriverWait(browser, 60, poll_frequency=0.05).until(lambda d: "/ 300 step" in _progress_text(d))
+    browser.find_element(By.ID, "stop").click()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".progress-level"))
+    time.sleep(1.5)  # a note would be here by now
+    assert browser.find_element(By.ID, "metrics").text == "" and not _toasts(browser, "error")  # nothing of it shown
+    # the Studio is free at once: a short inversion runs now, not after the 300 steps
+    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'none')]").click()
+    browser.find_element(By.ID, "invert").click()
+    WebDriverWait(browser, 30).until(lambda d: "PSNR" in d.find_element(By.ID, "metrics").text)
+    assert "--refine" not in browser.find_element(By.ID, "command").text
+    made = set((tmp_app / "work").glob("run-*")) - before
+    assert len(made) == 1 and (made.pop() / "out" / "metrics.json").is_file()  # the stopped run left no folder

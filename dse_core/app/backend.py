@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import functools
 import itertools
 import os
@@ -30,6 +31,7 @@ from ..errors import DseError, DseWarning
 
 MAX_IMAGES = 16  # per upload: the page is for looking, dse invert is for folders
 DIRECTION_METHODS = ("sefa", "pca")  # made on demand from the generator alone
+CLASS_METHOD = "class"  # a conditional G: an image moved from its class to another (dse directions --method class)
 DIRECTION_COMPONENTS = 10
 TUNED_KEPT = MAX_IMAGES  # generators kept loaded for editing (a PTI run's tuned copies): about one run's worth
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # a checkout's examples/ (make demo's); not installed
@@ -260,6 +262,17 @@ class Run:
     def reconstruction(self, name: str) -> Path:
         return self.out_dir / "reconstructions" / f"{name}.png"
 
+    def label(self, name: str) -> str:
+        """How the page names one of its images among every run's: "run-003 / digit-2"."""
+        return f"{self.out_dir.parent.name} / {name}"
+
+    def image_class(self, name: str) -> int:
+        """The class ``name`` was decoded with: the encoder's prediction, or the class given to dse invert."""
+        entry = next(row for row in self.images if row["output"] == name).get("class")
+        if not entry:
+            raise DseError(f"{name} has no class: it was inverted with an unconditional generator")
+        return int(entry["index"])
+
     def input(self, name: str) -> Path:
         """The image as inverted: the aligned crop with --align, else the file as uploaded."""
         aligned = self.out_dir / "aligned" / f"{name}.png"
@@ -327,8 +340,10 @@ class Studio:
 
     def invert(self, label: str, files: Sequence[str | Path], *, refine: str | None = None,
                steps: int | None = None, class_: str | None = None, align: bool = False,
-               progress: bool = False) -> Run:
-        """Invert uploaded files as ``dse invert`` does into a new run folder; bad files are listed, not raised."""
+               progress: bool = False, stop: threading.Event | None = None) -> Run:
+        """Invert uploaded files as ``dse invert`` does into a new run folder; bad files are listed, not raised.
+        ``stop`` set (the page's Stop button): the work ends within a refinement step, its run folder removed, as
+        :class:`InversionCancelled`."""
         from ..config import read_json
         from ..invert import Inverter, invert_files
         from ..loading import portable_spec
@@ -359,8 +374,13 @@ class Studio:
                                                                  progress=progress))
             out_dir = run_dir / "out"
             formats = ["safetensors", "npz", *(["npy"] if len(G.latent_shapes) == 1 else [])]  # npy: one array only
-            report = invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips,
-                                  metadata=metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
+            try:
+                with _stoppable(stop):
+                    report = invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips, metadata=
+                                          metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
+            except Cancelled:
+                shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written left to show or download
+                raise InversionCancelled("inversion cancelled", hint="invert again when you are ready") from None
         # not one image read: no metrics.json, but the report holds each file's reason, as dse invert logs it
         images = (read_json(out_dir / "metrics.json").get("images") or []) if report.inverted else []
         failed = [{"image": str(bad.path), "reason": bad.reason} for bad in report.failed]
@@ -411,13 +431,15 @@ class Studio:
     # --- directions ---------------------------------------------------------------------------------
 
     def direction_methods(self, label: str) -> tuple[str, ...]:
-        """The methods that make directions for this model: SeFa only where G exposes its style weights."""
+        """The methods that make directions for this model: SeFa only where G exposes its style weights, a class
+        move only for a conditional G."""
         G, _, _ = self.pair(label)
         try:
             G.style_weights(None)
+            methods = DIRECTION_METHODS
         except NotImplementedError:
-            return tuple(m for m in DIRECTION_METHODS if m != "sefa")
-        return DIRECTION_METHODS
+            methods = tuple(m for m in DIRECTION_METHODS if m != "sefa")
+        return (*methods, *([CLASS_METHOD] if G.c_dim and "c" in G.latent_names else []))
 
     def directions(self, label: str, method: str) -> tuple[Any, Path, str]:
         """(Direction, its folder, the ``dse directions`` command): SeFa or PCA, made once per model."""
@@ -425,19 +447,45 @@ class Studio:
 
         if method not in DIRECTION_METHODS:
             raise DseError(f"unknown direction method {method!r}", hint=f"use one of {', '.join(DIRECTION_METHODS)}")
+
+        def make(G, spec):
+            if method == "sefa":
+                direction = sefa(G, k=min(DIRECTION_COMPONENTS, _latent_width(G)), spec=spec)
+            else:
+                direction = pca(G, k=DIRECTION_COMPONENTS, spec=spec)
+            return direction, ["-n", str(len(direction))]
+        return self._made(label, method, method, make)
+
+    def class_directions(self, label: str, a: int | str, b: int | str) -> tuple[Any, Path, str]:
+        """(Direction, its folder, the ``dse directions --method class --classes A B`` command): the move from
+        class ``a`` to ``b`` (indices, or the class list's "207 golden retriever"), made once per pair."""
+        from ..editing.compute import class_direction
+
+        G, _, _ = self.pair(label)
+        ia, ib = (G.class_index(_class_key(x)) for x in (a, b))
+        return self._made(label, f"{CLASS_METHOD}-{ia}-{ib}", CLASS_METHOD, lambda G, spec: (
+            class_direction(G, ia, ib, spec=spec), ["--classes", str(ia), str(ib)]))
+
+    def class_move(self, run: Run, name: str, to: int | str) -> tuple[Any, Path, str] | None:
+        """:meth:`class_directions` from the class ``name`` was decoded with to ``to``; None where that is its
+        class already (no move: the reconstruction)."""
+        G, _, _ = self.pair(run.model)
+        own = run.image_class(name)
+        return None if G.class_index(_class_key(to)) == own else self.class_directions(run.model, own, to)
+
+    def _made(self, label: str, key: str, method: str, make) -> tuple[Any, Path, str]:
+        """(Direction, folder, command) by ``make(G, spec)`` -> (direction, dse directions' options of it), made
+        once per model and ``key`` and saved where ``dse directions -o FOLDER`` writes it."""
         with self._lock:
-            if (label, method) not in self._directions:
+            if (label, key) not in self._directions:
                 G, _, spec = self.pair(label)
-                folder = self.workdir / "directions" / f"{_slug(label)}-{method}"
-                if method == "sefa":
-                    direction = sefa(G, k=min(DIRECTION_COMPONENTS, _latent_width(G)), spec=spec)
-                else:
-                    direction = pca(G, k=DIRECTION_COMPONENTS, spec=spec)
-                direction.save(folder / "direction")  # where dse directions -o FOLDER writes it
-                command = shlex.join(["dse", "directions", *_generator_args(G, spec), "--method", method,
-                                      "-n", str(len(direction)), "-o", str(folder)])
-                self._directions[label, method] = (direction, folder, command)
-            return self._directions[label, method]
+                folder = self.workdir / "directions" / f"{_slug(label)}-{key}"
+                direction, options = make(G, spec)
+                direction.save(folder / "direction")
+                command = shlex.join(["dse", "directions", *_generator_args(G, spec), "--method", method, *options,
+                                      "-o", str(folder)])
+                self._directions[label, key] = (direction, folder, command)
+            return self._directions[label, key]
 
     def load_direction_file(self, label: str, path: str | Path) -> tuple[Any, Path, str]:
         """(Direction, its copy in the work folder, "") for a direction file a user uploads (InterFaceGAN, GANSpace,
@@ -515,17 +563,54 @@ class Studio:
         write_latents(source.parent, source.stem, final.tensors, final.metadata, ["npz"])
         return [source, source.with_suffix(".npz"), source.with_suffix(".png")], "\n".join(commands)
 
-    def interpolate(self, run: Run, a: str, b: str, t: float) -> np.ndarray:
-        """The image a fraction ``t`` of the way from ``a``'s latents to ``b``'s (dse edit --interpolate's path)."""
+    def interpolate(self, first: tuple[Run, str], second: tuple[Run, str], t: float) -> np.ndarray:
+        """The image a fraction ``t`` of the way from one (run, image)'s latents to another's, of one run or two
+        (dse edit --interpolate's path, and its refusal of latents that decode with different generators)."""
         from ..editing.apply import blend
+        from ..editing.files import check_one_generator
         from ..interfaces import StyleGenerator
 
-        la, G, _ = self.latents_of(run, a)
-        lb, Gb, _ = self.latents_of(run, b)
-        if G is not Gb:
-            raise DseError("these two images were inverted with different generators (one tuned copy each)",
-                           hint="interpolate images of a run without --refine generator")
+        (run_a, a), (run_b, b) = first, second
+        la, G, meta_a = self.latents_of(run_a, a)
+        lb, Gb, meta_b = self.latents_of(run_b, b)
+        check_one_generator((run_a.latents(a), G, meta_a), (run_b.latents(b), Gb, meta_b))  # as dse edit checks
         return _decode(G, blend(la, lb, t, z_space=() if isinstance(G, StyleGenerator) else ("z",)))
+
+
+def find_image(runs: Sequence[Run], label: str) -> tuple[Run, str]:
+    """(run, image name) of a :meth:`Run.label` among ``runs``."""
+    found = next(((run, name) for run in runs for name in run.names if run.label(name) == label), None)
+    if found is None:
+        raise DseError(f"no image {label!r} among this page's runs", hint="pick one of the listed images")
+    return found
+
+
+class InversionCancelled(DseError):
+    """An inversion ended by its ``stop`` (the page's Stop button): nothing of it kept."""
+
+
+class Cancelled(BaseException):
+    """A stopped inversion, raised in its thread: a BaseException, so that no ``except Exception`` (a bad file's)
+    and no Ctrl-C handling (dse invert's, which writes the images done) takes it for something else."""
+
+
+@contextlib.contextmanager
+def _stoppable(stop: threading.Event | None):
+    """While inside, every torch module this thread calls (E's, G's, their tuned copies': each refinement step calls
+    them) first raises :class:`Cancelled` once ``stop`` is set: the inversion ends within a step, out of the lock."""
+    if stop is None:
+        yield
+        return
+    thread = threading.get_ident()
+
+    def check(module, args):
+        if stop.is_set() and threading.get_ident() == thread:  # other threads (other tabs' renders) run on
+            raise Cancelled
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class LruDict(collections.OrderedDict):

@@ -6,16 +6,18 @@ gradio is an optional extra (``pip install "dse-gan[app]"``), imported only here
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import attrs
 
 from ..errors import DseError, DseWarning
-from .backend import (DIRECTION_METHODS, EXAMPLES, MAX_IMAGES, Studio, class_markdown, example_images,
-                      failed_markdown, metrics_markdown)
+from .backend import (CLASS_METHOD, DIRECTION_METHODS, EXAMPLES, MAX_IMAGES, InversionCancelled, Studio,
+                      class_markdown, example_images, failed_markdown, find_image, metrics_markdown)
 
 MISSING = 'dse app needs the optional web page package: pip install "dse-gan[app]"'
 EDIT_ROWS = 4  # direction components edited at once: one slider each
@@ -57,7 +59,9 @@ def build(studio: Studio):
             model = gr.Dropdown(labels, value=labels[0], label="model", elem_id="model", scale=1)
             info = gr.Markdown(elem_id="model-info")
         run = gr.State(None)
+        runs = gr.State([])  # every run of this model in this tab, for interpolating across them
         direction = gr.State(None)
+        stops = collections.defaultdict(threading.Event)  # by tab (session): its Stop stops its own inversion only
         with gr.Tab("Invert"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -84,7 +88,9 @@ def build(studio: Studio):
                                         visible=False, elem_id="class")
                     align = gr.Checkbox(False, label="align faces to the FFHQ crop (needs dse-gan[align])",
                                         elem_id="align")
-                    go = gr.Button("Invert", variant="primary", elem_id="invert")
+                    with gr.Row():
+                        go = gr.Button("Invert", variant="primary", elem_id="invert")
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Column(scale=2):
                     gallery = gr.Gallery(label="input | reconstruction", columns=4, height=240, elem_id="recon",
                                          object_fit="contain", **SHOWN)
@@ -104,7 +110,12 @@ def build(studio: Studio):
             directions_command = gr.Code(label="these directions with the CLI", language="shell", lines=1,
                                          elem_id="directions-command")
             with gr.Row():
-                with gr.Column(scale=3):
+                to_class = gr.Dropdown([], value=None, label="to class (from the image's own)", visible=False,
+                                       elem_id="to-class")
+                class_strength = gr.Slider(0, 1, value=0, step=0.05, label="class move (0: its class, 1: the target)",
+                                           visible=False, elem_id="class-strength")
+            with gr.Row():
+                with gr.Column(scale=3, elem_id="sliders") as sliders:
                     rows = []
                     for i in range(EDIT_ROWS):
                         with gr.Row():
@@ -120,7 +131,7 @@ def build(studio: Studio):
             edit_files = gr.File(label="edited latents (.safetensors, .npz) and image", file_count="multiple",
                                  elem_id="edit-downloads", interactive=False)
             edit_command = gr.Code(label="the same with the CLI", language="shell", lines=2, elem_id="edit-command")
-            gr.Markdown("### Interpolation between two inverted images")
+            gr.Markdown("### Interpolation between two inverted images (of any of this model's runs)")
             with gr.Row():
                 first = gr.Dropdown([], label="from", elem_id="from")
                 second = gr.Dropdown([], label="to", elem_id="to")
@@ -138,18 +149,24 @@ def build(studio: Studio):
             cleared = {**dict.fromkeys([run, direction, gallery, downloads, original, edited, edit_files, between]),
                        **dict.fromkeys([metrics, classes, failed, command, edit_command], ""),
                        **{block: empty() for block in (target, first, second, *components)},
-                       **dict.fromkeys(strengths, 0)}
+                       **dict.fromkeys([*strengths, class_strength], 0), runs: []}
             return {**cleared, info: view.text, direction_file: gr.update(value=None, visible=False),
                     klass: gr.update(choices=[""] + view.classes, value="", visible=bool(view.classes)),
+                    to_class: gr.update(choices=view.classes, value=None),
                     layers: gr.update(value="", visible=view.layers),
                     method: gr.update(choices=view.methods, value=view.methods[0])}
 
-        def invert(label, uploaded, paste, drawn, refinement, n, class_, faces,
+        def invert(label, uploaded, paste, drawn, refinement, n, class_, faces, earlier, request,
                    progress=gr.Progress(track_tqdm=True)):
             paths = uploads(studio, uploaded, paste, drawn)
-            result = studio.invert(label, paths, refine=None if refinement == "none" else refinement,
-                                   steps=int(n) if refinement != "none" else None, class_=class_ or None,
-                                   align=bool(faces), progress=True)
+            halt = stops[request.session_hash]
+            halt.clear()  # a Stop clicked before this run is not this run's
+            try:
+                result = studio.invert(label, paths, refine=None if refinement == "none" else refinement,
+                                       steps=int(n) if refinement != "none" else None, class_=class_ or None,
+                                       align=bool(faces), progress=True, stop=halt)
+            except InversionCancelled:  # stopped: the page keeps what it showed (gradio drops the event anyway)
+                return gr.skip()
             pairs = [(str(result.input(name)), f"{name}: input") for name in result.names]
             shown = [item for name, pair in zip(result.names, pairs)
                      for item in (pair, (str(result.reconstruction(name)), f"{name}: reconstruction"))]
@@ -158,70 +175,95 @@ def build(studio: Studio):
                 out.append(result.out_dir / "grid.png")
             if result.names:  # the whole run, tuned generators included: what decodes anywhere
                 out.insert(0, studio.archive(result))
-            names = result.names
-            return (result, shown, metrics_markdown(result), class_markdown(result), failed_markdown(result),
+            names, every = result.names, [*(earlier or []), *([result] if result.names else [])]
+            pickable = [r.label(name) for r in every for name in r.names]  # interpolation: this run's and earlier
+            return (result, every, shown, metrics_markdown(result), class_markdown(result), failed_markdown(result),
                     [str(p) for p in out], result.command,
                     gr.update(choices=names, value=names[0] if names else None),
-                    gr.update(choices=names, value=names[0] if names else None),
-                    gr.update(choices=names, value=names[-1] if names else None))
+                    gr.update(choices=pickable, value=result.label(names[0]) if names else None),
+                    gr.update(choices=pickable, value=result.label(names[-1]) if names else None))
 
-        def choose_directions(label, how, upload, result, name, layer_text, *values):
-            """The directions picked (the first components in the rows) and the image edited with them."""
-            if how == "file" and not upload:
+        def cancel(request):
+            stops[request.session_hash].set()
+
+        def choose_directions(label, how, upload, result, name, layer_text, to, moved, *values):
+            """The directions picked (the first components in the rows; a class move: its own class slider) and the
+            image edited with them."""
+            by_class = how == CLASS_METHOD
+            if by_class:  # one component, on its own slider; made from the image's class (render remakes it)
+                chosen, names = class_move(result, name, to), []
+            elif how == "file" and not upload:
                 chosen, names = None, []
             else:
                 chosen = studio.load_direction_file(label, upload) if how == "file" else studio.directions(label, how)
                 names = _component_names(chosen[0])
             picked = [names[i] if i < len(names) else None for i in range(EDIT_ROWS)]
-            shown = render(result, name, chosen, layer_text, *picked, *values)
-            command_text = chosen[2] if chosen else ""
+            shown = draw(result, name, chosen, layer_text, how, moved, [*picked, *values])
             return (chosen, *[gr.update(choices=names, value=value) for value in picked],
-                    gr.update(visible=how == "file"), gr.update(value=command_text, visible=bool(command_text)),
-                    *shown)
+                    gr.update(visible=how == "file"), _command_shown(gr, chosen), gr.update(visible=by_class),
+                    gr.update(visible=by_class), gr.update(visible=not by_class), *shown)
 
-        def render(result, name, chosen, layer_text, *values):
+        def render(result, name, chosen, layer_text, how, to, moved, *values):
+            """The image edited; for a class move also its directions, which follow the image and the target."""
+            if how != CLASS_METHOD:  # the directions stay (skip: no stale copy written back over newer ones)
+                return gr.skip(), gr.skip(), *draw(result, name, chosen, layer_text, how, moved, values)
+            chosen = class_move(result, name, to)
+            return chosen, _command_shown(gr, chosen), *draw(result, name, chosen, layer_text, how, moved, values)
+
+        def class_move(result, name, to):
+            return studio.class_move(result, name, to) if result is not None and name and to else None
+
+        def draw(result, name, chosen, layer_text, how, moved, values):
+            """(reconstruction, edited image): nothing without an image, no edit without directions."""
             if result is None or not name:
                 return None, None
             if chosen is None:
                 return str(result.reconstruction(name)), None
-            image, _ = studio.render_edit(result, name, chosen[0], _moves(values, chosen[0]),
+            image, _ = studio.render_edit(result, name, chosen[0], _edit_moves(how, moved, values, chosen[0]),
                                           layers=_layers(layer_text))
             return str(result.reconstruction(name)), image
 
-        def save_edit(result, name, chosen, layer_text, *values):
+        def save_edit(result, name, chosen, layer_text, how, to, moved, *values):
             if result is None or not name or chosen is None:
                 raise DseError("nothing to save yet", hint="invert an image and pick directions first")
-            out, commands = studio.save_edit(result, name, chosen[0], chosen[1], _moves(values, chosen[0]),
-                                             layers=_layers(layer_text))
+            out, commands = studio.save_edit(result, name, chosen[0], chosen[1],
+                                             _edit_moves(how, moved, values, chosen[0]), layers=_layers(layer_text))
             return [str(p) for p in out], commands
 
-        def blend(result, a, b, fraction):
-            if result is None or not a or not b:
+        def blend(every, a, b, fraction):
+            if not every or not a or not b:
                 return None
-            return studio.interpolate(result, a, b, float(fraction))
+            return studio.interpolate(find_image(every, a), find_image(every, b), float(fraction))
 
         # .input, not .change, on the controls a handler also sets: a programmatic update fires .change with
         # values from before the update (gradio then refuses them: "Value ... is not in the list of choices")
-        model_outputs = [info, klass, layers, method, direction_file, run, direction, target, first, second,
-                         gallery, metrics, classes, failed, downloads, command, *components, *strengths,
-                         original, edited, edit_files, edit_command, between]
-        edit_inputs = [run, target, direction, layers, *components, *strengths]
-        direction_inputs = [model, method, direction_file, run, target, layers, *strengths]
-        direction_outputs = [direction, *components, direction_file, directions_command, original, edited]
+        model_outputs = [info, klass, layers, method, direction_file, run, runs, direction, target, first, second,
+                         gallery, metrics, classes, failed, downloads, command, *components, *strengths, to_class,
+                         class_strength, original, edited, edit_files, edit_command, between]
+        edit_inputs = [run, target, direction, layers, method, to_class, class_strength, *components, *strengths]
+        render_outputs = [direction, directions_command, original, edited]
+        direction_inputs = [model, method, direction_file, run, target, layers, to_class, class_strength, *strengths]
+        direction_outputs = [direction, *components, direction_file, directions_command, to_class, class_strength,
+                             sliders, original, edited]
         for trigger in (page.load, model.input):
             trigger(on_page(show_model), model, model_outputs).success(
                 on_page(choose_directions), direction_inputs, direction_outputs)
         for trigger in (method.input, direction_file.upload, direction_file.clear):  # cleared: no file, no sliders
             trigger(on_page(choose_directions), direction_inputs, direction_outputs)
-        inverted = go.click(on_page(invert), [model, files, pasted, drawing, refine, steps, klass, align],
-                            [run, gallery, metrics, classes, failed, downloads, command, target, first, second])
-        inverted.success(on_page(render), edit_inputs, [original, edited]).success(
-            on_page(blend), [run, first, second, t], between)
-        for trigger in (target.input, layers.submit, *[s.release for s in strengths], *[c.input for c in components]):
-            trigger(on_page(render), edit_inputs, [original, edited])
+        inverted = go.click(on_page(_with_request(gr, invert)),
+                            [model, files, pasted, drawing, refine, steps, klass, align, runs],
+                            [run, runs, gallery, metrics, classes, failed, downloads, command, target, first, second])
+        inverted.success(on_page(render), edit_inputs, render_outputs).success(
+            on_page(blend), [runs, first, second, t], between)
+        # cancels: gradio drops the event (nothing of it shown) but lets a running handler finish: cancel tells
+        # the Studio to end it within a step, so that its lock is free for the next inversion
+        stop.click(on_page(_with_request(gr, cancel)), None, None, cancels=[inverted])
+        for trigger in (target.input, layers.submit, *[s.release for s in strengths], *[c.input for c in components],
+                        to_class.input, class_strength.release):
+            trigger(on_page(render), edit_inputs, render_outputs)
         save.click(on_page(save_edit), edit_inputs, [edit_files, edit_command])
         for trigger in (t.release, first.input, second.input):
-            trigger(on_page(blend), [run, first, second, t], between)
+            trigger(on_page(blend), [runs, first, second, t], between)
     return page
 
 
@@ -253,6 +295,24 @@ def _component_names(direction) -> list[str]:
 
 def _layers(text: str | None) -> str | None:
     return (text or "").strip() or None
+
+
+def _edit_moves(how: str, moved, values, direction) -> list[tuple[int, float]]:
+    """A class move: its one component at the class slider's strength; else the slider rows' moves."""
+    return [(0, float(moved or 0))] if how == CLASS_METHOD else _moves(values, direction)
+
+
+def _command_shown(gr, chosen):
+    """The ``dse directions`` command of these directions, hidden when there is none (a file's, or none chosen)."""
+    text = chosen[2] if chosen else ""
+    return gr.update(value=text, visible=bool(text))
+
+
+def _with_request(gr, handler):
+    """``handler`` given the browser tab's gr.Request as its ``request``: this module's annotations are strings
+    (and gradio is imported late), so the type gradio injects by is set here."""
+    handler.__annotations__["request"] = gr.Request
+    return handler
 
 
 def _moves(values, direction) -> list[tuple[int, float]]:

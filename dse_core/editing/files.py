@@ -105,10 +105,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
     rows, outputs, checked = [], [], set()
     for path, latents, G, meta in loaded:
         if interpolate is not None:
-            if G is not G_target:
-                raise DseError(f"{path} and {interpolate} were inverted with different generators "
-                               f"({meta['generator']} and {target_meta['generator']})",
-                               hint=_interpolate_hint(G, G_target))
+            check_one_generator((path, G, meta), (interpolate, G_target, target_meta))
             z_space = () if isinstance(G, StyleGenerator) else ("z",)
             edited = interpolate_latents(latents, target, len(labels), z_space=z_space)
         else:
@@ -134,6 +131,15 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
     record = {"inputs": outputs, "steps": labels, "grid_rows": len(rows), **applied}
     write_json_atomic(out_dir / "edit.json", record)
     return record
+
+
+def check_one_generator(a: tuple, b: tuple) -> None:
+    """Two latents files, each ``(path, G that decodes it, metadata)``, interpolate only if one G decodes both
+    (generators are loaded once per spec, so another object is another G: PTI's per-image tuned copies)."""
+    (path_a, G_a, meta_a), (path_b, G_b, meta_b) = a, b
+    if G_a is not G_b:
+        raise DseError(f"{path_a} and {path_b} were inverted with different generators "
+                       f"({meta_a['generator']} and {meta_b['generator']})", hint=_interpolate_hint(G_a, G_b))
 
 
 def _interpolate_hint(*generators) -> str:
