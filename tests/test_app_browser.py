@@ -144,6 +144,19 @@ def _settled(driver, wait, css: str = "#edited img", quiet: float = 1.5) -> str:
     return wait.until(still)
 
 
+def _invert_example_with_latents_refinement(browser, wait, steps: int) -> None:
+    """On the stylegan2 demo: upload the example, pick latent refinement with ``steps`` steps, press Invert."""
+    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
+    _pick_model(browser, wait, "stylegan2 demo")
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
+    wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
+    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'latents')]").click()
+    field = browser.find_element(By.CSS_SELECTOR, "#steps input[type=number]")
+    field.clear()
+    field.send_keys(str(steps), Keys.TAB)
+    browser.find_element(By.ID, "invert").click()
+
+
 def test_switching_models_and_directions_raises_no_error(app, browser, tmp_path):
     wait = WebDriverWait(browser, 60)
     browser.get(app)  # the first page of this app: BigGAN's directions are made now, with PCA's one note
@@ -181,17 +194,8 @@ def test_switching_models_and_directions_raises_no_error(app, browser, tmp_path)
 def test_upload_invert_edit_download_generate(app, browser, tmp_path):
     wait = WebDriverWait(browser, 120)
     browser.get(app)
-    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
-    _pick_model(browser, wait, "stylegan2 demo")
-
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
-    wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
     # with refinement: long enough (a few seconds on one CPU thread) for gradio's progress bar to show its steps
-    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'latents')]").click()
-    steps = browser.find_element(By.CSS_SELECTOR, "#steps input[type=number]")
-    steps.clear()
-    steps.send_keys(str(REFINE_STEPS), Keys.TAB)
-    browser.find_element(By.ID, "invert").click()
+    _invert_example_with_latents_refinement(browser, wait, REFINE_STEPS)
     # the refinement's own steps, as its tqdm bar counts them, while it runs
     WebDriverWait(browser, 60, poll_frequency=0.05).until(
         lambda d: "refining" in (text := _progress_text(d)) and f"/ {REFINE_STEPS} step" in text)
@@ -258,16 +262,8 @@ def test_upload_invert_edit_download_generate(app, browser, tmp_path):
 def test_stop_ends_a_long_refinement_and_the_next_inversion_runs(app, tmp_app, browser):
     wait = WebDriverWait(browser, 60)
     browser.get(app)
-    wait.until(lambda d: "biggan" in d.find_element(By.ID, "model-info").text)
-    _pick_model(browser, wait, "stylegan2 demo")
-    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(EXAMPLE))
-    wait.until(lambda d: "digit-3" in d.find_element(By.ID, "upload").text)
-    browser.find_element(By.XPATH, "//*[@id='refine']//label[contains(., 'latents')]").click()
-    steps = browser.find_element(By.CSS_SELECTOR, "#steps input[type=number]")
-    steps.clear()
-    steps.send_keys("300", Keys.TAB)  # a minute or more on one CPU thread
     before = set((tmp_app / "work").glob("run-*"))
-    browser.find_element(By.ID, "invert").click()
+    _invert_example_with_latents_refinement(browser, wait, 300)  # a minute or more on one CPU thread
     WebDriverWait(browser, 60, poll_frequency=0.05).until(lambda d: "/ 300 step" in _progress_text(d))
     browser.find_element(By.ID, "stop").click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".progress-level"))
