@@ -36,6 +36,9 @@ whatever an earlier stage gave would be thrown away).
 Progress (``progress=True``; off by default): one bar per stage and call, counting that stage's steps over all
 its images (tuning G one copy per image: steps x images, "image k/n" beside it); :mod:`dse_core.progress` draws it.
 
+Stopping (``stop``, a zero-argument callable; None: never): checked before every step of every stage, and once it
+returns true the step is not taken and :class:`Stopped` is raised (what ``dse app``'s Stop button uses).
+
 None touches G's or the original E's parameters or their ``.grad``: gradients
 are taken only with respect to what is optimised. Each call seeds its own RNG
 (only ``noise_mode="random"`` draws from it) and leaves the caller's untouched.
@@ -65,6 +68,15 @@ DEFAULT_LR = {"latents": 0.01, "encoder": 1e-3,  # Adam; latents: In-Domain GAN'
               "generator": 3e-4}  # PTI's
 LOCALITY = 0.1  # PTI's regulariser weight (its regulizer_l2_lambda and regulizer_lpips_lambda)
 PTI_ALPHA_PER_ELEMENT = 30 / (18 * 512) ** 0.5  # PTI's step (30) in its 18 x 512 ws, per element
+
+
+class Stopped(BaseException):
+    """A refinement ended by its ``stop`` before a step. A BaseException, not an Exception, so that no
+    ``except Exception`` on the way out (e.g. :func:`~dse_core.invert.invert_files`' per-file error handling) swallows
+    it; and not a KeyboardInterrupt, whose handling (``dse invert``'s Ctrl-C) writes the images done: whoever gave
+    ``stop`` catches it and decides what to keep."""
+
+
 def _bar_for(bar, steps: int, desc: str, progress: bool):
     """``bar`` (a stage's, shared by its calls) as is; else a bar of the call's own over ``steps`` when ``progress``."""
     return contextlib.nullcontext(bar) if bar is not None else progress_bar(steps, desc, enabled=progress, nested=True)
@@ -88,11 +100,12 @@ def pti_loss(lpips=None) -> DSELoss:
 
 def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss, names: Sequence[str],
                    steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["latents"], noise_mode: str = "const",
-                   seed: int = 0, progress: bool = False, bar=None) -> dict[str, torch.Tensor]:
+                   seed: int = 0, progress: bool = False, bar=None,
+                   stop: Callable[[], bool] | None = None) -> dict[str, torch.Tensor]:
     """Adam on ``latents[names]`` (what the encoder predicted); returns new, detached latents.
 
     ``progress``: a bar over the steps; ``bar``: a bar to advance by one per step instead (a stage's, see
-    :class:`Refinement`).
+    :class:`Refinement`). ``stop``: asked before each step; once true, :class:`Stopped` is raised.
 
     ``images`` (N, C, H, W) in [-1, 1] on G's device; ``latents`` every input of ``G.decode`` (the
     others, a given class or fixed inputs, stay as they are). A predicted class ``c`` (probabilities)
@@ -110,19 +123,19 @@ def refine_latents(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
         return G.decode(current(), noise_mode=noise_mode)
 
     with _bar_for(bar, steps, f"refining {', '.join(names)}", progress) as bar:
-        _optimise(reconstruct, images, loss, list(free.values()), steps, lr, seed, bar)
+        _optimise(reconstruct, images, loss, list(free.values()), steps, lr, seed, bar, stop=stop)
     with torch.no_grad():
         return {k: v.detach() for k, v in current().items()}
 
 
 def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | None = None,
                    steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR["encoder"], noise_mode: str = "const",
-                   seed: int = 0, progress: bool = False, bar=None):
+                   seed: int = 0, progress: bool = False, bar=None, stop: Callable[[], bool] | None = None):
     """A deep copy of E fine-tuned on ``images`` in eval mode (see the module notes), returned frozen.
 
     E itself is unchanged. ``images`` (N, C, H, W) in [-1, 1] on E's and G's device; ``c`` the given
-    class (it conditions a conditional E and replaces E's predicted class). ``progress`` / ``bar``: as
-    :func:`refine_latents`'.
+    class (it conditions a conditional E and replaces E's predicted class). ``progress`` / ``bar`` /
+    ``stop``: as :func:`refine_latents`'.
     """
     tuned = copy.deepcopy(E).eval().requires_grad_(True)
     params = list(tuned.parameters())
@@ -131,20 +144,21 @@ def refine_encoder(G, E, images: torch.Tensor, loss: DSELoss, c: torch.Tensor | 
         return G.decode(encode(G, tuned, images, c)[0], noise_mode=noise_mode)
 
     with _bar_for(bar, steps, "fine-tuning E", progress) as bar:
-        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar)
+        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar, stop=stop)
     return tuned.requires_grad_(False)
 
 
 def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, loss: DSELoss,
                    steps: int = STEPS["generator"], lr: float = DEFAULT_LR["generator"], locality: float = LOCALITY,
                    alpha: float | None = None, noise_mode: str = "const", seed: int = 0, progress: bool = False,
-                   bar=None):
+                   bar=None, stop: Callable[[], bool] | None = None):
     """A deep copy of G tuned so that it decodes ``latents`` (fixed pivots) to ``images``; returned frozen, G unchanged.
 
     ``loss``: :func:`pti_loss` (what :class:`Refinement` passes), for the image and the regulariser alike.
     ``locality`` weighs the regulariser (0: none); ``alpha`` its step from the pivot (None: PTI's, scaled to
     this G, see the module notes). ``images`` (N, C, H, W) in [-1, 1] on G's device; all N tune the one copy.
-    ``progress`` / ``bar``: as :func:`refine_latents`' (:class:`Refinement` gives one bar to all its images' copies).
+    ``progress`` / ``bar`` / ``stop``: as :func:`refine_latents`' (:class:`Refinement` gives one bar to all its images'
+    copies).
     """
     if locality < 0:
         raise DseError(f"tune_generator: locality must be >= 0, got {locality}")
@@ -161,7 +175,8 @@ def tune_generator(G, latents: dict[str, torch.Tensor], images: torch.Tensor, lo
         return locality * loss.per_sample(x, tuned.decode(near, noise_mode=noise_mode))["total"].sum()
 
     with _bar_for(bar, steps, "tuning G", progress) as bar:
-        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar, extra=regulariser if locality else None)
+        _optimise(reconstruct, images, loss, params, steps, lr, seed, bar, extra=regulariser if locality else None,
+                  stop=stop)
     return tuned.requires_grad_(False)
 
 
@@ -226,10 +241,10 @@ def nearby_latents(G, latents: dict[str, torch.Tensor], alpha: float | None = No
 
 def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, loss: DSELoss,
               params: list[torch.Tensor], steps: int, lr: float, seed: int, bar,
-              extra: Callable[[], torch.Tensor] | None = None) -> None:
+              extra: Callable[[], torch.Tensor] | None = None, stop: Callable[[], bool] | None = None) -> None:
     """``steps`` Adam steps on ``params`` against the summed per-image loss (+ ``extra()``, a regulariser), each
     advancing ``bar`` by one; gradients reach ``params`` only (``backward(inputs=params)``: nothing else's ``.grad``
-    is touched)."""
+    is touched). ``stop`` is asked before each step: once true, :class:`Stopped` instead of the step."""
     if steps < 0 or lr <= 0:
         raise DseError(f"refinement needs steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
     loss = loss.to(images.device)
@@ -238,6 +253,8 @@ def _optimise(reconstruct: Callable[[], torch.Tensor], images: torch.Tensor, los
     with torch.random.fork_rng(devices=devices), torch.enable_grad():
         torch.manual_seed(seed)
         for _ in range(steps):
+            if stop is not None and stop():
+                raise Stopped
             optimizer.zero_grad(set_to_none=True)
             loss.per_sample(images, reconstruct())["total"].sum().backward(inputs=params)
             if extra is not None:  # its own backward, added in place: one graph through G held at a time, not two
@@ -281,7 +298,10 @@ class Refinement:
     ``steps`` / ``lr`` None take ``STEPS[method]`` / ``DEFAULT_LR[method]``. With ``"encoder"`` each call (one
     batch) fine-tunes its own copy of E from the original; with ``"generator"`` each image tunes its own copy
     of G (``shared_tune``: the batch one copy), regularised by ``locality`` and ``alpha`` (:func:`tune_generator`).
-    ``record()`` is what a run stores.
+    ``record()`` is what a run stores. ``stop`` (a zero-argument callable, e.g. a ``threading.Event``'s ``is_set``;
+    None: never) is asked before every step of every stage (a ``then`` stage without a ``stop`` of its own takes
+    this one's); once it returns true, :class:`Stopped` is raised. It is not a setting of the result: not in
+    ``record()`` nor the repr.
     """
 
     method: str = attrs.field(validator=attrs.validators.in_(METHODS))
@@ -295,6 +315,7 @@ class Refinement:
     locality: float = attrs.field(default=LOCALITY, validator=attrs.validators.ge(0))  # "generator": regulariser weight
     alpha: float | None = None  # "generator": the regulariser's step from the pivot (None: PTI's, scaled)
     then: "Refinement | None" = attrs.field(default=None, validator=_then_valid)
+    stop: Callable[[], bool] | None = attrs.field(default=None, kw_only=True, repr=False, eq=False)
     loss: DSELoss = attrs.field(init=False)  # "generator": PTI's (``preset`` unused); else the DSE image loss
 
     def __attrs_post_init__(self) -> None:
@@ -319,34 +340,38 @@ class Refinement:
         return self.run(G, E, images, latents, names, c, noise_mode).latents
 
     def run(self, G, E, images: torch.Tensor, latents: dict[str, torch.Tensor], names: Sequence[str],
-            c: torch.Tensor | None = None, noise_mode: str = "const") -> Refined:
+            c: torch.Tensor | None = None, noise_mode: str = "const", *,
+            stop: Callable[[], bool] | None = None) -> Refined:
         """Every stage in turn: ``latents`` (for ``G.decode``) are where ``"latents"`` starts, ``names`` what it
         optimises (what E predicted); ``"encoder"`` re-encodes with a tuned copy of E (``c``: a given class);
         ``"generator"`` tunes G on the latents it is given. With ``progress``, one bar per stage: its steps over
-        all the images (one copy of G per image: steps x images)."""
+        all the images (one copy of G per image: steps x images). ``stop``: the chain's, for a stage without its
+        own (how a ``then`` stage gets this one's)."""
+        stop = self.stop if self.stop is not None else stop
         copies = len(images) if self.method == "generator" and not self.shared_tune else 1
         desc = {"latents": f"refining {', '.join(names)}", "encoder": "fine-tuning E", "generator": "tuning G"}
         with progress_bar(self.steps * copies, desc[self.method], enabled=self.progress, nested=True) as bar:
             if self.method == "generator":
-                refined = self._tune(G, images, latents, noise_mode, bar)
+                refined = self._tune(G, images, latents, noise_mode, bar, stop)
             else:
-                refined = Refined(self._refine(G, E, images, latents, names, c, noise_mode, bar))
-        return refined if self.then is None else self.then.run(G, E, images, refined.latents, names, c, noise_mode)
+                refined = Refined(self._refine(G, E, images, latents, names, c, noise_mode, bar, stop))
+        return refined if self.then is None else \
+            self.then.run(G, E, images, refined.latents, names, c, noise_mode, stop=stop)
 
-    def _kwargs(self, noise_mode: str, bar) -> dict:
-        return dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, bar=bar)
+    def _kwargs(self, noise_mode: str, bar, stop) -> dict:
+        return dict(steps=self.steps, lr=self.lr, noise_mode=noise_mode, seed=self.seed, bar=bar, stop=stop)
 
-    def _refine(self, G, E, images, latents, names, c, noise_mode, bar) -> dict[str, torch.Tensor]:
+    def _refine(self, G, E, images, latents, names, c, noise_mode, bar, stop) -> dict[str, torch.Tensor]:
         if self.method == "latents":
-            return refine_latents(G, latents, images, self.loss, names, **self._kwargs(noise_mode, bar))
-        tuned = refine_encoder(G, E, images, self.loss, c, **self._kwargs(noise_mode, bar))
+            return refine_latents(G, latents, images, self.loss, names, **self._kwargs(noise_mode, bar, stop))
+        tuned = refine_encoder(G, E, images, self.loss, c, **self._kwargs(noise_mode, bar, stop))
         with torch.no_grad():
             return encode(G, tuned, images, c)[0]
 
-    def _tune(self, G, images, latents, noise_mode, bar) -> Refined:
+    def _tune(self, G, images, latents, noise_mode, bar, stop) -> Refined:
         """One tuned copy per image (or per batch), each decoding its image at once and then kept on the CPU:
         the device holds G and one copy (with Adam's state) at a time. All advance ``bar``."""
-        kwargs = dict(locality=self.locality, alpha=self.alpha, **self._kwargs(noise_mode, bar))
+        kwargs = dict(locality=self.locality, alpha=self.alpha, **self._kwargs(noise_mode, bar, stop))
         parts = [(images, latents)] if self.shared_tune else \
             [(images[i : i + 1], {k: v[i : i + 1] for k, v in latents.items()}) for i in range(len(images))]
         generators, x_rec = [], []
@@ -402,9 +427,10 @@ class Refinement:
 def make_refinement(method: str | None, steps: int | None = None, lr: float | None = None,
                     preset: str | None = None, lpips=None, progress: bool = False, then: str | None = None,
                     then_steps: int | None = None, then_lr: float | None = None,
-                    shared_tune: bool = False) -> Refinement | None:
+                    shared_tune: bool = False, stop: Callable[[], bool] | None = None) -> Refinement | None:
     """``dse invert``'s ``--refine*`` / ``--then*`` / ``--shared-tune`` options as a :class:`Refinement` (None without a
-    method); ``steps`` / ``lr`` are the first stage's, ``then_steps`` / ``then_lr`` the second's.
+    method); ``steps`` / ``lr`` are the first stage's, ``then_steps`` / ``then_lr`` the second's. ``stop``: both
+    stages' (see :class:`Refinement`); no option of the command.
 
     Options without a method, and invalid values, are :class:`DseError`.
     """
@@ -419,7 +445,7 @@ def make_refinement(method: str | None, steps: int | None = None, lr: float | No
         raise DseError("--then-steps / --then-lr given without --then", hint="add --then generator (or another stage)")
     if shared_tune and "generator" not in (method, then):
         raise DseError("--shared-tune needs a generator stage", hint="add --refine generator or --then generator")
-    common = dict(lpips=lpips, progress=progress, **({"preset": preset} if preset is not None else {}))
+    common = dict(lpips=lpips, progress=progress, stop=stop, **({"preset": preset} if preset is not None else {}))
     tune = dict(shared_tune=shared_tune)
     try:
         second = None if then is None else Refinement(then, steps=then_steps, lr=then_lr, **common,

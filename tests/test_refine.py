@@ -203,3 +203,48 @@ def test_progress_is_one_bar_per_stage_and_off_unless_asked(pair, real_like, mon
     Bars.made = []
     refine_encoder(G, E, x, image_loss(), steps=2, progress=True)
     assert Bars.made == [["fine-tuning E", 2, 2, True]]
+
+
+def stop_after(k):
+    """A stop signal false for its first ``k`` calls, true after; ``stop.calls`` counts them."""
+    def stop():
+        stop.calls += 1
+        return stop.calls > k
+    stop.calls = 0
+    return stop
+
+
+def test_stop_ends_a_refinement_before_a_step_in_every_stage(pair, real_like, monkeypatch):
+    from dse_core.refine import Stopped, make_refinement
+
+    G, E = pair
+    x = real_like[:1]
+    assert issubclass(Stopped, BaseException) and not issubclass(Stopped, Exception)  # no except Exception takes it
+
+    class Steps:  # a stage's bar: one update per step
+        n = 0
+
+        def update(self, n=1):
+            self.n += n
+    for k in (0, 3):
+        steps, stop = Steps(), stop_after(k)
+        with pytest.raises(Stopped):
+            refine_latents(G, encoded(E, x), x, image_loss(), ["ws"], steps=10, bar=steps, stop=stop)
+        assert steps.n == k and stop.calls == k + 1  # asked before each step: k steps, then stopped
+    with pytest.raises(Stopped):
+        refine_encoder(G, E, x, image_loss(), steps=5, stop=stop_after(0))
+    never = Refinement("latents", steps=2, stop=lambda: False)  # a stop never set changes nothing
+    assert torch.equal(Inverter(G, E, refinement=never)(x).latents["ws"],
+                       Inverter(G, E, refinement=Refinement("latents", steps=2))(x).latents["ws"])
+    # a then stage without a stop of its own takes the chain's: 2 latents steps, then 3 of tuning G
+    Bars.made = []
+    monkeypatch.setattr("tqdm.tqdm", Bars)
+    chain = Refinement("latents", steps=2, progress=True, stop=stop_after(2 + 3),
+                       then=Refinement("generator", steps=10, progress=True, locality=0))
+    with pytest.raises(Stopped):
+        Inverter(G, E, refinement=chain)(x)
+    assert Bars.made == [["refining ws", 2, 2, True], ["tuning G", 10, 3, True]]  # each bar closed
+    stop = stop_after(0)
+    made = make_refinement("latents", steps=2, then="generator", stop=stop)
+    assert made.stop is stop and made.then.stop is stop
+    assert "stop" not in repr(made) and "stop" not in json.dumps(made.record())  # no setting of the result

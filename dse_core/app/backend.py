@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
 import functools
 import itertools
 import os
@@ -342,13 +341,13 @@ class Studio:
                steps: int | None = None, class_: str | None = None, align: bool = False,
                progress: bool = False, stop: threading.Event | None = None) -> Run:
         """Invert uploaded files as ``dse invert`` does into a new run folder; bad files are listed, not raised.
-        ``stop`` set (the page's Stop button): the work ends within a refinement step, its run folder removed, as
-        :class:`InversionCancelled`."""
+        ``stop`` set (the page's Stop button): the work ends before the next refinement step (the refinement asks it
+        each step), its run folder removed, as :class:`InversionCancelled`; set before the work begins, none is done."""
         from ..config import read_json
         from ..invert import Inverter, invert_files
         from ..loading import portable_spec
         from ..models.format import generator_fingerprint
-        from ..refine import make_refinement
+        from ..refine import Stopped, make_refinement
 
         files = [Path(f) for f in files]
         if not files:
@@ -359,6 +358,8 @@ class Studio:
         refinement = make_refinement(refine, steps=steps)  # bad settings fail before any work
         align_with = _face_detector() if align else None
         with self._lock:
+            if stop is not None and stop.is_set():  # stopped while another inversion held the lock: none begins
+                raise InversionCancelled("inversion cancelled", hint="invert again when you are ready")
             G, E, spec = self.pair(label)
             run_dir = self.workdir / f"run-{next(self._counter):03d}"
             inputs = run_dir / "inputs"
@@ -370,15 +371,17 @@ class Studio:
             metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint":
                         generator_fingerprint(G), "encoder": portable_spec(choice.encoder or f"demo:{choice.gan}"),
                         "resolution": G.resolution}
-            inverter = Inverter(G, E, refinement=make_refinement(refine, steps=steps, lpips=self.lpips,
-                                                                 progress=progress))
+            # the refinement asks stop before each step; without one an inversion is one encoder pass (per batch),
+            # quick enough to run to its end once begun
+            refining = make_refinement(refine, steps=steps, lpips=self.lpips, progress=progress,
+                                       stop=None if stop is None else stop.is_set)
+            inverter = Inverter(G, E, refinement=refining)
             out_dir = run_dir / "out"
             formats = ["safetensors", "npz", *(["npy"] if len(G.latent_shapes) == 1 else [])]  # npy: one array only
             try:
-                with _stoppable(stop):
-                    report = invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips, metadata=
-                                          metadata, c=c, align=align_with, progress=progress, log=lambda message: None)
-            except Cancelled:
+                report = invert_files([inputs], inverter, out_dir, formats=formats, lpips=self.lpips, metadata=metadata,
+                                      c=c, align=align_with, progress=progress, log=lambda message: None)
+            except Stopped:
                 shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-written left to show or download
                 raise InversionCancelled("inversion cancelled", hint="invert again when you are ready") from None
         # not one image read: no metrics.json, but the report holds each file's reason, as dse invert logs it
@@ -587,30 +590,6 @@ def find_image(runs: Sequence[Run], label: str) -> tuple[Run, str]:
 
 class InversionCancelled(DseError):
     """An inversion ended by its ``stop`` (the page's Stop button): nothing of it kept."""
-
-
-class Cancelled(BaseException):
-    """A stopped inversion, raised in its thread: a BaseException, so that no ``except Exception`` (a bad file's)
-    and no Ctrl-C handling (dse invert's, which writes the images done) takes it for something else."""
-
-
-@contextlib.contextmanager
-def _stoppable(stop: threading.Event | None):
-    """While inside, every torch module this thread calls (E's, G's, their tuned copies': each refinement step calls
-    them) first raises :class:`Cancelled` once ``stop`` is set: the inversion ends within a step, out of the lock."""
-    if stop is None:
-        yield
-        return
-    thread = threading.get_ident()
-
-    def check(module, args):
-        if stop.is_set() and threading.get_ident() == thread:  # other threads (other tabs' renders) run on
-            raise Cancelled
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(check)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 class LruDict(collections.OrderedDict):
