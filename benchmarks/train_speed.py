@@ -29,6 +29,7 @@ step: forward passes, loss, optimizer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -181,6 +182,14 @@ def _patch_authors(baseline_dir: str, workdir: Path):
     return script
 
 
+def train_authors(script, options: argparse.Namespace) -> None:
+    """The authors' ``train()`` (a module from :func:`_patch_authors`) with ``options``, its prints silenced and its
+    tensorboard writer a no-op."""
+    writer = types.SimpleNamespace(add_scalar=lambda *a, **k: None, add_scalars=lambda *a, **k: None)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        script.train(tensor_writer=writer, args=options)
+
+
 def run_authors(args, worker: _Worker) -> None:
     import torch
 
@@ -206,20 +215,16 @@ def run_authors(args, worker: _Worker) -> None:
         set_seed(seed)
 
     script.set_seed = timed_set_seed
-    writer = types.SimpleNamespace(add_scalar=lambda *a, **k: None, add_scalars=lambda *a, **k: None)
     options = argparse.Namespace(
         iterations=args.warmup + args.iters, lr=0.0015, beta_1=0.0, batch_size=args.batch,
         checkpoint_dir_GAN=str(checkpoint), checkpoint_dir_E=None, img_size=args.resolution, img_channels=3,
         z_dim=512, mtype=2, start_features=_start_features(args.resolution), config_dir=None,
         experiment_dir=str(workdir),
     )
-    with open(os.devnull, "w") as devnull:
-        stdout, sys.stdout = sys.stdout, devnull
-        try:
-            script.train(tensor_writer=writer, args=options)
-        finally:
-            sys.stdout = stdout
-            shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        train_authors(script, options)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     worker.send({"step_s": time.perf_counter() - started[-1], "backward_s": worker.backward_s})
 
 

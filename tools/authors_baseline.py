@@ -38,7 +38,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from train_speed import _patch_authors  # noqa: E402
+from train_speed import _patch_authors, train_authors  # noqa: E402
 
 DEMO = "demo:stylegan2"
 
@@ -226,17 +226,11 @@ def _run(script, G, args, checkpoint: Path, iterations: int, workdir: Path) -> f
 
     script.set_seed = seeded
     script.lpips = types.SimpleNamespace(LPIPS=NoLPIPS)
-    writer = types.SimpleNamespace(add_scalar=lambda *a, **k: None, add_scalars=lambda *a, **k: None)
     options = argparse.Namespace(
         iterations=iterations, lr=args.lr, beta_1=0.0, batch_size=args.batch_size, checkpoint_dir_GAN=str(checkpoint),
         checkpoint_dir_E=None, img_size=G.resolution, img_channels=G.img_channels, z_dim=G.z_dim, mtype=2,
         start_features=G.config.channels[G.resolution], config_dir=None, experiment_dir=str(workdir))
-    with open(os.devnull, "w") as devnull:
-        stdout, sys.stdout = sys.stdout, devnull
-        try:
-            script.train(tensor_writer=writer, args=options)
-        finally:
-            sys.stdout = stdout
+    train_authors(script, options)
     return time.perf_counter() - started
 
 
