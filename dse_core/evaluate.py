@@ -303,14 +303,19 @@ def method_names(encoders: Sequence[str], refinements: Sequence, mean_starts: Se
 def _warm_up(inverter: Inverter, image_set: ImageSet, batch_size: int, refinements: Sequence[Refinement]) -> None:
     """One untimed batch of E + G, and one step of each refinement method used: first calls allocate and pick
     kernels (the backward's too), a cost that would otherwise fall on whichever method happens to run first."""
-    given = image_set.class_given or inverter.encoder.needs_c
-    x, c = image_set.x[:batch_size], image_set.c[:batch_size] if given else None
+    x, c = image_set.x[:batch_size], image_set.c[:batch_size] if _class_given(inverter, image_set) else None
     inverter(x, c)
     stages = {s.method: s for r in refinements for s in r.stages}
     for method, stage in stages.items():
         n = 1 if method == "generator" else len(x)  # G is tuned one image at a time
         warm = Inverter(inverter.generator, inverter.encoder, refinement=attrs.evolve(stage, steps=1, then=None))
         warm(x[:n], None if c is None else c[:n])
+
+
+def _class_given(inverter: Inverter, image_set: ImageSet) -> bool:
+    """Whether a method decodes the set's true class: the images' --class, or G(z)'s sampled one to an E without a
+    class head (the mean start has no encoder: it optimises c too)."""
+    return image_set.c is not None and (image_set.class_given or getattr(inverter.encoder, "needs_c", False))
 
 
 def _run_set(named: Sequence[tuple[str, object]], image_set: ImageSet, batch_size: int, lpips,
@@ -333,10 +338,7 @@ class _Tally:
     def __init__(self, name: str, inverter, image_set: ImageSet):
         self.name, self.inverter, self.image_set = name, inverter, image_set
         self.rows, self.recons, self.seconds, self.predicted = [], [], 0.0, False
-        # given the class: the images' --class, or G(z)'s sampled one to an E without a class head (the mean start
-        # has no encoder: it optimises c too)
-        needs_c = getattr(inverter.encoder, "needs_c", False)
-        self.given = image_set.c is not None and (image_set.class_given or needs_c)
+        self.given = _class_given(inverter, image_set)
 
     def add(self, i: int, batch_size: int, lpips, identity=None) -> None:
         x, c = self.image_set.x[i : i + batch_size], self.image_set.c

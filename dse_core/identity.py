@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .errors import DseError
+from .images import to_uint8
 
 MODEL = "dlib_face_recognition_resnet_model_v1"
 MODEL_NOTE = (f"dlib's face recognition ResNet ({MODEL}, 128-D descriptors) at dlib's 5-point landmarks "
@@ -72,7 +73,7 @@ class FaceIdentity:
         if x.shape != x_rec.shape or x.ndim != 4:
             raise ValueError(f"FaceIdentity: expected two (N, C, H, W) batches alike, got {tuple(x.shape)} and "
                              f"{tuple(x_rec.shape)}")
-        _, _, recognizer = _models()
+        _, recognizer = _models()
         identity, same = [], []
         for pixels, rec_pixels in zip(_uint8_rgb(x), _uint8_rgb(x_rec)):
             face = self.input_face(pixels)  # landmarks and descriptor of the enlarged input
@@ -107,17 +108,13 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _find_face(pixels: np.ndarray):
-    detector, predictor, recognizer = _models()
+    from .align import best_face
+
+    predictor, recognizer = _models()
     pixels = _enlarged(pixels)
-    for upsample in (0, 1):
-        if upsample and max(pixels.shape[:2]) * 2 > MAX_SIDE_UPSAMPLED:
-            return None
-        faces, scores, _ = detector.run(pixels, upsample)
-        if faces:
-            break
-    else:
+    if (found := best_face(pixels, MAX_SIDE_UPSAMPLED)) is None:  # the face --align would pick
         return None
-    shape = predictor(pixels, faces[int(np.argmax(scores))])  # the face the detector is surest of, as --align's
+    shape = predictor(pixels, found[0])
     return shape, np.asarray(recognizer.compute_face_descriptor(pixels, shape), dtype=np.float64)
 
 
@@ -135,24 +132,21 @@ def _enlarged(pixels: np.ndarray) -> np.ndarray:
 
 def _uint8_rgb(x: torch.Tensor) -> list[np.ndarray]:
     """(N, C, H, W) in [-1, 1] -> N contiguous (H, W, 3) uint8 arrays, as the images would be saved."""
-    pixels = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    if pixels.shape[1] == 1:
-        pixels = pixels.expand(-1, 3, -1, -1)
-    if pixels.shape[1] != 3:
-        raise ValueError(f"FaceIdentity: expected 1 or 3 channels, got {pixels.shape[1]}")
-    return [np.ascontiguousarray(p.permute(1, 2, 0).numpy()) for p in pixels]
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"FaceIdentity: expected 1 or 3 channels, got {x.shape[1]}")
+    return [np.ascontiguousarray(np.broadcast_to(p, (*p.shape[:2], 3))) for p in to_uint8(x)]
 
 
 @functools.cache
 def _models():
-    """dlib's HOG face detector, its 5-point landmark predictor and its face recognition ResNet (loaded once)."""
-    from .align import model_file
+    """dlib's 5-point landmark predictor and its face recognition ResNet (loaded once; the detector is --align's)."""
+    from .align import _detector, model_file
 
     try:
         import dlib
 
-        return (dlib.get_frontal_face_detector(),
-                dlib.shape_predictor(str(model_file("shape_predictor_5_face_landmarks.dat"))),
+        _detector()
+        return (dlib.shape_predictor(str(model_file("shape_predictor_5_face_landmarks.dat"))),
                 dlib.face_recognition_model_v1(str(model_file(f"{MODEL}.dat"))))
     except (DseError, ImportError):
         raise DseError(missing()) from None
