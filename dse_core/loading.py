@@ -286,6 +286,13 @@ def check_latents_generator(path: Path, metadata: dict, G, spec: str, force: boo
     warnings.warn(message + "; decoding anyway (--force)", DseWarning, stacklevel=2)
 
 
+def inversion_metadata(G, spec: str | Path, encoder_spec: str | Path) -> dict[str, Any]:
+    """What ``dse invert`` records beside each latents file: the family, the generator (spec and fingerprint, so
+    that ``dse generate`` finds and checks it), the encoder and the resolution; specs that load from anywhere."""
+    return {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint": generator_fingerprint(G),
+            "encoder": portable_spec(encoder_spec), "resolution": G.resolution}
+
+
 def portable_spec(spec: str | Path) -> str:
     """A model spec that loads from any working directory: local paths made absolute, ids kept as they are."""
     text = str(spec)

@@ -345,8 +345,7 @@ class Studio:
         each step), its run folder removed, as :class:`InversionCancelled`; set before the work begins, none is done."""
         from ..config import read_json
         from ..invert import Inverter, invert_files
-        from ..loading import portable_spec
-        from ..models.format import generator_fingerprint
+        from ..loading import DEMO_PREFIX, inversion_metadata
         from ..refine import Stopped, make_refinement
 
         files = [Path(f) for f in files]
@@ -355,7 +354,10 @@ class Studio:
         if len(files) > self.max_images:
             raise DseError(f"{len(files)} images: the page inverts at most {self.max_images} at a time",
                            hint="use dse invert for a folder")
-        refinement = make_refinement(refine, steps=steps)  # bad settings fail before any work
+        # bad settings fail before any work; the refinement asks stop before each step (without one an inversion is
+        # one encoder pass per batch, quick enough to run to its end once begun)
+        refinement = make_refinement(refine, steps=steps, lpips=self.lpips, progress=progress,
+                                     stop=None if stop is None else stop.is_set)
         align_with = _face_detector() if align else None
         with self._lock:
             if stop is not None and stop.is_set():  # stopped while another inversion held the lock: none begins
@@ -368,14 +370,8 @@ class Studio:
                 shutil.copyfile(path, _free_name(inputs, path.name))
             c = None if not class_ else G.class_vector([_class_key(class_)])
             choice = self.choice(label)
-            metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint":
-                        generator_fingerprint(G), "encoder": portable_spec(choice.encoder or f"demo:{choice.gan}"),
-                        "resolution": G.resolution}
-            # the refinement asks stop before each step; without one an inversion is one encoder pass (per batch),
-            # quick enough to run to its end once begun
-            refining = make_refinement(refine, steps=steps, lpips=self.lpips, progress=progress,
-                                       stop=None if stop is None else stop.is_set)
-            inverter = Inverter(G, E, refinement=refining)
+            metadata = inversion_metadata(G, spec, choice.encoder or f"{DEMO_PREFIX}{choice.gan}")
+            inverter = Inverter(G, E, refinement=refinement)
             out_dir = run_dir / "out"
             formats = ["safetensors", "npz", *(["npy"] if len(G.latent_shapes) == 1 else [])]  # npy: one array only
             try:

@@ -98,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from ..app.backend import Studio, model_choices
     from ..app.page import import_gradio, launch
     from ..device import resolve_device
-    from ..errors import DseError
-    from .common import load_lpips_for
+    from .common import optional_lpips
 
     import_gradio()  # without the extra: what to install, before any model loads
     check_port(args.host, args.port)
@@ -107,13 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dse: warning: serving on {args.host}: anyone who can reach this address can use the page "
               "(it has no authentication) and write files into its work folder", file=sys.stderr)
     choices = model_choices(args.gan, args.generator, args.encoder, folders=args.models)
-    try:
-        lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
-    except DseError as exc:
-        if args.lpips_weights or args.lpips_hub:
-            raise
-        print(f"dse: LPIPS metric skipped: {exc.message}", file=sys.stderr)
-        lpips = None
+    lpips = optional_lpips(args, refining=False)  # its note says "metric": whether a run refines is chosen on the page
     studio = Studio(choices, device=resolve_device(args.device), workdir=args.workdir, lpips=lpips)
     try:
         studio.pair(choices[0].label)  # a model that does not load fails here, in one line, not on the page

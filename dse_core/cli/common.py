@@ -55,6 +55,21 @@ def load_lpips_for(args: argparse.Namespace, needed: bool, without: str):
     return lpips_for_command(args.lpips_weights, args.lpips_hub, args.allow_untrained_lpips, without) if needed else None
 
 
+def optional_lpips(args: argparse.Namespace, refining: bool):
+    """:func:`load_lpips_for` where LPIPS is optional (dse invert, eval, app): without weights, the metric (and the
+    refinement loss's term) is skipped with a note; weights given but unusable stay an error."""
+    import sys
+
+    try:
+        return load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
+    except DseError as exc:
+        if args.lpips_weights or args.lpips_hub:
+            raise
+        uses = "metric and refinement loss term" if refining else "metric"
+        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
+        return None
+
+
 def lpips_note(lpips) -> str:
     if lpips is None:
         return "not computed"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DseError
-from .common import device_arg, generator_spec, load_lpips_for, lpips_args, lpips_note, positive_int, refine_method
+from .common import device_arg, generator_spec, lpips_args, lpips_note, optional_lpips, positive_int, refine_method
 
 DEFAULT_SYNTHETIC = 256
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     identity = _face_identity(args)
     G, encoders = _models(args, device)
     c = None if args.class_ is None else G.class_vector([args.class_])
-    lpips = _lpips(args, refining=any(methods) or bool(mean_starts))
+    lpips = optional_lpips(args, refining=any(methods) or bool(mean_starts))
     if lpips is not None:
         lpips = lpips.to(device)
         refinements, mean_starts = _refinements(args, methods, lpips), _mean_starts(args, lpips)
@@ -218,12 +218,3 @@ def _encoder_specs(args: argparse.Namespace) -> list[str]:
     return specs
 
 
-def _lpips(args: argparse.Namespace, refining: bool):
-    try:
-        return load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
-    except DseError as exc:
-        if args.lpips_weights or args.lpips_hub:
-            raise
-        uses = "metric and refinement loss term" if refining else "metric"
-        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
-        return None

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DseError
-from .common import device_arg, load_lpips_for, lpips_args, lpips_note, positive_int, refine_method
+from .common import device_arg, lpips_args, lpips_note, optional_lpips, positive_int, refine_method
 
 
 def add_parser(sub) -> None:
@@ -77,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import parse_colour
     from ..device import resolve_device
     from ..invert import Inverter, check_output_folder, invert_files, scan_for_inversion
-    from ..models.format import generator_fingerprint
-    from ..loading import load_pair, portable_spec
+    from ..loading import inversion_metadata, load_pair
     from ..refine import make_refinement
 
     method = refine_method(args.refine)
@@ -98,18 +97,10 @@ def run(args: argparse.Namespace) -> int:
     dist, device = distributed.init(device)
     G, encoder, spec = load_pair(args.generator, args.encoder, args.gan, device=device, force=args.force)
     c = None if args.class_ is None else G.class_vector([args.class_])
-    try:
-        lpips = load_lpips_for(args, needed=not args.no_lpips, without="--no-lpips")
-    except DseError as exc:
-        if args.lpips_weights or args.lpips_hub:
-            raise
-        uses = "metric and refinement loss term" if method else "metric"
-        print(f"dse: LPIPS {uses} skipped: {exc.message}", file=sys.stderr)
-        lpips = None
+    lpips = optional_lpips(args, refining=bool(method))
     if lpips is not None:
         lpips = lpips.to(device)
-    metadata = {"family": G.family, "generator": portable_spec(spec), "generator_fingerprint": generator_fingerprint(G),
-                "encoder": portable_spec(encoder_spec), "resolution": G.resolution}
+    metadata = inversion_metadata(G, spec, encoder_spec)
     # each stage's bar sits under the batch bar on a terminal; in a log both are plain lines (progress.progress_bar)
     stage_bars = not args.quiet and dist.is_main
     inverter = Inverter(G, encoder, noise_mode=args.noise_mode,
