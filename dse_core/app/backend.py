@@ -442,14 +442,14 @@ class Studio:
 
     def directions(self, label: str, method: str) -> tuple[Any, Path, str]:
         """(Direction, its folder, the ``dse directions`` command): SeFa or PCA, made once per model."""
-        from ..editing.compute import pca, sefa
+        from ..editing.compute import latent_dim, pca, sefa
 
         if method not in DIRECTION_METHODS:
             raise DseError(f"unknown direction method {method!r}", hint=f"use one of {', '.join(DIRECTION_METHODS)}")
 
         def make(G, spec):
             if method == "sefa":
-                direction = sefa(G, k=min(DIRECTION_COMPONENTS, _latent_width(G)), spec=spec)
+                direction = sefa(G, k=min(DIRECTION_COMPONENTS, latent_dim(G)), spec=spec)
             else:
                 direction = pca(G, k=DIRECTION_COMPONENTS, spec=spec)
             return direction, ["-n", str(len(direction))]
@@ -524,13 +524,10 @@ class Studio:
         """The image (H, W, C uint8) and latents of ``name`` moved by ``strength`` along each ``(component,
         strength)`` in turn (strengths in std where the direction knows it, as dse edit reads them)."""
         from ..editing import edit
-        from ..editing.apply import parse_layers
+        from ..editing.apply import layer_indices
 
         latents, G, _ = self.latents_of(run, name)
-        num_ws = G.latent_shapes["ws"][0] if "ws" in G.latent_shapes else 0
-        if layers and not num_ws:  # what saving it (dse edit) would say
-            raise DseError(f"--layers {layers}: the {G.family} generator has no per-layer ws", hint="clear the layers")
-        layer_ids = parse_layers(layers, num_ws) if layers else None
+        layer_ids = layer_indices(G, layers or None, hint="clear the layers")  # as saving it (dse edit) would
         for component, strength in moves:
             if strength:
                 latents = edit(latents, direction, [strength], component=component, layers=layer_ids)[0]
@@ -645,11 +642,6 @@ def _decode(G, latents: dict[str, torch.Tensor]) -> np.ndarray:
     with torch.no_grad():
         image = G.decode(latents)[:1].cpu()
     return to_uint8(image)[0]
-
-
-def _latent_width(G) -> int:
-    shape = G.latent_shapes.get("ws") or G.latent_shapes.get("z")
-    return int(shape[-1])
 
 
 def _face_detector():

@@ -48,19 +48,19 @@ def run(args: argparse.Namespace) -> int:
 
     from ..device import resolve_device
     from ..editing import compute
-    from ..editing.apply import parse_layers
+    from ..editing.apply import layer_indices
     from ..editing.direction import SUFFIX
     from ..loading import load_generator, portable_spec
 
     _check_options(args)
     spec = _spec(args)
     G = load_generator(spec, gan=args.gan, device=resolve_device(args.device)).eval()
-    layers = _layers(G, args.layers, parse_layers)
+    layers = layer_indices(G, args.layers, hint="drop --layers")
     where = portable_spec(spec)
     if args.method == "sefa":
-        direction = compute.sefa(G, layers, min(args.num, _latent_dim(G)), spec=where)
+        direction = compute.sefa(G, layers, min(args.num, compute.latent_dim(G)), spec=where)
     elif args.method == "pca":
-        direction = compute.pca(G, min(args.num, _latent_dim(G)), args.samples, args.seed, layers=layers, spec=where)
+        direction = compute.pca(G, min(args.num, compute.latent_dim(G)), args.samples, args.seed, layers=layers, spec=where)
     elif args.method == "svm":
         name = G.latent_names[0]
         latents, labels = labelled_latents(args.latents, args.labels, G, spec, name)
@@ -103,18 +103,6 @@ def _spec(args: argparse.Namespace) -> str:
         if metadata.get("generator"):  # a tuned G's path is recorded relative to the file
             return latents_generator(first, metadata)
     return generator_spec(args)
-
-
-def _latent_dim(G) -> int:
-    return G.w_dim if "ws" in G.latent_names else G.z_dim
-
-
-def _layers(G, text: str | None, parse_layers) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    if "ws" not in G.latent_names:
-        raise DseError(f"--layers {text}: the {G.family} generator has no per-layer ws", hint="drop --layers")
-    return parse_layers(text, G.num_ws)
 
 
 def read_labels(path: str | Path) -> dict[str, int]:

@@ -32,6 +32,16 @@ def parse_layers(text: str | None, num_ws: int) -> tuple[int, ...] | None:
     return tuple(sorted(set(layers)))
 
 
+def layer_indices(G, text: str | None, hint: str | None = None) -> tuple[int, ...] | None:
+    """:func:`parse_layers` against ``G``'s ws, or the one-line error where ``G`` has no per-layer ws (z-space
+    families); None -> None (all). ``hint``: what the caller's user should do about the latter."""
+    if text is None:
+        return None
+    if "ws" not in G.latent_shapes:
+        raise DseError(f"--layers {text}: the {G.family} generator has no per-layer ws", hint=hint)
+    return parse_layers(text, G.latent_shapes["ws"][0])
+
+
 def parse_strengths(text: str, steps: int | None = None) -> list[float]:
     """``"2"`` -> [2]; ``"-3:3"`` with ``steps`` (default 7) -> evenly spaced from -3 to 3; ``"-2,0,2"`` -> as listed."""
     try:

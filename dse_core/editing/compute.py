@@ -28,6 +28,12 @@ def _is_style(G) -> bool:
     return isinstance(G, StyleGenerator)
 
 
+def latent_dim(G) -> int:
+    """The width of the latent that directions move: w's where G has per-layer ws, else z's (at most that many
+    components)."""
+    return G.w_dim if "ws" in G.latent_names else G.z_dim
+
+
 def made_for(G, spec: str | None = None) -> dict:
     """The generator record a direction carries: family, spec (when known) and fingerprint."""
     from ..models.format import generator_fingerprint

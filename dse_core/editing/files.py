@@ -11,7 +11,7 @@ from ..config import write_json_atomic
 from ..errors import DseError
 from ..images import make_grid, save_image
 from ..latents import find_latents, match_latents, read_latents, write_latents
-from .apply import edit, interpolate as interpolate_latents, parse_layers, parse_strengths
+from .apply import edit, interpolate as interpolate_latents, layer_indices, parse_strengths
 from .direction import Direction
 
 
@@ -81,10 +81,7 @@ def edit_files(latents_path: str | Path, out_dir: Path, *, direction: str | Dire
         G0 = loaded[0][2]
         chosen = direction if isinstance(direction, Direction) else load_direction(direction, G0)
         origin = str(direction) if not isinstance(direction, Direction) else "the direction"
-        num_ws = G0.latent_shapes["ws"][0] if "ws" in G0.latent_shapes else 0
-        if layers and not num_ws:
-            raise DseError(f"--layers {layers}: the {G0.family} generator has no per-layer ws")
-        layer_ids = parse_layers(layers, num_ws) if layers else None
+        layer_ids = layer_indices(G0, layers or None)
         if renormalize and chosen.latent != "z":
             raise DseError(f"--renormalize applies to z-space edits; this direction edits {chosen.latent}")
         if not 0 <= component < len(chosen):
