@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DseError
-from .common import device_arg, generator_spec, lpips_args, lpips_note, optional_lpips, positive_int, refine_method
+from .common import device_arg, lpips_args, lpips_note, optional_lpips, positive_int, refine_method
 
 DEFAULT_SYNTHETIC = 256
 
@@ -197,17 +197,12 @@ def _steps(own: int | None, options: dict) -> int | None:
 
 def _models(args: argparse.Namespace, device):
     """G and [(name, E)]: as dse invert picks them (--gan alone: the demo pair; --encoder alone: its recorded G)."""
-    from ..loading import check_encoder_matches, load_encoder, load_generator, recorded_generator
+    from ..loading import load_encoder, load_pair
 
     specs = _encoder_specs(args)
-    if args.encoder and not args.generator and not args.gan:  # the generator the first encoder was trained for
-        first = load_encoder(specs[0], device=device)
-        G = load_generator(recorded_generator(first), device=device)
-        check_encoder_matches(first, G, force=args.force)
-        return G, [(specs[0], first)] + [(s, load_encoder(s, gan=G.family, device=device, generator=G,
-                                                          force=args.force)) for s in specs[1:]]
-    G = load_generator(generator_spec(args), gan=args.gan, device=device)
-    return G, [(s, load_encoder(s, gan=G.family, device=device, generator=G, force=args.force)) for s in specs]
+    G, first, _ = load_pair(args.generator, specs[0], args.gan, device=device, force=args.force)
+    return G, [(specs[0], first)] + [(s, load_encoder(s, gan=G.family, device=device, generator=G, force=args.force))
+                                     for s in specs[1:]]
 
 
 def _encoder_specs(args: argparse.Namespace) -> list[str]:
